@@ -1,0 +1,118 @@
+//! The JSON bodies of the HTTP API (DESIGN 1 and 2), shared by the server's handlers and the CLI
+//! client so the two cannot drift apart. Field names are Anchore's, exactly.
+//!
+//! Requests arrive as loosely typed as Anchore's clients send them (strings, optional fields) and
+//! are parsed into domain types by the engine, which answers bad input with a message that says
+//! what to fix. No response type holds a secret.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::secret::Secret;
+
+/// `POST /v1/registries` and `PUT /v1/registries/{registry}` (Anchore's
+/// `RegistryConfigurationRequest`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegistryConfigurationRequest {
+    pub registry: String,
+    pub registry_user: String,
+    pub registry_pass: Secret,
+    /// `docker_v2` or `awsecr`; absent (or null) means guessed from the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_type: Option<String>,
+    /// TLS verification; absent means true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_verify: Option<bool>,
+    /// A display name; absent means the registry string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_name: Option<String>,
+}
+
+/// A stored registry as the API shows it (Anchore's `RegistryConfiguration`, plus regkeep's own
+/// state fields). Never carries the password or a token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegistryConfiguration {
+    pub registry: String,
+    pub registry_name: String,
+    pub registry_user: String,
+    pub registry_type: String,
+    pub registry_verify: bool,
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+    /// When the credentials were last checked against the registry; null when added with
+    /// `validate=false` and never checked since.
+    #[serde(default)]
+    pub last_validated: Option<Timestamp>,
+}
+
+/// Every error answer: `{"message", "httpcode", "detail"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub message: String,
+    pub httpcode: u16,
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// An account record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(rename = "type")]
+    pub account_type: String,
+    pub state: String,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
+/// `POST /v1/accounts`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountCreationRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// `PUT /v1/accounts/{account}/state`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountStatus {
+    pub state: String,
+}
+
+/// A user record (never its password).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    #[serde(rename = "type")]
+    pub user_type: String,
+    pub source: Option<String>,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
+/// `POST /v1/accounts/{account}/users`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserCreationRequest {
+    pub username: String,
+    pub password: Secret,
+}
+
+/// `POST /v1/accounts/{account}/users/{user}/credentials`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccessCredential {
+    #[serde(rename = "type")]
+    pub credential_type: String,
+    pub value: Secret,
+}
+
+/// `GET /version`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    pub service: String,
+    pub version: String,
+    pub api_version: String,
+}

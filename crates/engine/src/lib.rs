@@ -1,0 +1,99 @@
+//! regkeep's use-cases: the rules that tie the domain to storage and to registries.
+//!
+//! Layout: [`accounts`] (accounts, users, authentication, who may act where), [`registries`]
+//! (add, validate, update, delete and read registries), [`passwords`] (Argon2id hashing).
+//! The server calls these; they never see HTTP.
+
+pub mod accounts;
+pub mod passwords;
+pub mod registries;
+
+use std::sync::Arc;
+
+use regkeep_domain::{AccountName, AccountType, Clock, UserName};
+use regkeep_registry::{RegistryClient, RegistryError};
+use regkeep_store::{Store, StoreError};
+
+/// Settings the use-cases obey.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// Whether `awsecr` registries may use the host's own AWS identity (`awsauto`, `_iam_role`).
+    /// Anchore's name and meaning; off by default.
+    pub allow_awsecr_iam_auto: bool,
+}
+
+/// The use-cases, with what they need. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    registry_client: RegistryClient,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+}
+
+/// An authenticated user, and the account it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserName,
+    pub account: AccountName,
+    pub account_type: AccountType,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.account_type == AccountType::Admin
+    }
+}
+
+/// Errors of the use-cases. Each variant is one answer to the client; messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The input is malformed: 400.
+    #[error("{0}")]
+    BadInput(String),
+    /// No or wrong credentials: 401.
+    #[error("authentication failed: give a valid user name and password (HTTP Basic)")]
+    Unauthorized,
+    /// Authenticated but not allowed: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// The registry (or AWS) refused or could not check the credentials: 422.
+    #[error("validating credentials for registry {registry} failed: {source}")]
+    ValidationFailed {
+        registry: String,
+        #[source]
+        source: RegistryError,
+    },
+    /// A feature this build does not have for this input: 422, with what to do instead.
+    #[error("{0}")]
+    NotSupported(String),
+    /// Something broke inside: 500. The message is logged, never sent to clients.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        EngineError::Internal(err.to_string())
+    }
+}
+
+impl Engine {
+    pub fn new(store: Store, registry_client: RegistryClient, clock: Arc<dyn Clock>, config: EngineConfig) -> Self {
+        Engine { store, registry_client, clock, config }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+}

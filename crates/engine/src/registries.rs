@@ -1,0 +1,306 @@
+//! Registries (DESIGN 1, 3.1–3.3): parse what clients send, validate credentials against the
+//! registry, store them sealed, update, delete, and read them back without the password.
+
+use regkeep_domain::registry_kind::EcrCredentialMode;
+use regkeep_domain::wire::RegistryConfigurationRequest;
+use regkeep_domain::{AccountName, EcrHost, Host, RegistryName, RegistryType, Secret};
+use regkeep_registry::{BasicCredentials, Endpoint};
+use regkeep_store::{RegistryRecord, StoreError};
+use tracing::{info, instrument, warn};
+
+use crate::{Engine, EngineError};
+
+/// Longest `registry_user` and `registry_name` accepted, in bytes.
+const MAX_FIELD_LEN: usize = 255;
+/// Longest `registry_pass` accepted, in bytes (ECR tokens are about 2 KiB; keep room).
+const MAX_PASS_LEN: usize = 8192;
+
+/// A registry request, parsed.
+#[derive(Clone, Debug)]
+pub struct RegistrySpec {
+    pub registry: RegistryName,
+    pub registry_user: String,
+    pub registry_pass: Secret,
+    pub registry_type: RegistryType,
+    /// Whether the type was guessed from the host (clients print a warning).
+    pub type_guessed: bool,
+    pub registry_verify: bool,
+    pub registry_name: String,
+}
+
+impl RegistrySpec {
+    /// Parses a request body: every field is checked, and each refusal says what to change.
+    ///
+    /// # Errors
+    /// [`EngineError::BadInput`].
+    pub fn parse(request: RegistryConfigurationRequest) -> Result<Self, EngineError> {
+        let registry: RegistryName = request
+            .registry
+            .parse()
+            .map_err(|e: regkeep_domain::RegistryNameError| EngineError::BadInput(e.to_string()))?;
+        let registry_user = request.registry_user;
+        check_text("registry_user", &registry_user, MAX_FIELD_LEN)?;
+        let registry_pass = request.registry_pass;
+        if registry_pass.is_empty() {
+            return Err(EngineError::BadInput(
+                "registry_pass is empty: give the registry password (or AWS secret access key, or `awsauto`)".into(),
+            ));
+        }
+        if registry_pass.expose().len() > MAX_PASS_LEN {
+            return Err(EngineError::BadInput(format!("registry_pass is longer than {MAX_PASS_LEN} bytes")));
+        }
+        if registry_pass.expose().chars().any(char::is_control) {
+            return Err(EngineError::BadInput(
+                "registry_pass contains control characters (a stray newline?): remove them".into(),
+            ));
+        }
+        let (registry_type, type_guessed) = match request.registry_type.as_deref().map(str::trim) {
+            None | Some("") => (RegistryType::guess(&registry), true),
+            Some(text) => (
+                RegistryType::parse(text).map_err(|e| EngineError::BadInput(e.to_string()))?,
+                false,
+            ),
+        };
+        let registry_name = match request.registry_name {
+            Some(name) if !name.is_empty() => {
+                check_text("registry_name", &name, MAX_FIELD_LEN)?;
+                name
+            }
+            _ => registry.to_string(),
+        };
+        Ok(RegistrySpec {
+            registry,
+            registry_user,
+            registry_pass,
+            registry_type,
+            type_guessed,
+            registry_verify: request.registry_verify.unwrap_or(true),
+            registry_name,
+        })
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), EngineError> {
+    if value.trim().is_empty() {
+        return Err(EngineError::BadInput(format!("{field} is empty: give a value")));
+    }
+    if value.trim() != value {
+        return Err(EngineError::BadInput(format!("{field} starts or ends with whitespace: remove it")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(EngineError::BadInput(format!("{field} contains control characters: remove them")));
+    }
+    if value.len() > max {
+        return Err(EngineError::BadInput(format!("{field} is longer than {max} bytes")));
+    }
+    Ok(())
+}
+
+/// What add/update did, for the answer.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    pub record: RegistryRecord,
+    pub type_guessed: bool,
+}
+
+impl Engine {
+    /// Lists the account's registries.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_registries(&self, account: &AccountName) -> Result<Vec<RegistryRecord>, EngineError> {
+        Ok(self.store.list_registries(account).await?)
+    }
+
+    /// One registry of the account.
+    ///
+    /// # Errors
+    /// [`EngineError::BadInput`] for a malformed name; [`EngineError::NotFound`].
+    pub async fn get_registry(&self, account: &AccountName, registry: &str) -> Result<RegistryRecord, EngineError> {
+        let registry = parse_registry(registry)?;
+        match self.store.get_registry(account, &registry).await {
+            Ok(record) => Ok(record),
+            Err(StoreError::NotFound) => Err(not_found(account, &registry)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds a registry: checks the input, refuses a duplicate, validates the credentials
+    /// against the registry when `validate`, then stores them sealed. Nothing is stored when any
+    /// step fails.
+    ///
+    /// # Errors
+    /// BadInput, Conflict, ValidationFailed, NotSupported.
+    #[instrument(skip_all, fields(account = %account, registry = %request.registry))]
+    pub async fn add_registry(
+        &self,
+        account: &AccountName,
+        request: RegistryConfigurationRequest,
+        validate: bool,
+    ) -> Result<Saved, EngineError> {
+        let spec = RegistrySpec::parse(request)?;
+        self.check_type_rules(&spec)?;
+        match self.store.get_registry(account, &spec.registry).await {
+            Ok(_) => return Err(conflict(&spec.registry)),
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let validated = if validate {
+            self.validate(&spec).await?;
+            Some(self.clock.now())
+        } else {
+            None
+        };
+        let now = self.clock.now();
+        let record = RegistryRecord {
+            account: account.clone(),
+            registry: spec.registry.clone(),
+            registry_name: spec.registry_name.clone(),
+            registry_user: spec.registry_user.clone(),
+            registry_type: spec.registry_type,
+            registry_verify: spec.registry_verify,
+            created_at: now,
+            last_updated: now,
+            last_validated: validated,
+        };
+        match self.store.insert_registry(&record, &spec.registry_pass).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists) => return Err(conflict(&spec.registry)),
+            Err(e) => return Err(e.into()),
+        }
+        info!(registry_type = %record.registry_type, validated = validate, "registry added");
+        Ok(Saved { record, type_guessed: spec.type_guessed })
+    }
+
+    /// Updates a registry: replaces its user, password, type, verify flag and name (nothing
+    /// else), validating first when `validate`. The path's registry and the body's must agree.
+    ///
+    /// # Errors
+    /// BadInput, NotFound, ValidationFailed, NotSupported.
+    #[instrument(skip_all, fields(account = %account, registry = %path_registry))]
+    pub async fn update_registry(
+        &self,
+        account: &AccountName,
+        path_registry: &str,
+        request: RegistryConfigurationRequest,
+        validate: bool,
+    ) -> Result<Saved, EngineError> {
+        let path_name = parse_registry(path_registry)?;
+        let spec = RegistrySpec::parse(request)?;
+        if spec.registry != path_name {
+            return Err(EngineError::BadInput(format!(
+                "the registry in the path ({path_name}) and in the body ({}) differ: to rename a registry, delete it and add it again",
+                spec.registry
+            )));
+        }
+        self.check_type_rules(&spec)?;
+        let existing = match self.store.get_registry(account, &spec.registry).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
+            Err(e) => return Err(e.into()),
+        };
+        let validated = if validate {
+            self.validate(&spec).await?;
+            Some(self.clock.now())
+        } else {
+            None
+        };
+        let record = RegistryRecord {
+            registry_name: spec.registry_name.clone(),
+            registry_user: spec.registry_user.clone(),
+            registry_type: spec.registry_type,
+            registry_verify: spec.registry_verify,
+            last_updated: self.clock.now(),
+            last_validated: validated,
+            ..existing
+        };
+        match self.store.update_registry(&record, &spec.registry_pass).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
+            Err(e) => return Err(e.into()),
+        }
+        info!(registry_type = %record.registry_type, validated = validate, "registry updated");
+        Ok(Saved { record, type_guessed: spec.type_guessed })
+    }
+
+    /// Removes a registry and its sealed password.
+    ///
+    /// # Errors
+    /// BadInput, NotFound.
+    pub async fn delete_registry(&self, account: &AccountName, registry: &str) -> Result<(), EngineError> {
+        let registry = parse_registry(registry)?;
+        match self.store.delete_registry(account, &registry).await {
+            Ok(()) => {
+                info!(account = %account, registry = %registry, "registry deleted");
+                Ok(())
+            }
+            Err(StoreError::NotFound) => Err(not_found(account, &registry)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The rules that depend on the type: ECR needs an ECR host and a readable credential
+    /// mode, and the host-identity modes need `allow_awsecr_iam_auto`.
+    fn check_type_rules(&self, spec: &RegistrySpec) -> Result<(), EngineError> {
+        if spec.registry_type != RegistryType::AwsEcr {
+            return Ok(());
+        }
+        let is_ecr_host = matches!(spec.registry.host(), Host::Dns(h) if EcrHost::parse(h).is_some());
+        if !is_ecr_host {
+            return Err(EngineError::BadInput(format!(
+                "registry {} is not an Amazon ECR host, so registry_type `awsecr` cannot serve it: ECR hosts look like `123456789012.dkr.ecr.us-east-1.amazonaws.com` or `public.ecr.aws`; use `docker_v2` for other registries",
+                spec.registry
+            )));
+        }
+        let mode = EcrCredentialMode::from_user_pass(&spec.registry_user, &spec.registry_pass)
+            .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        if mode.uses_host_identity() && !self.config.allow_awsecr_iam_auto {
+            return Err(EngineError::BadInput(
+                "using the host's own AWS identity (`awsauto`, `_iam_role`) is turned off: set `allow_awsecr_iam_auto: true` in the configuration (or REGKEEP_ALLOW_AWSECR_IAM_AUTO=true) to allow it, or give an access key id and secret access key".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn validate(&self, spec: &RegistrySpec) -> Result<(), EngineError> {
+        match spec.registry_type {
+            RegistryType::DockerV2 => {
+                let endpoint = Endpoint {
+                    authority: spec.registry.authority().to_owned(),
+                    verify_tls: spec.registry_verify,
+                };
+                let credentials = BasicCredentials {
+                    username: spec.registry_user.clone(),
+                    password: spec.registry_pass.clone(),
+                };
+                self.registry_client
+                    .ping(&endpoint, Some(&credentials))
+                    .await
+                    .map_err(|source| {
+                        warn!(error = %source, "registry validation failed");
+                        EngineError::ValidationFailed { registry: spec.registry.to_string(), source }
+                    })
+            }
+            RegistryType::AwsEcr => Err(EngineError::NotSupported(
+                "validating awsecr credentials (minting an ECR token) is not available in this version: add the registry with validate=false (`--skip-validate`)".into(),
+            )),
+        }
+    }
+}
+
+fn parse_registry(text: &str) -> Result<RegistryName, EngineError> {
+    text.parse()
+        .map_err(|e: regkeep_domain::RegistryNameError| EngineError::BadInput(e.to_string()))
+}
+
+fn not_found(account: &AccountName, registry: &RegistryName) -> EngineError {
+    EngineError::NotFound(format!(
+        "registry {registry} is not registered in account {account}: `regkeep registry list` shows the registered ones"
+    ))
+}
+
+fn conflict(registry: &RegistryName) -> EngineError {
+    EngineError::Conflict(format!(
+        "registry {registry} is already registered: use `regkeep registry update` (PUT /v1/registries/...) to change it"
+    ))
+}

@@ -1,0 +1,53 @@
+//! [`JsonBody`]: a JSON request body with errors in regkeep's shape. A missing `Content-Type` is
+//! taken as JSON (some clients omit it); any other type than JSON is refused with 415; size is
+//! bounded by `max_body_bytes` (413); malformed JSON or wrong fields are a 400 that says which.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+            let text = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+            let mime = text.split(';').next().unwrap_or_default().trim();
+            if mime != "application/json" && !mime.ends_with("+json") {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("Content-Type `{mime}` is not supported: send the body as JSON with `Content-Type: application/json`"),
+                ));
+            }
+        }
+        let limit = state.max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than {limit} bytes: send a smaller body"),
+                )
+            })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty: send a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "has a missing or wrongly typed field",
+            _ => "is not valid JSON",
+        };
+        ApiError::bad_request(format!("the request body {what}: {e}"))
+    })
+}

@@ -1,0 +1,78 @@
+//! [`ApiError`]: every error answer, as `{"message", "httpcode", "detail"}` with the status
+//! codes of DESIGN 1. A 5xx never echoes internal text: it is logged and the client gets a
+//! generic message.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use regkeep_domain::wire::ErrorBody;
+use regkeep_engine::EngineError;
+use serde_json::{json, Value};
+use tracing::error;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub detail: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), detail: json!({}) }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, EngineError::Unauthorized.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            EngineError::Unauthorized => ApiError::unauthorized(),
+            EngineError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
+            EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            EngineError::NotSupported(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            err @ EngineError::ValidationFailed { .. } => {
+                let EngineError::ValidationFailed { registry, source } = &err else {
+                    unreachable!("matched above")
+                };
+                let detail = json!({
+                    "registry": registry,
+                    "reason": source.kind(),
+                    "registry_status": source.status(),
+                    "answer": source.to_string(),
+                });
+                ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message: err.to_string(), detail }
+            }
+            EngineError::Internal(m) => {
+                error!(error = %m, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the server logged the cause; try again, and report it if it persists",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { message: self.message, httpcode: self.status.as_u16(), detail: self.detail };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regkeep\""));
+        }
+        response
+    }
+}

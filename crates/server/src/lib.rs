@@ -1,0 +1,189 @@
+//! regkeep's HTTP service.
+//!
+//! Layout: [`settings`] (configuration), [`telemetry`] (logging), [`auth`] (HTTP Basic and the
+//! verified-credentials cache), [`body`] (JSON bodies), [`error`] (error answers), [`routes`]
+//! (the API), and this module: [`Application`], which opens the store, seeds the admin, binds,
+//! and serves until a shutdown signal.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod routes;
+pub mod settings;
+pub mod telemetry;
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::RngCore;
+use regkeep_domain::{Clock, Secret, SystemClock};
+use regkeep_engine::{Engine, EngineConfig};
+use regkeep_registry::{RegistryClient, Timeouts, TlsSettings};
+use regkeep_store::{KeySource, Store};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+use auth::AuthCache;
+use settings::Settings;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub auth_cache: Arc<AuthCache>,
+    pub max_body_bytes: usize,
+}
+
+/// A bound, ready server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// The admin password generated on this start, if one was (shown once by the caller).
+    pub generated_admin_password: Option<(Secret, std::path::PathBuf)>,
+}
+
+impl Application {
+    /// Opens the store (migrating it), settles the key, seeds the admin account, and binds.
+    ///
+    /// # Errors
+    /// Any start-up problem, with what to fix.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the clock given (tests).
+    ///
+    /// # Errors
+    /// Any start-up problem.
+    pub async fn build_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+        let key_source = match &settings.secret_key {
+            Some(key) => KeySource::Inline(key.clone()),
+            None => KeySource::File(settings.secret_key_file()),
+        };
+        let database_url = settings.database_url();
+        let store = Store::open(&database_url, &key_source)
+            .await
+            .with_context(|| format!("cannot open the database {}", regkeep_store::redact_url(&database_url)))?;
+        let tls = TlsSettings::new(settings.tls.ca_bundle.as_deref(), Some(settings.certs_dir()))
+            .context("cannot load the TLS settings (tls.ca_bundle)")?;
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(settings.registry.connect_timeout_secs),
+            total: Duration::from_secs(settings.registry.request_timeout_secs),
+        };
+        let engine = Engine::new(
+            store,
+            RegistryClient::new(timeouts, tls),
+            clock,
+            EngineConfig { allow_awsecr_iam_auto: settings.allow_awsecr_iam_auto },
+        );
+        let generated_admin_password = seed_admin(&engine, settings).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (set `listen` / REGKEEP_LISTEN)", settings.listen))?;
+        let state = AppState {
+            engine,
+            auth_cache: Arc::new(AuthCache::new(Duration::from_secs(settings.auth_cache_seconds))),
+            max_body_bytes: settings.max_body_bytes,
+        };
+        Ok(Application { listener, state, generated_admin_password })
+    }
+
+    /// The address actually bound (port 0 in tests becomes a real port).
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the store.
+    ///
+    /// # Errors
+    /// Serving errors.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let store = self.state.engine.store().clone();
+        let app = routes::router()
+            .with_state(self.state)
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                // Method and path only: never headers (Authorization) or bodies (passwords).
+                tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+            }));
+        info!(listen = %self.listener.local_addr()?, "regkeep is serving");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed")?;
+        store.close().await;
+        info!("regkeep stopped");
+        Ok(())
+    }
+}
+
+/// Creates the admin on first start. The password comes from configuration, or from the kept
+/// file, or is generated and kept (0600) in `data_dir`.
+async fn seed_admin(engine: &Engine, settings: &Settings) -> anyhow::Result<Option<(Secret, std::path::PathBuf)>> {
+    let file = settings.admin_password_file();
+    let (password, generated) = match &settings.default_admin_password {
+        Some(p) => (p.clone(), false),
+        None if file.exists() => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read the admin password file {}", file.display()))?;
+            (Secret::new(text.trim_end_matches(['\n', '\r'])), false)
+        }
+        None => {
+            let mut bytes = [0u8; 18];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            use base64::Engine as _;
+            (Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)), true)
+        }
+    };
+    let created = engine.bootstrap_admin(&password).await?;
+    if created && generated {
+        write_private(&file, password.expose())
+            .with_context(|| format!("cannot keep the generated admin password in {}", file.display()))?;
+        return Ok(Some((password, file)));
+    }
+    Ok(None)
+}
+
+/// Writes a new file readable only by its owner.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,133 @@
+//! Accounts and users on Anchore's paths (DESIGN 2), so `anchore-cli account ...` works.
+//! Changes to users or accounts clear the verified-credentials cache.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use regkeep_domain::wire::{
+    AccessCredential, Account, AccountCreationRequest, AccountStatus, User, UserCreationRequest,
+};
+use regkeep_store::{AccountRecord, UserRecord};
+
+use crate::auth::Authenticated;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn own_account(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Account>, ApiError> {
+    Ok(Json(account_wire(&state.engine.own_account(&auth.caller).await?)))
+}
+
+pub async fn own_user(State(state): State<AppState>, auth: Authenticated) -> Result<Json<User>, ApiError> {
+    Ok(Json(user_wire(&state.engine.own_user(&auth.caller).await?)))
+}
+
+pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Vec<Account>>, ApiError> {
+    let records = state.engine.list_accounts(&auth.caller).await?;
+    Ok(Json(records.iter().map(account_wire).collect()))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(account): Path<String>,
+) -> Result<Json<Account>, ApiError> {
+    Ok(Json(account_wire(&state.engine.get_account(&auth.caller, &account).await?)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    JsonBody(request): JsonBody<AccountCreationRequest>,
+) -> Result<Json<Account>, ApiError> {
+    Ok(Json(account_wire(&state.engine.create_account(&auth.caller, request).await?)))
+}
+
+pub async fn set_state(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(account): Path<String>,
+    JsonBody(status): JsonBody<AccountStatus>,
+) -> Result<Json<AccountStatus>, ApiError> {
+    let record = state.engine.set_account_state(&auth.caller, &account, &status.state).await?;
+    state.auth_cache.clear();
+    Ok(Json(AccountStatus { state: record.state.as_str().to_owned() }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(account): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.delete_account(&auth.caller, &account).await?;
+    state.auth_cache.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(account): Path<String>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    let users = state.engine.list_users(&auth.caller, &account).await?;
+    Ok(Json(users.iter().map(user_wire).collect()))
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path((account, user)): Path<(String, String)>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(user_wire(&state.engine.get_user(&auth.caller, &account, &user).await?)))
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(account): Path<String>,
+    JsonBody(request): JsonBody<UserCreationRequest>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(user_wire(&state.engine.create_user(&auth.caller, &account, request).await?)))
+}
+
+pub async fn delete_user(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path((account, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.delete_user(&auth.caller, &account, &user).await?;
+    state.auth_cache.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn set_password(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path((account, user)): Path<(String, String)>,
+    JsonBody(credential): JsonBody<AccessCredential>,
+) -> Result<Json<User>, ApiError> {
+    let record = state.engine.set_user_password(&auth.caller, &account, &user, credential).await?;
+    state.auth_cache.clear();
+    Ok(Json(user_wire(&record)))
+}
+
+fn account_wire(record: &AccountRecord) -> Account {
+    Account {
+        name: record.name.to_string(),
+        email: record.email.clone(),
+        account_type: record.account_type.as_str().to_owned(),
+        state: record.state.as_str().to_owned(),
+        created_at: record.created_at,
+        last_updated: record.last_updated,
+    }
+}
+
+fn user_wire(record: &UserRecord) -> User {
+    User {
+        username: record.username.to_string(),
+        user_type: record.user_type.clone(),
+        source: record.source.clone(),
+        created_at: record.created_at,
+        last_updated: record.last_updated,
+    }
+}

@@ -1,0 +1,114 @@
+//! `/v1/registries`: list, add (with `validate`), get, update, delete (DESIGN 1). Every answer
+//! with records is a JSON array, as in Anchore; none carries a password.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use regkeep_domain::wire::{RegistryConfiguration, RegistryConfigurationRequest};
+use regkeep_store::RegistryRecord;
+
+use crate::auth::Authenticated;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
+    let records = state.engine.list_registries(&auth.account).await?;
+    Ok(Json(records.iter().map(to_wire).collect()))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(registry): Path<String>,
+) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
+    let record = state.engine.get_registry(&auth.account, &registry).await?;
+    Ok(Json(vec![to_wire(&record)]))
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    RawQuery(query): RawQuery,
+    JsonBody(request): JsonBody<RegistryConfigurationRequest>,
+) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
+    let validate = validate_flag(query.as_deref())?;
+    let saved = state.engine.add_registry(&auth.account, request, validate).await?;
+    Ok(Json(vec![to_wire(&saved.record)]))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(registry): Path<String>,
+    RawQuery(query): RawQuery,
+    JsonBody(request): JsonBody<RegistryConfigurationRequest>,
+) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
+    let validate = validate_flag(query.as_deref())?;
+    let saved = state.engine.update_registry(&auth.account, &registry, request, validate).await?;
+    Ok(Json(vec![to_wire(&saved.record)]))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(registry): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.engine.delete_registry(&auth.account, &registry).await?;
+    Ok(Json(serde_json::json!([])))
+}
+
+/// `validate` from the query string: true/false in any case (anchore-cli sends `True`/`False`);
+/// absent means true.
+fn validate_flag(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut validate = true;
+    for (key, value) in url_pairs(query.unwrap_or_default()) {
+        if key == "validate" {
+            validate = match value.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "query parameter validate=`{value}` is not a boolean: use true or false"
+                    )))
+                }
+            };
+        }
+    }
+    Ok(validate)
+}
+
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        (decode(k), decode(v))
+    })
+}
+
+pub(crate) fn to_wire(record: &RegistryRecord) -> RegistryConfiguration {
+    RegistryConfiguration {
+        registry: record.registry.to_string(),
+        registry_name: record.registry_name.clone(),
+        registry_user: record.registry_user.clone(),
+        registry_type: record.registry_type.as_str().to_owned(),
+        registry_verify: record.registry_verify,
+        user_id: record.account.to_string(),
+        created_at: record.created_at,
+        last_updated: record.last_updated,
+        last_validated: record.last_validated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_flag_accepts_any_case() {
+        assert!(validate_flag(None).unwrap());
+        assert!(validate_flag(Some("validate=True")).unwrap());
+        assert!(!validate_flag(Some("validate=False")).unwrap());
+        assert!(!validate_flag(Some("x=1&validate=FALSE")).unwrap());
+        assert!(validate_flag(Some("validate=maybe")).is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! Configuration: built-in defaults, then one YAML file (`--config` / `REGKEEP_CONFIG`), then
+//! `REGKEEP_*` environment variables (upper case; `__` for nesting, e.g.
+//! `REGKEEP_REGISTRY__CONNECT_TIMEOUT_SECS`). Defaults make `regkeep serve` work with no file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Yaml};
+use figment::Figment;
+use regkeep_domain::Secret;
+use serde::{Deserialize, Serialize};
+
+/// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
+/// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
+const KEYS: [&str; 13] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "default_admin_password",
+    "secret_key_file",
+    "secret_key",
+    "allow_awsecr_iam_auto",
+    "log_format",
+    "log_level",
+    "registry",
+    "tls",
+    "auth_cache_seconds",
+    "max_body_bytes",
+];
+
+/// Everything `regkeep serve` can be told.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database, the key file and the generated admin password live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; empty means the SQLite file in `data_dir`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// The admin user's password at first start; generated (and kept in `data_dir`) when absent.
+    #[serde(default, skip_serializing)]
+    pub default_admin_password: Option<Secret>,
+    /// The sealing key file; created (0600) in `data_dir` on first start when absent.
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    /// The sealing key itself (base64 of 32 bytes), instead of a file.
+    #[serde(default, skip_serializing)]
+    pub secret_key: Option<Secret>,
+    /// Whether `awsecr` registries may use the host's own AWS identity (Anchore's setting).
+    pub allow_awsecr_iam_auto: bool,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `regkeep=debug,info`.
+    pub log_level: String,
+    pub registry: RegistrySettings,
+    pub tls: TlsConfig,
+    /// How long a verified HTTP Basic credential is remembered (Argon2id is slow by design).
+    pub auth_cache_seconds: u64,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// Timeouts for talking to registries.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    pub connect_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+}
+
+/// Extra trust for registries with private CAs.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// A PEM bundle of CA certificates trusted for every registry.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+    /// A folder of per-registry CAs: `<certs_dir>/<host[:port]>/*.crt`. Default `data_dir/certs.d`.
+    #[serde(default)]
+    pub certs_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration problem, with where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct SettingsError(String);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8228)),
+            data_dir: default_data_dir(),
+            database_url: None,
+            default_admin_password: None,
+            secret_key_file: None,
+            secret_key: None,
+            allow_awsecr_iam_auto: false,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            registry: RegistrySettings {
+                connect_timeout_secs: 10,
+                request_timeout_secs: 30,
+            },
+            tls: TlsConfig::default(),
+            auth_cache_seconds: 30,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (when given), then the environment.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the key or file that is wrong.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_from(file, Env::prefixed("REGKEEP_"))
+    }
+
+    /// As [`Settings::load`], with the environment provider given (tests pass their own).
+    ///
+    /// # Errors
+    /// [`SettingsError`].
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(SettingsError(format!(
+                    "config file {} does not exist: check --config / REGKEEP_CONFIG",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Yaml::file(path));
+        }
+        let env = env
+            .split("__")
+            .filter(|key| KEYS.iter().any(|k| key.as_str().split('.').next() == Some(*k)));
+        figment = figment.merge(env);
+        let mut settings: Settings = figment.extract().map_err(|e| SettingsError(e.to_string()))?;
+        if settings.database_url.as_deref().is_some_and(str::is_empty) {
+            settings.database_url = None;
+        }
+        if settings.default_admin_password.as_ref().is_some_and(Secret::is_empty) {
+            settings.default_admin_password = None;
+        }
+        if settings.secret_key.as_ref().is_some_and(Secret::is_empty) {
+            settings.secret_key = None;
+        }
+        Ok(settings)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("regkeep.db").display()),
+        }
+    }
+
+    /// The key file in effect.
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// Where a generated admin password is kept.
+    pub fn admin_password_file(&self) -> PathBuf {
+        self.data_dir.join("admin_password")
+    }
+
+    /// The per-registry CA folder in effect.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.tls
+            .certs_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("certs.d"))
+    }
+}
+
+/// `$XDG_DATA_HOME/regkeep`, else `~/.local/share/regkeep`, else `./regkeep-data`.
+fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("regkeep");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/regkeep");
+    }
+    PathBuf::from("regkeep-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.yaml",
+                "listen: 127.0.0.1:9000\nallow_awsecr_iam_auto: true\nregistry:\n  connect_timeout_secs: 3\n  request_timeout_secs: 7\n",
+            )?;
+            jail.set_env("REGKEEP_LISTEN", "127.0.0.1:9100");
+            jail.set_env("REGKEEP_REGISTRY__REQUEST_TIMEOUT_SECS", "9");
+            jail.set_env("REGKEEP_URL", "http://ignored");
+            jail.set_env("REGKEEP_CONFIG", "ignored");
+            let s = Settings::load(Some(Path::new("c.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen.port(), 9100);
+            assert!(s.allow_awsecr_iam_auto);
+            assert_eq!(s.registry.connect_timeout_secs, 3);
+            assert_eq!(s.registry.request_timeout_secs, 9);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.yaml", "lisen: 127.0.0.1:9000\n")?;
+            let err = Settings::load(Some(Path::new("c.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("lisen"), "{err}");
+            jail.create_file("d.yaml", "allow_awsecr_iam_auto: maybe\n")?;
+            assert!(Settings::load(Some(Path::new("d.yaml"))).is_err());
+            assert!(Settings::load(Some(Path::new("missing.yaml"))).unwrap_err().to_string().contains("does not exist"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("XDG_DATA_HOME", "/tmp/xdg");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen.to_string(), "127.0.0.1:8228");
+            assert_eq!(s.data_dir, PathBuf::from("/tmp/xdg/regkeep"));
+            assert_eq!(s.database_url(), "sqlite:///tmp/xdg/regkeep/regkeep.db");
+            assert!(!s.allow_awsecr_iam_auto);
+            Ok(())
+        });
+    }
+}

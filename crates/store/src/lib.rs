@@ -1,0 +1,499 @@
+//! regkeep's persistence: accounts, users and registries in SQLite (embedded default) or
+//! PostgreSQL (several replicas sharing one state), through sqlx's `Any` driver so one set of
+//! runtime queries serves both; migrations are per backend.
+//!
+//! Secrets never reach the database in plain text: the store seals registry passwords with the
+//! [`sealing::SealingKey`] on the way in and opens them on the way out, binding each to its
+//! account and registry.
+//!
+//! Layout: [`sealing`] (key handling, AES-256-GCM), [`records`] (the rows as typed values),
+//! this module (opening, migrations, key check, queries).
+
+pub mod records;
+pub mod sealing;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use regkeep_domain::{AccountName, AccountState, RegistryName, Secret, Timestamp, UserName};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use records::{AccountRecord, RegistryRecord, UserRecord};
+use sealing::{registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const KEY_CHECK_PLAIN: &[u8] = b"regkeep key check";
+
+/// Which database the store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the sealing key comes from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// Given in configuration (base64 of 32 bytes).
+    Inline(Secret),
+    /// A key file; created (mode 0600) on first start when the database has no sealed data yet.
+    File(PathBuf),
+}
+
+/// Store errors. Variants say what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("database_url `{0}` is not supported: use `sqlite://PATH` or `postgres://USER:PASS@HOST/DB`")]
+    UnsupportedUrl(String),
+    #[error("the secret key does not open this database's sealed data: it was sealed under another key. Restore the original key (secret_key_file / REGKEEP_SECRET_KEY_FILE, or secret_key / REGKEEP_SECRET_KEY)")]
+    WrongKey,
+    #[error("this database holds sealed data but the secret key file {0} does not exist: restore it, or point secret_key_file (REGKEEP_SECRET_KEY_FILE) at the key this database was created with")]
+    MissingKey(PathBuf),
+    #[error(transparent)]
+    Sealing(#[from] SealingError),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists,
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The persistent state of regkeep. Cheap to clone (a pool and a key).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    key: SealingKey,
+}
+
+impl Store {
+    /// Opens (creating when needed) the database at `database_url`, applies migrations, and
+    /// settles the sealing key: checks it against the database's key check, or creates the key
+    /// file on a database that holds no sealed data yet.
+    ///
+    /// # Errors
+    /// [`StoreError::WrongKey`] / [`StoreError::MissingKey`] when the key does not fit the
+    /// database; database and migration errors.
+    pub async fn open(database_url: &str, key_source: &KeySource) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if database_url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(database_url)));
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                // Create the file (and its directory) on first start; WAL lets readers run
+                // beside the writer.
+                let url = if database_url.contains('?') {
+                    database_url.to_owned()
+                } else {
+                    format!("{database_url}?mode=rwc")
+                };
+                if let Some(path) = sqlite_path(database_url) {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+                        })?;
+                    }
+                }
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+                pool
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect(database_url).await?,
+        };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        let key_check: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                .bind("key_check")
+                .fetch_optional(&pool)
+                .await?;
+        let key = match key_source {
+            KeySource::Inline(text) => SealingKey::from_base64(text)?,
+            KeySource::File(path) if path.exists() => SealingKey::read_file(path)?,
+            KeySource::File(path) if key_check.is_some() => {
+                return Err(StoreError::MissingKey(path.clone()))
+            }
+            KeySource::File(path) => SealingKey::create_file(path)?,
+        };
+        match key_check {
+            Some(sealed) => {
+                if key.open(&sealed, KEY_CHECK_CONTEXT).is_err() {
+                    return Err(StoreError::WrongKey);
+                }
+            }
+            None => {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+                    .bind("key_check")
+                    .bind(key.seal(KEY_CHECK_PLAIN, KEY_CHECK_CONTEXT))
+                    .execute(&pool)
+                    .await?;
+            }
+        }
+        Ok(Store { pool, backend, key })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// The database error when it does not.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- accounts ----
+
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] when the name is taken.
+    pub async fn insert_account(&self, account: &AccountRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO accounts (name, email, account_type, state, created_at, last_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(account.name.as_str())
+        .bind(account.email.clone())
+        .bind(account.account_type.as_str())
+        .bind(account.state.as_str())
+        .bind(account.created_at.unix())
+        .bind(account.last_updated.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn get_account(&self, name: &AccountName) -> Result<AccountRecord> {
+        let row = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE name = $1"))
+            .bind(name.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        AccountRecord::from_row(&row)
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
+        let rows = sqlx::query(&format!("{ACCOUNT_SELECT} ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(AccountRecord::from_row).collect()
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn set_account_state(&self, name: &AccountName, state: AccountState, now: Timestamp) -> Result<()> {
+        let done = sqlx::query("UPDATE accounts SET state = $1, last_updated = $2 WHERE name = $3")
+            .bind(state.as_str())
+            .bind(now.unix())
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        expect_one(done.rows_affected())
+    }
+
+    /// Deletes an account with its users and registries (and their sealed secrets), in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn delete_account(&self, name: &AccountName) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["registries", "users"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account = $1"))
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query("DELETE FROM accounts WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        expect_one(done.rows_affected())?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- users ----
+
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] when the user name is taken (in any account).
+    pub async fn insert_user(&self, user: &UserRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (username, account, user_type, source, password_hash, created_at, last_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(user.username.as_str())
+        .bind(user.account.as_str())
+        .bind(user.user_type.clone())
+        .bind(user.source.clone())
+        .bind(user.password_hash.clone())
+        .bind(user.created_at.unix())
+        .bind(user.last_updated.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn get_user(&self, username: &UserName) -> Result<UserRecord> {
+        let row = sqlx::query(&format!("{USER_SELECT} WHERE username = $1"))
+            .bind(username.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        UserRecord::from_row(&row)
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn list_users(&self, account: &AccountName) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query(&format!("{USER_SELECT} WHERE account = $1 ORDER BY username"))
+            .bind(account.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(UserRecord::from_row).collect()
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn set_user_password_hash(&self, username: &UserName, hash: &str, now: Timestamp) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1, last_updated = $2 WHERE username = $3")
+            .bind(hash)
+            .bind(now.unix())
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await?;
+        expect_one(done.rows_affected())
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn delete_user(&self, account: &AccountName, username: &UserName) -> Result<()> {
+        let done = sqlx::query("DELETE FROM users WHERE account = $1 AND username = $2")
+            .bind(account.as_str())
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await?;
+        expect_one(done.rows_affected())
+    }
+
+    // ---- registries ----
+
+    /// Stores a registry and its password (sealed).
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] when the account already has this registry.
+    pub async fn insert_registry(&self, record: &RegistryRecord, pass: &Secret) -> Result<()> {
+        let sealed = self.seal_pass(record, pass);
+        sqlx::query(
+            "INSERT INTO registries (account, registry, registry_name, registry_user, registry_type, \
+             registry_verify, sealed_pass, created_at, last_updated, last_validated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(record.account.as_str())
+        .bind(record.registry.as_str())
+        .bind(record.registry_name.clone())
+        .bind(record.registry_user.clone())
+        .bind(record.registry_type.as_str())
+        .bind(i64::from(record.registry_verify))
+        .bind(sealed)
+        .bind(record.created_at.unix())
+        .bind(record.last_updated.unix())
+        .bind(record.last_validated.map(Timestamp::unix))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces the user, password, type, verify flag, name and times of an existing registry.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn update_registry(&self, record: &RegistryRecord, pass: &Secret) -> Result<()> {
+        let sealed = self.seal_pass(record, pass);
+        let done = sqlx::query(
+            "UPDATE registries SET registry_name = $1, registry_user = $2, registry_type = $3, \
+             registry_verify = $4, sealed_pass = $5, last_updated = $6, last_validated = $7 \
+             WHERE account = $8 AND registry = $9",
+        )
+        .bind(record.registry_name.clone())
+        .bind(record.registry_user.clone())
+        .bind(record.registry_type.as_str())
+        .bind(i64::from(record.registry_verify))
+        .bind(sealed)
+        .bind(record.last_updated.unix())
+        .bind(record.last_validated.map(Timestamp::unix))
+        .bind(record.account.as_str())
+        .bind(record.registry.as_str())
+        .execute(&self.pool)
+        .await?;
+        expect_one(done.rows_affected())
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn get_registry(&self, account: &AccountName, registry: &RegistryName) -> Result<RegistryRecord> {
+        let row = sqlx::query(&format!("{REGISTRY_SELECT} WHERE account = $1 AND registry = $2"))
+            .bind(account.as_str())
+            .bind(registry.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        RegistryRecord::from_row(&row)
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn list_registries(&self, account: &AccountName) -> Result<Vec<RegistryRecord>> {
+        let rows = sqlx::query(&format!("{REGISTRY_SELECT} WHERE account = $1 ORDER BY registry"))
+            .bind(account.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(RegistryRecord::from_row).collect()
+    }
+
+    /// The registry's password, opened.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::Sealing`] when the sealed value does not open
+    /// (it was moved from another row, or the key changed).
+    pub async fn registry_password(&self, account: &AccountName, registry: &RegistryName) -> Result<Secret> {
+        let sealed: Vec<u8> =
+            sqlx::query_scalar("SELECT sealed_pass FROM registries WHERE account = $1 AND registry = $2")
+                .bind(account.as_str())
+                .bind(registry.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        let plain = self
+            .key
+            .open(&sealed, &registry_pass_context(account.as_str(), registry.as_str()))?;
+        let text = String::from_utf8(plain.to_vec())
+            .map_err(|_| StoreError::Corrupt("a registry password is not UTF-8".into()))?;
+        Ok(Secret::new(text))
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn delete_registry(&self, account: &AccountName, registry: &RegistryName) -> Result<()> {
+        let done = sqlx::query("DELETE FROM registries WHERE account = $1 AND registry = $2")
+            .bind(account.as_str())
+            .bind(registry.as_str())
+            .execute(&self.pool)
+            .await?;
+        expect_one(done.rows_affected())
+    }
+
+    fn seal_pass(&self, record: &RegistryRecord, pass: &Secret) -> Vec<u8> {
+        self.key.seal(
+            pass.expose().as_bytes(),
+            &registry_pass_context(record.account.as_str(), record.registry.as_str()),
+        )
+    }
+}
+
+const ACCOUNT_SELECT: &str =
+    "SELECT name, email, account_type, state, created_at, last_updated FROM accounts";
+const USER_SELECT: &str =
+    "SELECT username, account, user_type, source, password_hash, created_at, last_updated FROM users";
+const REGISTRY_SELECT: &str = "SELECT account, registry, registry_name, registry_user, registry_type, \
+     registry_verify, created_at, last_updated, last_validated FROM registries";
+
+fn expect_one(rows: u64) -> Result<()> {
+    if rows == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Values read back from the database are parsed again: a bad one is [`StoreError::Corrupt`].
+pub(crate) fn parse_column<T: FromStr>(row: &AnyRow, column: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// The file path of a `sqlite:` URL, if it names one.
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+}
+
+/// A database URL with any password replaced, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_database_passwords() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite:///a/b.db?mode=rwc"), Some(Path::new("/a/b.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! The stored rows as typed values. Reading a row parses every column again into domain
+//! types, so a bad value in the database is an error, never a wrong answer.
+
+use regkeep_domain::{AccountName, AccountState, AccountType, RegistryName, RegistryType, Timestamp, UserName};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{parse_column, StoreError};
+
+/// An account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountRecord {
+    pub name: AccountName,
+    pub email: Option<String>,
+    pub account_type: AccountType,
+    pub state: AccountState,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
+/// A user of an account. `password_hash` is an Argon2id PHC string.
+#[derive(Clone, PartialEq)]
+pub struct UserRecord {
+    pub username: UserName,
+    pub account: AccountName,
+    pub user_type: String,
+    pub source: Option<String>,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("username", &self.username)
+            .field("account", &self.account)
+            .field("user_type", &self.user_type)
+            .field("password_hash", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registry an account registered. The password is stored sealed beside it and read only
+/// through [`crate::Store::registry_password`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegistryRecord {
+    pub account: AccountName,
+    pub registry: RegistryName,
+    pub registry_name: String,
+    pub registry_user: String,
+    pub registry_type: RegistryType,
+    pub registry_verify: bool,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+    pub last_validated: Option<Timestamp>,
+}
+
+fn time(row: &AnyRow, column: &str) -> Result<Timestamp, StoreError> {
+    Ok(Timestamp::from_unix(row.try_get::<i64, _>(column)?))
+}
+
+impl AccountRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let account_type: String = row.try_get("account_type")?;
+        let state: String = row.try_get("state")?;
+        Ok(AccountRecord {
+            name: parse_column(row, "name")?,
+            email: row.try_get("email")?,
+            account_type: AccountType::parse(&account_type)
+                .ok_or_else(|| StoreError::Corrupt(format!("account_type `{account_type}`")))?,
+            state: AccountState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("state `{state}`")))?,
+            created_at: time(row, "created_at")?,
+            last_updated: time(row, "last_updated")?,
+        })
+    }
+}
+
+impl UserRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(UserRecord {
+            username: parse_column(row, "username")?,
+            account: parse_column(row, "account")?,
+            user_type: row.try_get("user_type")?,
+            source: row.try_get("source")?,
+            password_hash: row.try_get("password_hash")?,
+            created_at: time(row, "created_at")?,
+            last_updated: time(row, "last_updated")?,
+        })
+    }
+}
+
+impl RegistryRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let registry_type: String = row.try_get("registry_type")?;
+        let last_validated: Option<i64> = row.try_get("last_validated")?;
+        Ok(RegistryRecord {
+            account: parse_column(row, "account")?,
+            registry: parse_column(row, "registry")?,
+            registry_name: row.try_get("registry_name")?,
+            registry_user: row.try_get("registry_user")?,
+            registry_type: RegistryType::parse(&registry_type)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            registry_verify: row.try_get::<i64, _>("registry_verify")? != 0,
+            created_at: time(row, "created_at")?,
+            last_updated: time(row, "last_updated")?,
+            last_validated: last_validated.map(Timestamp::from_unix),
+        })
+    }
+}

@@ -208,7 +208,7 @@ impl Engine {
         }
         if record.state != AccountState::Disabled {
             return Err(EngineError::Conflict(format!(
-                "account {name} is enabled: disable it first (PUT /v1/accounts/{name}/state {{\"state\": \"disabled\"}}, or `regkeep account disable {name}`)"
+                "Invalid account state change requested: account {name} is enabled; disable it first (PUT /v1/accounts/{name}/state {{\"state\": \"disabled\"}}, or `regkeep account disable {name}`)"
             )));
         }
         match self.store.delete_account(&name).await {

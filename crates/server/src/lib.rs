@@ -61,7 +61,7 @@ impl Application {
     /// # Errors
     /// Any start-up problem.
     pub async fn build_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&settings.data_dir)
+        create_private_dir(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
         let key_source = match &settings.secret_key {
             Some(key) => KeySource::Inline(key.clone()),
@@ -151,6 +151,19 @@ async fn seed_admin(engine: &Engine, settings: &Settings) -> anyhow::Result<Opti
         return Ok(Some((password, file)));
     }
     Ok(None)
+}
+
+/// Creates `dir` (mode 0700: it holds the database, the key and the admin password) when it
+/// does not exist; an existing folder keeps its mode.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// Writes a new file readable only by its owner.

@@ -143,7 +143,11 @@ impl Settings {
         }
         let env = env
             .split("__")
-            .filter(|key| KEYS.iter().any(|k| key.as_str().split('.').next() == Some(*k)));
+            .filter(|key| {
+                // Keys keep the variable's case (`LISTEN`): compare without it.
+                let top = key.as_str().split('.').next().unwrap_or_default();
+                KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+            });
         figment = figment.merge(env);
         let mut settings: Settings = figment.extract().map_err(|e| SettingsError(e.to_string()))?;
         if settings.database_url.as_deref().is_some_and(str::is_empty) {

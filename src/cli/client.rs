@@ -1,0 +1,133 @@
+//! The HTTP client of the CLI: where the server is, who we are, and what an answer means.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use regkeep_domain::wire::ErrorBody;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{GlobalArgs, EXIT_FAILURE, EXIT_REFUSED};
+
+const DEFAULT_URL: &str = "http://127.0.0.1:8228";
+
+pub struct Client {
+    http: reqwest::Client,
+    /// The API base, ending in `/v1`.
+    base: String,
+    user: Option<String>,
+    pass: Option<regkeep_domain::Secret>,
+    as_account: Option<String>,
+}
+
+/// A server answer that is not a success: printed, then turned into an exit code.
+pub struct Refusal {
+    pub status: StatusCode,
+    pub body: Option<ErrorBody>,
+    pub raw: String,
+}
+
+impl Refusal {
+    /// Prints the error the way anchore-cli does (message, code, detail) and gives the exit code.
+    pub fn report(&self) -> ExitCode {
+        match &self.body {
+            Some(body) => {
+                eprintln!("regkeep: error: {}", body.message);
+                eprintln!("HTTP code: {}", body.httpcode);
+                if body.detail.as_object().is_some_and(|d| !d.is_empty()) {
+                    eprintln!("Detail: {}", body.detail);
+                }
+            }
+            None => {
+                eprintln!("regkeep: error: HTTP {}: {}", self.status, self.raw.chars().take(300).collect::<String>());
+            }
+        }
+        if self.status.is_client_error() && self.status != StatusCode::UNAUTHORIZED {
+            ExitCode::from(EXIT_REFUSED)
+        } else {
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn env_either(primary: &str, fallback: &str) -> Option<String> {
+    std::env::var(primary)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var(fallback).ok().filter(|v| !v.is_empty()))
+}
+
+impl Client {
+    pub fn new(global: &GlobalArgs) -> anyhow::Result<Client> {
+        let url = global
+            .url
+            .clone()
+            .or_else(|| env_either("REGKEEP_URL", "ANCHORE_CLI_URL"))
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        let parsed = url::Url::parse(&url)
+            .with_context(|| format!("--url `{url}` is not a URL: give one like {DEFAULT_URL}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            anyhow::bail!("--url `{url}` must start with http:// or https://");
+        }
+        let trimmed = url.trim_end_matches('/');
+        let base = if trimmed.ends_with("/v1") { trimmed.to_owned() } else { format!("{trimmed}/v1") };
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(120))
+            .user_agent(concat!("regkeep-cli/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base,
+            user: global.user.clone().or_else(|| env_either("REGKEEP_USER", "ANCHORE_CLI_USER")),
+            pass: global
+                .pass
+                .clone()
+                .or_else(|| env_either("REGKEEP_PASS", "ANCHORE_CLI_PASS"))
+                .map(regkeep_domain::Secret::new),
+            as_account: global.as_account.clone(),
+        })
+    }
+
+    /// Sends a request; `Ok(Err(refusal))` when the server answered with an error.
+    pub async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<Result<T, Refusal>> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(user) = &self.user {
+            request = request.basic_auth(user, self.pass.as_ref().map(|p| p.expose()));
+        }
+        if let Some(account) = &self.as_account {
+            request = request.header("x-anchore-account", account);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| {
+            format!("cannot reach regkeep at {}: is `regkeep serve` running there? (--url / REGKEEP_URL)", self.base)
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.context("reading the server's answer")?;
+        if status.is_success() {
+            let text = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
+            let value = serde_json::from_slice(text)
+                .with_context(|| format!("the server's answer to {path} is not what regkeep expects"))?;
+            return Ok(Ok(value));
+        }
+        Ok(Err(Refusal {
+            status,
+            body: serde_json::from_slice(&bytes).ok(),
+            raw: String::from_utf8_lossy(&bytes).into_owned(),
+        }))
+    }
+}
+
+/// Percent-encodes a path segment (every `/` and `:` too, as anchore-cli does).
+pub fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -1,0 +1,117 @@
+//! Command-line parsing and the commands.
+//!
+//! Layout: this module (arguments, global options, dispatch), [`client`] (the HTTP client and
+//! how answers become exit codes), [`output`] (tables and JSON), [`registry`], [`account`]
+//! (the client commands), [`serve`] (the service).
+
+mod account;
+mod client;
+mod output;
+mod registry;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The server refused the request (4xx other than 401).
+pub const EXIT_REFUSED: u8 = 1;
+/// Unreachable server, failed authentication, server error, or a local failure.
+pub const EXIT_FAILURE: u8 = 2;
+
+/// regkeep keeps authenticated access to private container registries alive.
+///
+/// `regkeep serve` runs the service; the other commands talk to it over its HTTP API (the
+/// same API `anchore-cli registry ...` uses).
+#[derive(Parser, Debug)]
+#[command(name = "regkeep", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  regkeep serve
+  export REGKEEP_USER=admin REGKEEP_PASS=...     # or --u admin --p ...
+  regkeep registry add registry.example.com:5000 ci-bot --password-stdin < pass.txt
+  regkeep registry add 123456789012.dkr.ecr.us-east-1.amazonaws.com AKIA... --password-stdin
+  regkeep registry list --json";
+
+/// Options every client command takes.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// regkeep's URL, e.g. `http://127.0.0.1:8228` (a trailing `/v1` is fine). Default: env
+    /// REGKEEP_URL, then ANCHORE_CLI_URL, then http://127.0.0.1:8228.
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// User name. Default: env REGKEEP_USER, then ANCHORE_CLI_USER.
+    #[arg(long = "u", visible_alias = "user", global = true, value_name = "USER")]
+    pub user: Option<String>,
+    /// Password; prefer env REGKEEP_PASS (then ANCHORE_CLI_PASS) so it stays out of the process list.
+    #[arg(long = "p", visible_alias = "pass", global = true, value_name = "PASS")]
+    pub pass: Option<String>,
+    /// Act in another account (admins only), e.g. `--as-account team-a`.
+    #[arg(long, global = true, value_name = "ACCOUNT")]
+    pub as_account: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the regkeep service (embedded SQLite by default; no config file needed).
+    Serve(serve::ServeArgs),
+    /// Manage registry credentials.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+    /// Manage accounts (admin).
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Manage the users of an account (admin).
+    #[command(subcommand)]
+    User(account::UserCommand),
+}
+
+/// Parses arguments and runs the command.
+///
+/// # Errors
+/// Local failures (bad arguments after parsing, I/O, start-up); server answers become exit
+/// codes, not errors.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Registry(cmd) => registry::run(&client::Client::new(&cli.global)?, &cli.global, cmd).await,
+            Command::Account(cmd) => account::run_account(&client::Client::new(&cli.global)?, &cli.global, cmd).await,
+            Command::User(cmd) => account::run_user(&client::Client::new(&cli.global)?, &cli.global, cmd).await,
+        }
+    })
+}
+
+/// Reads a secret from standard input: the first line, without its line ending.
+pub(crate) fn read_stdin_secret(what: &str) -> anyhow::Result<regkeep_domain::Secret> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let value = line.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        anyhow::bail!("--password-stdin was given but standard input held no {what}: pipe it in, e.g. `regkeep ... --password-stdin < file`");
+    }
+    Ok(regkeep_domain::Secret::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,49 @@
+//! Printing answers: a table for people, JSON (`--json`) for scripts. Write errors (a closed
+//! pipe) surface as I/O errors, which `main` turns into exit 0 for a broken pipe.
+
+use std::io::Write;
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+/// Prints `value` as pretty JSON.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints rows under a header, aligned in columns.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    let mut out = std::io::stdout().lock();
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Prints `label: value` lines, labels aligned.
+pub fn fields(pairs: &[(&str, String)]) -> anyhow::Result<()> {
+    let width = pairs.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    for (label, value) in pairs {
+        writeln!(out, "{label:width$}  {value}")?;
+    }
+    Ok(())
+}
+
+/// Prints one line.
+pub fn line(text: &str) -> anyhow::Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}")?;
+    Ok(())
+}

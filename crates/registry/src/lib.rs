@@ -99,9 +99,11 @@ impl RegistryError {
 pub struct RegistryClient {
     timeouts: Timeouts,
     tls: Arc<TlsSettings>,
-    /// Clients keyed by (authority, verify): building one loads root certificates, so they
-    /// are made once. A std Mutex: held only to look up or insert, never across an await.
-    clients: Arc<Mutex<HashMap<(String, bool), reqwest::Client>>>,
+    /// Clients keyed by authority, verify flag, and the state of the registry's `certs.d`
+    /// folder (so a CA dropped in takes effect without a restart): building one loads root
+    /// certificates, so they are made once. A std Mutex: held only to look up or insert, never
+    /// across an await.
+    clients: Arc<Mutex<HashMap<(String, bool, String), reqwest::Client>>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -143,7 +145,11 @@ impl RegistryClient {
     }
 
     fn http_client(&self, endpoint: &Endpoint) -> Result<reqwest::Client, RegistryError> {
-        let key = (endpoint.authority.clone(), endpoint.verify_tls);
+        let key = (
+            endpoint.authority.clone(),
+            endpoint.verify_tls,
+            self.tls.fingerprint(&endpoint.authority, endpoint.verify_tls),
+        );
         if let Some(client) = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(client.clone());
         }

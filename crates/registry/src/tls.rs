@@ -37,6 +37,32 @@ impl TlsSettings {
         Ok(TlsSettings { global_roots, certs_dir })
     }
 
+    /// What the per-registry CA folder holds now (names, sizes, modification times): part of the
+    /// client cache key, so that changing the folder makes a new client.
+    pub(crate) fn fingerprint(&self, authority: &str, verify: bool) -> String {
+        if !verify {
+            return String::new();
+        }
+        let Some(dir) = &self.certs_dir else { return String::new() };
+        let mut parts: Vec<String> = match std::fs::read_dir(dir.join(authority)) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let meta = e.metadata().ok();
+                    let modified = meta
+                        .as_ref()
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    format!("{}:{}:{}", e.file_name().to_string_lossy(), meta.map_or(0, |m| m.len()), modified)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        parts.sort();
+        parts.join("|")
+    }
+
     pub(crate) fn apply(
         &self,
         mut builder: reqwest::ClientBuilder,

@@ -27,14 +27,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             }
         }
         let limit = state.max_body_bytes;
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {limit} bytes: send a smaller body"),
+            )
+        };
+        // Refuse a declared oversize body before reading any of it.
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is larger than {limit} bytes: send a smaller body"),
-                )
-            })?;
+            .map_err(|_| too_large())?;
         parse(&bytes).map(JsonBody)
     }
 }
@@ -43,11 +53,17 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the request body is empty: send a JSON object"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Data => "has a missing or wrongly typed field",
-            _ => "is not valid JSON",
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = match inner.classify() {
+            serde_json::error::Category::Data if path != "." => {
+                format!("the request body's field `{path}` is wrong: {inner}")
+            }
+            serde_json::error::Category::Data => format!("the request body has a missing or wrongly typed field: {inner}"),
+            _ => format!("the request body is not valid JSON: {inner}"),
         };
-        ApiError::bad_request(format!("the request body {what}: {e}"))
+        ApiError::bad_request(message)
     })
 }

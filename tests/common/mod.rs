@@ -1,0 +1,295 @@
+//! Test harness shared by the integration tests: the real peers started by `scripts/peers.sh`
+//! (read from `target/peers/env` variables), a fresh regkeep per test on SQLite or PostgreSQL,
+//! and log capture so every test can check that no secret was logged.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rand::RngCore;
+use regkeep_domain::Secret;
+use regkeep_server::settings::Settings;
+use regkeep_server::Application;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::Connection;
+
+/// The peers `scripts/peers.sh start` runs, as its env file describes them.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    pub http: String,
+    pub tls: String,
+    pub bearer: String,
+    pub anon: String,
+    pub user: String,
+    pub pass: String,
+    pub ca: PathBuf,
+    pub postgres_url: String,
+    pub anchore_cli: PathBuf,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `scripts/test.sh` (it starts the peers), or `source target/peers/env` after `scripts/peers.sh start`")
+    })
+}
+
+pub fn peers() -> Peers {
+    Peers {
+        http: var("REGKEEP_TEST_REGISTRY_HTTP"),
+        tls: var("REGKEEP_TEST_REGISTRY_TLS"),
+        bearer: var("REGKEEP_TEST_REGISTRY_BEARER"),
+        anon: var("REGKEEP_TEST_REGISTRY_ANON"),
+        user: var("REGKEEP_TEST_REGISTRY_USER"),
+        pass: var("REGKEEP_TEST_REGISTRY_PASS"),
+        ca: PathBuf::from(var("REGKEEP_TEST_CA")),
+        postgres_url: var("REGKEEP_TEST_POSTGRES_URL"),
+        anchore_cli: PathBuf::from(var("REGKEEP_TEST_ANCHORE_CLI")),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed test once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Backend::Sqlite).await }) *
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Backend::Postgres).await }) *
+        }
+    };
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A database for one test: a SQLite file in the data directory, or a fresh PostgreSQL
+/// database dropped by [`TestDatabase::drop_database`].
+#[derive(Clone, Debug)]
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: Option<String>,
+    admin_url: Option<String>,
+    name: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => TestDatabase { backend, url: None, admin_url: None, name: None },
+            Backend::Postgres => {
+                let admin_url = peers().postgres_url;
+                let name = format!("regkeep_test_{}", random_hex(6));
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+                let url = match admin_url.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}"),
+                    None => panic!("REGKEEP_TEST_POSTGRES_URL has no database part"),
+                };
+                TestDatabase { backend, url: Some(url), admin_url: Some(admin_url), name: Some(name) }
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        if let (Some(admin), Some(name)) = (&self.admin_url, &self.name) {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+            }
+        }
+    }
+}
+
+/// Logs of this test process, captured at debug level.
+pub fn captured_logs() -> String {
+    let buffer = log_buffer();
+    let bytes = buffer.lock().unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = CaptureWriter(buffer.clone());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug,hyper=info,h2=info,sqlx=info,rustls=info,reqwest=debug")
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .try_init();
+            buffer
+        })
+        .clone()
+}
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A regkeep served in-process on a random port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub admin_pass: String,
+    pub data_dir: Arc<tempfile::TempDir>,
+    pub database: TestDatabase,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test app: loopback port 0, its own data directory, a random admin password.
+pub fn test_settings(data_dir: &Path, database: &TestDatabase, admin_pass: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_owned(),
+        database_url: database.url.clone(),
+        default_admin_password: Some(Secret::new(admin_pass)),
+        registry: regkeep_server::settings::RegistrySettings { connect_timeout_secs: 5, request_timeout_secs: 10 },
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    /// A fresh regkeep on `backend` with default settings.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A fresh regkeep on `backend`, with settings adjusted by `adjust`.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        log_buffer();
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        let database = TestDatabase::create(backend).await;
+        let admin_pass = format!("admin-{}", random_hex(8));
+        let mut settings = test_settings(data_dir.path(), &database, &admin_pass);
+        adjust(&mut settings);
+        Self::start(settings, data_dir, database, admin_pass).await
+    }
+
+    async fn start(settings: Settings, data_dir: Arc<tempfile::TempDir>, database: TestDatabase, admin_pass: String) -> TestApp {
+        let app = Application::build(&settings).await.expect("regkeep starts");
+        let addr = app.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            admin_pass,
+            data_dir,
+            database,
+            settings,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops and starts again on the same data directory and database.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut settings = self.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        Self::start(settings, self.data_dir.clone(), self.database.clone(), self.admin_pass.clone()).await
+    }
+
+    /// Stops the server and drops its PostgreSQL database.
+    pub async fn finish(mut self) {
+        self.stop().await;
+        self.database.drop_database().await;
+    }
+
+    /// A request as admin (or `auth` = (user, pass)), with an optional `x-anchore-account`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        auth: Option<(&str, &str)>,
+        account: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let (user, pass) = auth.unwrap_or(("admin", &self.admin_pass));
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).basic_auth(user, Some(pass));
+        if let Some(account) = account {
+            request = request.header("x-anchore-account", account);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request reaches regkeep");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, None, None, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(body), None, None).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, Some(body), None, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, None, None, None).await
+    }
+}
+
+/// `{registry, registry_user, registry_pass, ...}` for a registry request.
+pub fn registry_body(registry: &str, user: &str, pass: &str) -> Value {
+    serde_json::json!({"registry": registry, "registry_user": user, "registry_pass": pass})
+}
+
+/// Percent-encodes a registry for a path, as anchore-cli does.
+pub fn enc(registry: &str) -> String {
+    registry.replace('%', "%25").replace('/', "%2F").replace(':', "%3A").replace('*', "%2A")
+}
+
+/// Fails when any of `secrets` appears in `text`, naming where.
+pub fn assert_no_secrets(place: &str, text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        assert!(!text.contains(secret), "a secret appeared in {place}");
+    }
+}

@@ -32,7 +32,10 @@ fn plain_http_body(registry: &str, user: &str, pass: &str) -> Value {
 }
 
 fn first(value: &Value) -> &Value {
-    value.as_array().and_then(|a| a.first()).expect("a JSON array with a record")
+    value
+        .as_array()
+        .and_then(|a| a.first())
+        .expect("a JSON array with a record")
 }
 
 fn message(value: &Value) -> &str {
@@ -43,16 +46,31 @@ async fn basic_auth_registry_validates_and_refuses(backend: Backend) {
     let p = peers();
     let app = TestApp::spawn(backend).await;
 
-    let (status, body) = app.post("/v1/registries", plain_http_body(&p.http, &p.user, "wrong-password-123")).await;
+    let (status, body) = app
+        .post(
+            "/v1/registries",
+            plain_http_body(&p.http, &p.user, "wrong-password-123"),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["httpcode"], 422);
     assert_eq!(body["detail"]["reason"], "refused");
     assert_eq!(body["detail"]["registry_status"], 401);
-    assert!(message(&body).contains("UNAUTHORIZED"), "names what the registry answered: {body}");
-    assert_eq!(app.get("/v1/registries").await.1, json!([]), "nothing stored");
+    assert!(
+        message(&body).contains("UNAUTHORIZED"),
+        "names what the registry answered: {body}"
+    );
+    assert_eq!(
+        app.get("/v1/registries").await.1,
+        json!([]),
+        "nothing stored"
+    );
 
     let (status, body) = app
-        .post("/v1/registries?validate=True", plain_http_body(&p.http, &p.user, &p.pass))
+        .post(
+            "/v1/registries?validate=True",
+            plain_http_body(&p.http, &p.user, &p.pass),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let record = first(&body);
@@ -65,7 +83,10 @@ async fn basic_auth_registry_validates_and_refuses(backend: Backend) {
     assert!(record["last_validated"].is_string());
     assert!(record.get("registry_pass").is_none());
     let created = record["created_at"].as_str().unwrap();
-    assert!(created.ends_with('Z') && created.len() == 20, "RFC 3339 UTC: {created}");
+    assert!(
+        created.ends_with('Z') && created.len() == 20,
+        "RFC 3339 UTC: {created}"
+    );
 
     let (status, body) = app.get(&format!("/v1/registries/{}", enc(&p.http))).await;
     assert_eq!(status, StatusCode::OK);
@@ -74,11 +95,17 @@ async fn basic_auth_registry_validates_and_refuses(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.as_array().unwrap().len(), 1);
 
-    let (status, body) = app.post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass)).await;
+    let (status, body) = app
+        .post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(message(&body).contains("update"));
 
-    assert_no_secrets("logs", &captured_logs(), &[&p.pass, "wrong-password-123", &app.admin_pass]);
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &[&p.pass, "wrong-password-123", &app.admin_pass],
+    );
     app.finish().await;
 }
 
@@ -86,7 +113,9 @@ async fn tls_registry_needs_its_ca(backend: Backend) {
     let p = peers();
     // No CA configured: the private CA is not trusted.
     let app = TestApp::spawn(backend).await;
-    let (status, body) = app.post("/v1/registries", registry_body(&p.tls, &p.user, &p.pass)).await;
+    let (status, body) = app
+        .post("/v1/registries", registry_body(&p.tls, &p.user, &p.pass))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["detail"]["reason"], "tls");
     assert!(message(&body).contains("CA"), "says how to fix: {body}");
@@ -109,53 +138,90 @@ async fn tls_registry_needs_its_ca(backend: Backend) {
     let certs = app.data_dir.path().join("certs.d").join(&p.tls);
     std::fs::create_dir_all(&certs).unwrap();
     std::fs::copy(&p.ca, certs.join("ca.crt")).unwrap();
-    let (status, body) = app.post("/v1/registries", registry_body(&format!("{}/team/*", p.tls), &p.user, &p.pass)).await;
+    let (status, body) = app
+        .post(
+            "/v1/registries",
+            registry_body(&format!("{}/team/*", p.tls), &p.user, &p.pass),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.finish().await;
 
     // A global CA bundle works too.
     let ca = p.ca.clone();
     let app = TestApp::spawn_with(backend, move |s| s.tls.ca_bundle = Some(ca)).await;
-    let (status, body) = app.post("/v1/registries", registry_body(&p.tls, &p.user, &p.pass)).await;
+    let (status, body) = app
+        .post("/v1/registries", registry_body(&p.tls, &p.user, &p.pass))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(first(&body)["registry_verify"], true);
 
     // A plain-HTTP registry with verification on fails clearly; with it off, falls back to HTTP.
-    let (status, body) = app.post("/v1/registries", registry_body(&p.http, &p.user, &p.pass)).await;
+    let (status, body) = app
+        .post("/v1/registries", registry_body(&p.http, &p.user, &p.pass))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let mut plain = registry_body(&p.http, &p.user, &p.pass);
     plain["registry_verify"] = json!(false);
     let (status, body) = app.post("/v1/registries", plain).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_no_secrets("logs", &captured_logs(), &[&p.pass, "nope-nope-nope", &app.admin_pass]);
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &[&p.pass, "nope-nope-nope", &app.admin_pass],
+    );
     app.finish().await;
 }
 
 async fn bearer_token_registry_validates_and_refuses(backend: Backend) {
     let p = peers();
     let app = TestApp::spawn(backend).await;
-    let (status, body) = app.post("/v1/registries", plain_http_body(&p.bearer, &p.user, "bad-bearer-pass")).await;
+    let (status, body) = app
+        .post(
+            "/v1/registries",
+            plain_http_body(&p.bearer, &p.user, "bad-bearer-pass"),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["detail"]["reason"], "refused");
     assert!(message(&body).contains("token server"), "{body}");
     assert_eq!(app.get("/v1/registries").await.1, json!([]));
 
-    let (status, body) = app.post("/v1/registries", plain_http_body(&p.bearer, &p.user, &p.pass)).await;
+    let (status, body) = app
+        .post(
+            "/v1/registries",
+            plain_http_body(&p.bearer, &p.user, &p.pass),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(first(&body)["last_validated"].is_string());
-    assert_no_secrets("logs", &captured_logs(), &[&p.pass, "bad-bearer-pass", &app.admin_pass]);
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &[&p.pass, "bad-bearer-pass", &app.admin_pass],
+    );
     app.finish().await;
 }
 
 async fn skip_validate_stores_without_contact(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // Nothing listens on port 1: validation fails as unreachable, and nothing is stored.
-    let (status, body) = app.post("/v1/registries?validate=true", registry_body("127.0.0.1:1", "u", "p")).await;
+    let (status, body) = app
+        .post(
+            "/v1/registries?validate=true",
+            registry_body("127.0.0.1:1", "u", "p"),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["detail"]["reason"], "unreachable");
     assert_eq!(app.get("/v1/registries").await.1, json!([]));
 
-    let (status, body) = app.post("/v1/registries?validate=False", registry_body("127.0.0.1:1", "u", "p")).await;
+    let (status, body) = app
+        .post(
+            "/v1/registries?validate=False",
+            registry_body("127.0.0.1:1", "u", "p"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(first(&body)["last_validated"].is_null());
     app.finish().await;
@@ -164,15 +230,22 @@ async fn skip_validate_stores_without_contact(backend: Backend) {
 async fn update_replaces_only_what_it_may(backend: Backend) {
     let p = peers();
     let app = TestApp::spawn(backend).await;
-    let (status, added) = app.post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass)).await;
+    let (status, added) = app
+        .post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let added = first(&added).clone();
 
     // A wrong password on update is refused and the stored entry stays as it was.
     let path = format!("/v1/registries/{}?validate=True", enc(&p.http));
-    let (status, _) = app.put(&path, plain_http_body(&p.http, &p.user, "bad")).await;
+    let (status, _) = app
+        .put(&path, plain_http_body(&p.http, &p.user, "bad"))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(first(&app.get(&format!("/v1/registries/{}", enc(&p.http))).await.1), &added);
+    assert_eq!(
+        first(&app.get(&format!("/v1/registries/{}", enc(&p.http))).await.1),
+        &added
+    );
 
     // Keys other than user/pass/type/verify/name are ignored (Anchore copied them all).
     let mut body = plain_http_body(&p.http, &p.user, &p.pass);
@@ -189,12 +262,17 @@ async fn update_replaces_only_what_it_may(backend: Backend) {
     assert_eq!(updated["created_at"], added["created_at"]);
 
     // Path and body must name the same registry.
-    let (status, body) = app.put(&path, registry_body("other.example.com", "u", "p")).await;
+    let (status, body) = app
+        .put(&path, registry_body("other.example.com", "u", "p"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message(&body).contains("differ"));
     // Unknown registry.
     let (status, _) = app
-        .put("/v1/registries/unknown.example.com?validate=false", registry_body("unknown.example.com", "u", "p"))
+        .put(
+            "/v1/registries/unknown.example.com?validate=false",
+            registry_body("unknown.example.com", "u", "p"),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.finish().await;
@@ -203,24 +281,45 @@ async fn update_replaces_only_what_it_may(backend: Backend) {
 async fn delete_answers_404_for_unknown(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let reg = "reg.example.com:5000/team/*";
-    let (status, _) = app.post("/v1/registries?validate=false", registry_body(reg, "u", "p")).await;
+    let (status, _) = app
+        .post(
+            "/v1/registries?validate=false",
+            registry_body(reg, "u", "p"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     // Both an encoded path (anchore-cli) and a raw one reach the same registry.
-    assert_eq!(app.get("/v1/registries/reg.example.com:5000/team/*").await.0, StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/registries/reg.example.com:5000/team/*")
+            .await
+            .0,
+        StatusCode::OK
+    );
     let (status, _) = app.delete(&format!("/v1/registries/{}", enc(reg))).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = app.delete(&format!("/v1/registries/{}", enc(reg))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(message(&body).contains("registry list"));
-    assert_eq!(app.get(&format!("/v1/registries/{}", enc(reg))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/v1/registries/{}", enc(reg))).await.0,
+        StatusCode::NOT_FOUND
+    );
     app.finish().await;
 }
 
 async fn create_account_with_user(app: &TestApp, account: &str, user: &str, pass: &str) {
-    let (status, body) = app.post("/v1/accounts", json!({"name": account, "email": format!("{account}@example.com")})).await;
+    let (status, body) = app
+        .post(
+            "/v1/accounts",
+            json!({"name": account, "email": format!("{account}@example.com")}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = app
-        .post(&format!("/v1/accounts/{account}/users"), json!({"username": user, "password": pass}))
+        .post(
+            &format!("/v1/accounts/{account}/users"),
+            json!({"username": user, "password": pass}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -233,66 +332,154 @@ async fn accounts_never_see_each_other(backend: Backend) {
     let bob = Some(("bob", "bob-pass-1"));
     let add = |reg: &str| json!({"registry": reg, "registry_user": "u", "registry_pass": "p"});
 
-    let (s, b) = app.request(Method::POST, "/v1/registries?validate=false", Some(add("a.example.com")), alice, None).await;
+    let (s, b) = app
+        .request(
+            Method::POST,
+            "/v1/registries?validate=false",
+            Some(add("a.example.com")),
+            alice,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(first(&b)["userId"], "team-a");
-    let (s, _) = app.request(Method::POST, "/v1/registries?validate=false", Some(add("b.example.com")), bob, None).await;
+    let (s, _) = app
+        .request(
+            Method::POST,
+            "/v1/registries?validate=false",
+            Some(add("b.example.com")),
+            bob,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     // The same registry string in two accounts is two entries.
-    let (s, _) = app.request(Method::POST, "/v1/registries?validate=false", Some(add("a.example.com")), bob, None).await;
+    let (s, _) = app
+        .request(
+            Method::POST,
+            "/v1/registries?validate=false",
+            Some(add("a.example.com")),
+            bob,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
 
     let names = |v: &Value| -> Vec<String> {
-        v.as_array().unwrap().iter().map(|r| r["registry"].as_str().unwrap().to_owned()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["registry"].as_str().unwrap().to_owned())
+            .collect()
     };
-    let (_, list) = app.request(Method::GET, "/v1/registries", None, alice, None).await;
+    let (_, list) = app
+        .request(Method::GET, "/v1/registries", None, alice, None)
+        .await;
     assert_eq!(names(&list), ["a.example.com"]);
-    let (_, list) = app.request(Method::GET, "/v1/registries", None, bob, None).await;
+    let (_, list) = app
+        .request(Method::GET, "/v1/registries", None, bob, None)
+        .await;
     assert_eq!(names(&list), ["a.example.com", "b.example.com"]);
-    let (s, _) = app.request(Method::GET, "/v1/registries/b.example.com", None, alice, None).await;
+    let (s, _) = app
+        .request(
+            Method::GET,
+            "/v1/registries/b.example.com",
+            None,
+            alice,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app.request(Method::DELETE, "/v1/registries/b.example.com", None, alice, None).await;
+    let (s, _) = app
+        .request(
+            Method::DELETE,
+            "/v1/registries/b.example.com",
+            None,
+            alice,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // A non-admin may not act in another account.
-    let (s, b) = app.request(Method::GET, "/v1/registries", None, alice, Some("team-b")).await;
+    let (s, b) = app
+        .request(Method::GET, "/v1/registries", None, alice, Some("team-b"))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert!(message(&b).contains("admin"));
     // An admin may; the admin account itself has none.
-    let (s, list) = app.request(Method::GET, "/v1/registries", None, None, Some("team-b")).await;
+    let (s, list) = app
+        .request(Method::GET, "/v1/registries", None, None, Some("team-b"))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(names(&list), ["a.example.com", "b.example.com"]);
     assert_eq!(app.get("/v1/registries").await.1, json!([]));
-    let (s, _) = app.request(Method::GET, "/v1/registries", None, None, Some("no-such-account")).await;
+    let (s, _) = app
+        .request(
+            Method::GET,
+            "/v1/registries",
+            None,
+            None,
+            Some("no-such-account"),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Non-admins do not manage accounts.
-    let (s, _) = app.request(Method::GET, "/v1/accounts", None, alice, None).await;
+    let (s, _) = app
+        .request(Method::GET, "/v1/accounts", None, alice, None)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_no_secrets("logs", &captured_logs(), &["alice-pass-1", "bob-pass-1", &app.admin_pass]);
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &["alice-pass-1", "bob-pass-1", &app.admin_pass],
+    );
     app.finish().await;
 }
 
 async fn account_and_user_management(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // Unauthenticated and wrongly authenticated requests.
-    let response = app.http.get(format!("{}/v1/registries", app.base)).send().await.unwrap();
+    let response = app
+        .http
+        .get(format!("{}/v1/registries", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(response.headers()["www-authenticate"], "Basic realm=\"regkeep\"");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Basic realm=\"regkeep\""
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["httpcode"], 401);
-    let (s, _) = app.request(Method::GET, "/v1", None, Some(("admin", "wrong")), None).await;
+    let (s, _) = app
+        .request(Method::GET, "/v1", None, Some(("admin", "wrong")), None)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     for open in ["/health", "/version"] {
-        assert_eq!(app.http.get(format!("{}{open}", app.base)).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.http
+                .get(format!("{}{open}", app.base))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
     }
 
     create_account_with_user(&app, "team-c", "carol", "carol-pass-1").await;
     let carol = Some(("carol", "carol-pass-1"));
-    let (s, me) = app.request(Method::GET, "/v1/account", None, carol, None).await;
+    let (s, me) = app
+        .request(Method::GET, "/v1/account", None, carol, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(me["name"], "team-c");
     assert_eq!(me["type"], "user");
-    let (_, me) = app.request(Method::GET, "/v1/user", None, carol, None).await;
+    let (_, me) = app
+        .request(Method::GET, "/v1/user", None, carol, None)
+        .await;
     assert_eq!(me["username"], "carol");
     let (s, _) = app.post("/v1/accounts", json!({"name": "team-c"})).await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -303,36 +490,70 @@ async fn account_and_user_management(backend: Backend) {
     assert!(users[0].get("password").is_none() && users[0].get("password_hash").is_none());
 
     // A new password takes effect at once (the verification cache is cleared).
-    assert_eq!(app.request(Method::GET, "/v1", None, carol, None).await.0, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/v1", None, carol, None).await.0,
+        StatusCode::OK
+    );
     let (s, _) = app
-        .post("/v1/accounts/team-c/users/carol/credentials", json!({"type": "password", "value": "carol-pass-2"}))
+        .post(
+            "/v1/accounts/team-c/users/carol/credentials",
+            json!({"type": "password", "value": "carol-pass-2"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(app.request(Method::GET, "/v1", None, carol, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.request(Method::GET, "/v1", None, carol, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let carol = Some(("carol", "carol-pass-2"));
-    assert_eq!(app.request(Method::GET, "/v1", None, carol, None).await.0, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/v1", None, carol, None).await.0,
+        StatusCode::OK
+    );
 
     // Add a registry to the account, then disable: its users can no longer log in.
     let (s, _) = app
-        .request(Method::POST, "/v1/registries?validate=false", Some(registry_body("c.example.com", "u", "p")), carol, None)
+        .request(
+            Method::POST,
+            "/v1/registries?validate=false",
+            Some(registry_body("c.example.com", "u", "p")),
+            carol,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = app.delete("/v1/accounts/team-c").await;
-    assert_eq!(s, StatusCode::CONFLICT, "only disabled accounts are deleted: {b}");
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "only disabled accounts are deleted: {b}"
+    );
     assert!(message(&b).contains("disable"));
-    let (s, b) = app.put("/v1/accounts/team-c/state", json!({"state": "disabled"})).await;
+    let (s, b) = app
+        .put("/v1/accounts/team-c/state", json!({"state": "disabled"}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["state"], "disabled");
-    assert_eq!(app.request(Method::GET, "/v1", None, carol, None).await.0, StatusCode::UNAUTHORIZED);
-    let (s, _) = app.put("/v1/accounts/team-c/state", json!({"state": "sleeping"})).await;
+    assert_eq!(
+        app.request(Method::GET, "/v1", None, carol, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _) = app
+        .put("/v1/accounts/team-c/state", json!({"state": "sleeping"}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = app.put("/v1/accounts/admin/state", json!({"state": "disabled"})).await;
+    let (s, _) = app
+        .put("/v1/accounts/admin/state", json!({"state": "disabled"}))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // Delete: the account, its users and its registries go.
     let (s, _) = app.delete("/v1/accounts/team-c").await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/v1/accounts/team-c").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/v1/accounts/team-c").await.0,
+        StatusCode::NOT_FOUND
+    );
     let account = "team-c".parse::<regkeep_domain::AccountName>().unwrap();
     let store = open_store(&app).await;
     assert!(store.list_registries(&account).await.unwrap().is_empty());
@@ -340,26 +561,56 @@ async fn account_and_user_management(backend: Backend) {
 
     // Users: add, duplicate, delete, delete again.
     create_account_with_user(&app, "team-d", "dave", "dave-pass-1").await;
-    let (s, _) = app.post("/v1/accounts/team-d/users", json!({"username": "dave", "password": "x-pass-xx"})).await;
+    let (s, _) = app
+        .post(
+            "/v1/accounts/team-d/users",
+            json!({"username": "dave", "password": "x-pass-xx"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     let (s, _) = app.get("/v1/accounts/team-d/users/dave").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(app.delete("/v1/accounts/team-d/users/dave").await.0, StatusCode::NO_CONTENT);
-    assert_eq!(app.delete("/v1/accounts/team-d/users/dave").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.delete("/v1/accounts/admin/users/admin").await.0, StatusCode::FORBIDDEN);
-    assert_no_secrets("logs", &captured_logs(), &["carol-pass-1", "carol-pass-2", "dave-pass-1", &app.admin_pass]);
+    assert_eq!(
+        app.delete("/v1/accounts/team-d/users/dave").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete("/v1/accounts/team-d/users/dave").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete("/v1/accounts/admin/users/admin").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &[
+            "carol-pass-1",
+            "carol-pass-2",
+            "dave-pass-1",
+            &app.admin_pass,
+        ],
+    );
     app.finish().await;
 }
 
 /// Opens the app's store directly (same database and key) to look behind the API.
 async fn open_store(app: &TestApp) -> regkeep_store::Store {
     let key = regkeep_store::KeySource::File(app.settings.secret_key_file());
-    regkeep_store::Store::open(&app.settings.database_url(), &key).await.unwrap()
+    regkeep_store::Store::open(&app.settings.database_url(), &key)
+        .await
+        .unwrap()
 }
 
 async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (s, _) = app.post("/v1/registries?validate=false", registry_body("kept.example.com", "u", "p")).await;
+    let (s, _) = app
+        .post(
+            "/v1/registries?validate=false",
+            registry_body("kept.example.com", "u", "p"),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let before = app.get("/v1/registries").await.1;
 
@@ -404,7 +655,10 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(status, want, "{what}: {body}");
         assert_eq!(body["httpcode"], want, "{what}: error body shape: {body}");
-        assert!(message(&body).contains(word), "{what}: message should mention `{word}`: {body}");
+        assert!(
+            message(&body).contains(word),
+            "{what}: message should mention `{word}`: {body}"
+        );
     }
     // A 10 MB body: refused with 413 before it is read. curl, because it stops sending and reads
     // the early answer, where an HTTP client library reports a broken pipe instead.
@@ -429,13 +683,22 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
     }
     let out = curl.wait_with_output().unwrap();
     let body: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(body["httpcode"], 413, "10 MB body: {body} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        body["httpcode"],
+        413,
+        "10 MB body: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(message(&body).contains("larger"));
 
     // A bad registry in the path.
     let (s, b) = app.get("/v1/registries/https%3A%2F%2Fx").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    assert_eq!(app.get("/v1/registries").await.1, before, "the store is unchanged");
+    assert_eq!(
+        app.get("/v1/registries").await.1,
+        before,
+        "the store is unchanged"
+    );
     assert_eq!(app.get("/v1/accounts").await.1.as_array().unwrap().len(), 1);
     app.finish().await;
 }
@@ -444,26 +707,54 @@ async fn restart_keeps_everything(backend: Backend) {
     let p = peers();
     let app = TestApp::spawn(backend).await;
     create_account_with_user(&app, "team-r", "rita", "rita-pass-1").await;
-    let (s, _) = app.post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass)).await;
+    let (s, _) = app
+        .post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass))
+        .await;
     assert_eq!(s, StatusCode::OK);
     let rita = Some(("rita", "rita-pass-1"));
     let (s, _) = app
-        .request(Method::POST, "/v1/registries?validate=false", Some(registry_body("r.example.com", "u", "rita-reg-pass")), rita, None)
+        .request(
+            Method::POST,
+            "/v1/registries?validate=false",
+            Some(registry_body("r.example.com", "u", "rita-reg-pass")),
+            rita,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let admin_list = app.get("/v1/registries").await.1;
-    let rita_list = app.request(Method::GET, "/v1/registries", None, rita, None).await.1;
+    let rita_list = app
+        .request(Method::GET, "/v1/registries", None, rita, None)
+        .await
+        .1;
 
     let app = app.restart().await;
     assert_eq!(app.get("/v1/registries").await.1, admin_list);
-    assert_eq!(app.request(Method::GET, "/v1/registries", None, rita, None).await.1, rita_list);
+    assert_eq!(
+        app.request(Method::GET, "/v1/registries", None, rita, None)
+            .await
+            .1,
+        rita_list
+    );
     // The sealed passwords still open under the kept key file.
     let store = open_store(&app).await;
     let admin = regkeep_domain::AccountName::admin();
     let reg: regkeep_domain::RegistryName = p.http.parse().unwrap();
-    assert_eq!(store.registry_password(&admin, &reg).await.unwrap().expose(), p.pass);
+    assert_eq!(
+        store
+            .registry_password(&admin, &reg)
+            .await
+            .unwrap()
+            .expose(),
+        p.pass
+    );
     // Validation still works with what was stored: update re-validates with the same password.
-    let (s, b) = app.put(&format!("/v1/registries/{}", enc(&p.http)), plain_http_body(&p.http, &p.user, &p.pass)).await;
+    let (s, b) = app
+        .put(
+            &format!("/v1/registries/{}", enc(&p.http)),
+            plain_http_body(&p.http, &p.user, &p.pass),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     app.finish().await;
 }
@@ -472,13 +763,25 @@ async fn secrets_are_sealed_in_the_database(backend: Backend) {
     let p = peers();
     let app = TestApp::spawn(backend).await;
     let registry_pass = format!("reg-secret-{}", common::random_hex(8));
-    let (s, _) = app.post("/v1/registries?validate=false", registry_body("sealed.example.com", "u", &registry_pass)).await;
+    let (s, _) = app
+        .post(
+            "/v1/registries?validate=false",
+            registry_body("sealed.example.com", "u", &registry_pass),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = app.post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass)).await;
+    let (s, _) = app
+        .post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass))
+        .await;
     assert_eq!(s, StatusCode::OK);
     create_account_with_user(&app, "team-s", "sam", "sam-user-pass").await;
     let admin_pass = app.admin_pass.clone();
-    let secrets = [registry_pass.as_str(), p.pass.as_str(), "sam-user-pass", admin_pass.as_str()];
+    let secrets = [
+        registry_pass.as_str(),
+        p.pass.as_str(),
+        "sam-user-pass",
+        admin_pass.as_str(),
+    ];
 
     // Every API answer so far, and a list: no secret.
     let (_, list) = app.get("/v1/registries").await;
@@ -496,17 +799,24 @@ async fn secrets_are_sealed_in_the_database(backend: Backend) {
                 }
             }
             assert!(!dump.is_empty());
-            assert_no_secrets("the SQLite files", &String::from_utf8_lossy(&dump), &secrets);
+            assert_no_secrets(
+                "the SQLite files",
+                &String::from_utf8_lossy(&dump),
+                &secrets,
+            );
         }
         Backend::Postgres => {
             use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(app.database.url.as_deref().unwrap()).await.unwrap();
+            let mut conn = sqlx::PgConnection::connect(app.database.url.as_deref().unwrap())
+                .await
+                .unwrap();
             let mut dump = String::new();
             for table in ["registries", "users", "accounts", "meta"] {
-                let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT CAST(t AS TEXT) FROM {table} t"))
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap();
+                let rows: Vec<(String,)> =
+                    sqlx::query_as(&format!("SELECT CAST(t AS TEXT) FROM {table} t"))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
                 for (row,) in rows {
                     dump.push_str(&row);
                 }
@@ -514,7 +824,10 @@ async fn secrets_are_sealed_in_the_database(backend: Backend) {
             assert!(dump.contains("sealed.example.com"));
             assert_no_secrets("the PostgreSQL tables", &dump, &secrets);
             // BYTEA columns print as hex: look for the secrets' hex too.
-            let hex: Vec<String> = secrets.iter().map(|s| s.bytes().map(|b| format!("{b:02x}")).collect()).collect();
+            let hex: Vec<String> = secrets
+                .iter()
+                .map(|s| s.bytes().map(|b| format!("{b:02x}")).collect())
+                .collect();
             let hex: Vec<&str> = hex.iter().map(String::as_str).collect();
             assert_no_secrets("the PostgreSQL tables (hex)", &dump, &hex);
         }
@@ -524,7 +837,14 @@ async fn secrets_are_sealed_in_the_database(backend: Backend) {
     let store = open_store(&app).await;
     let admin = regkeep_domain::AccountName::admin();
     let sealed: regkeep_domain::RegistryName = "sealed.example.com".parse().unwrap();
-    assert_eq!(store.registry_password(&admin, &sealed).await.unwrap().expose(), registry_pass);
+    assert_eq!(
+        store
+            .registry_password(&admin, &sealed)
+            .await
+            .unwrap()
+            .expose(),
+        registry_pass
+    );
     store.close().await;
     swap_sealed_passwords(&app, "sealed.example.com", &p.http).await;
     let store = open_store(&app).await;
@@ -534,15 +854,27 @@ async fn secrets_are_sealed_in_the_database(backend: Backend) {
     let key_file = app.settings.secret_key_file();
     let original = std::fs::read(&key_file).unwrap();
     std::fs::write(&key_file, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
-    let err = regkeep_server::Application::build(&app.settings).await.err().expect("wrong key refused");
+    let err = regkeep_server::Application::build(&app.settings)
+        .await
+        .err()
+        .expect("wrong key refused");
     assert!(format!("{err:#}").contains("another key"), "{err:#}");
     std::fs::remove_file(&key_file).unwrap();
-    let err = regkeep_server::Application::build(&app.settings).await.err().expect("missing key refused");
+    let err = regkeep_server::Application::build(&app.settings)
+        .await
+        .err()
+        .expect("missing key refused");
     assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
-    assert!(!key_file.exists(), "a new key is not made for a database that has sealed data");
+    assert!(
+        !key_file.exists(),
+        "a new key is not made for a database that has sealed data"
+    );
     std::fs::write(&key_file, original).unwrap();
     let app = app.restart().await;
-    assert_eq!(app.get("/v1/registries").await.1.as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.get("/v1/registries").await.1.as_array().unwrap().len(),
+        2
+    );
     assert_no_secrets("logs", &captured_logs(), &secrets);
     app.finish().await;
 }
@@ -551,7 +883,10 @@ async fn swap_sealed_passwords(app: &TestApp, a: &str, b: &str) {
     sqlx::any::install_default_drivers();
     let url = app.settings.database_url();
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let get = |r: &str| sqlx::query_scalar::<_, Vec<u8>>("SELECT sealed_pass FROM registries WHERE registry = $1").bind(r.to_owned());
+    let get = |r: &str| {
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT sealed_pass FROM registries WHERE registry = $1")
+            .bind(r.to_owned())
+    };
     let sealed_a = get(a).fetch_one(&pool).await.unwrap();
     let sealed_b = get(b).fetch_one(&pool).await.unwrap();
     for (registry, sealed) in [(a, sealed_b), (b, sealed_a)] {
@@ -569,23 +904,40 @@ async fn awsecr_rules(backend: Backend) {
     let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
     let app = TestApp::spawn(backend).await;
     // The host's own identity is off by default: refused, naming the setting.
-    let (s, b) = app.post("/v1/registries?validate=false", registry_body(ecr, "awsauto", "awsauto")).await;
+    let (s, b) = app
+        .post(
+            "/v1/registries?validate=false",
+            registry_body(ecr, "awsauto", "awsauto"),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(message(&b).contains("allow_awsecr_iam_auto"));
     let (s, _) = app
-        .post("/v1/registries?validate=false", registry_body(ecr, "_iam_role", "arn:aws:iam::123456789012:role/pull"))
+        .post(
+            "/v1/registries?validate=false",
+            registry_body(ecr, "_iam_role", "arn:aws:iam::123456789012:role/pull"),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     // Static keys: the type is guessed from the host.
-    let (s, b) = app.post("/v1/registries?validate=false", registry_body(ecr, "AKIAEXAMPLE", "aws-secret-key-1")).await;
+    let (s, b) = app
+        .post(
+            "/v1/registries?validate=false",
+            registry_body(ecr, "AKIAEXAMPLE", "aws-secret-key-1"),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(first(&b)["registry_type"], "awsecr");
     // Updating an ECR registry works (Anchore's fails) and cannot switch to awsauto.
     let path = format!("/v1/registries/{}?validate=false", enc(ecr));
-    let (s, b) = app.put(&path, registry_body(ecr, "AKIAOTHER", "aws-secret-key-2")).await;
+    let (s, b) = app
+        .put(&path, registry_body(ecr, "AKIAOTHER", "aws-secret-key-2"))
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(first(&b)["registry_user"], "AKIAOTHER");
-    let (s, _) = app.put(&path, registry_body(ecr, "awsauto", "awsauto")).await;
+    let (s, _) = app
+        .put(&path, registry_body(ecr, "awsauto", "awsauto"))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     // awsecr on a host that is not ECR.
     let mut body = registry_body("registry.example.com", "AKIA", "x");
@@ -593,11 +945,20 @@ async fn awsecr_rules(backend: Backend) {
     let (s, b) = app.post("/v1/registries?validate=false", body).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(message(&b).contains("not an Amazon ECR host"));
-    assert_no_secrets("logs", &captured_logs(), &["aws-secret-key-1", "aws-secret-key-2"]);
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &["aws-secret-key-1", "aws-secret-key-2"],
+    );
     app.finish().await;
 
     let app = TestApp::spawn_with(backend, |s| s.allow_awsecr_iam_auto = true).await;
-    let (s, b) = app.post("/v1/registries?validate=false", registry_body(ecr, "awsauto", "awsauto")).await;
+    let (s, b) = app
+        .post(
+            "/v1/registries?validate=false",
+            registry_body(ecr, "awsauto", "awsauto"),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     app.finish().await;
 }

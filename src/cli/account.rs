@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use regkeep_domain::wire::{AccessCredential, Account, AccountCreationRequest, AccountStatus, User, UserCreationRequest};
+use regkeep_domain::wire::{
+    AccessCredential, Account, AccountCreationRequest, AccountStatus, User, UserCreationRequest,
+};
 use regkeep_domain::Secret;
 use reqwest::Method;
 use serde::Serialize;
@@ -74,19 +76,42 @@ pub struct UserTarget {
     password_stdin: bool,
 }
 
-pub async fn run_account(client: &Client, global: &GlobalArgs, command: AccountCommand) -> anyhow::Result<ExitCode> {
+pub async fn run_account(
+    client: &Client,
+    global: &GlobalArgs,
+    command: AccountCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         AccountCommand::Add { name, email } => {
             let body = AccountCreationRequest { name, email };
-            finish(client.call::<Account, _>(Method::POST, "/accounts", Some(&body)).await?, global, print_accounts_one)
+            finish(
+                client
+                    .call::<Account, _>(Method::POST, "/accounts", Some(&body))
+                    .await?,
+                global,
+                print_accounts_one,
+            )
         }
-        AccountCommand::List => finish(client.call::<Vec<Account>, ()>(Method::GET, "/accounts", None).await?, global, |a: &Vec<Account>| print_accounts(a)),
+        AccountCommand::List => finish(
+            client
+                .call::<Vec<Account>, ()>(Method::GET, "/accounts", None)
+                .await?,
+            global,
+            |a: &Vec<Account>| print_accounts(a),
+        ),
         AccountCommand::Get { name } => {
             let path = format!("/accounts/{}", segment(&name));
-            finish(client.call::<Account, ()>(Method::GET, &path, None).await?, global, print_accounts_one)
+            finish(
+                client.call::<Account, ()>(Method::GET, &path, None).await?,
+                global,
+                print_accounts_one,
+            )
         }
         AccountCommand::Whoami => {
-            let account = match client.call::<Account, ()>(Method::GET, "/account", None).await? {
+            let account = match client
+                .call::<Account, ()>(Method::GET, "/account", None)
+                .await?
+            {
                 Ok(a) => a,
                 Err(refusal) => return Ok(refusal.report()),
             };
@@ -111,47 +136,105 @@ pub async fn run_account(client: &Client, global: &GlobalArgs, command: AccountC
         AccountCommand::Enable { name } => set_state(client, global, &name, "enabled").await,
         AccountCommand::Del { name } => {
             let path = format!("/accounts/{}", segment(&name));
-            let answer = client.call::<serde_json::Value, ()>(Method::DELETE, &path, None).await?;
-            finish(answer, global, |_| output::line(&format!("Deleted account {name}")))
+            let answer = client
+                .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
+                .await?;
+            finish(answer, global, |_| {
+                output::line(&format!("Deleted account {name}"))
+            })
         }
     }
 }
 
-async fn set_state(client: &Client, global: &GlobalArgs, name: &str, state: &str) -> anyhow::Result<ExitCode> {
+async fn set_state(
+    client: &Client,
+    global: &GlobalArgs,
+    name: &str,
+    state: &str,
+) -> anyhow::Result<ExitCode> {
     let path = format!("/accounts/{}/state", segment(name));
-    let body = AccountStatus { state: state.to_owned() };
-    let answer = client.call::<AccountStatus, _>(Method::PUT, &path, Some(&body)).await?;
-    finish(answer, global, |s: &AccountStatus| output::line(&format!("Account {name} is now {}", s.state)))
+    let body = AccountStatus {
+        state: state.to_owned(),
+    };
+    let answer = client
+        .call::<AccountStatus, _>(Method::PUT, &path, Some(&body))
+        .await?;
+    finish(answer, global, |s: &AccountStatus| {
+        output::line(&format!("Account {name} is now {}", s.state))
+    })
 }
 
-pub async fn run_user(client: &Client, global: &GlobalArgs, command: UserCommand) -> anyhow::Result<ExitCode> {
+pub async fn run_user(
+    client: &Client,
+    global: &GlobalArgs,
+    command: UserCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
-        UserCommand::Add { username, password, target } => {
+        UserCommand::Add {
+            username,
+            password,
+            target,
+        } => {
             let account = target_account(client, &target).await?;
-            let body = UserCreationRequest { username, password: password_of(password, target.password_stdin)? };
+            let body = UserCreationRequest {
+                username,
+                password: password_of(password, target.password_stdin)?,
+            };
             let path = format!("/accounts/{}/users", segment(&account));
-            finish(client.call::<User, _>(Method::POST, &path, Some(&body)).await?, global, |u: &User| print_users(std::slice::from_ref(u)))
+            finish(
+                client
+                    .call::<User, _>(Method::POST, &path, Some(&body))
+                    .await?,
+                global,
+                |u: &User| print_users(std::slice::from_ref(u)),
+            )
         }
         UserCommand::List { target } => {
             let account = target_account(client, &target).await?;
             let path = format!("/accounts/{}/users", segment(&account));
-            finish(client.call::<Vec<User>, ()>(Method::GET, &path, None).await?, global, |u: &Vec<User>| print_users(u))
+            finish(
+                client
+                    .call::<Vec<User>, ()>(Method::GET, &path, None)
+                    .await?,
+                global,
+                |u: &Vec<User>| print_users(u),
+            )
         }
         UserCommand::Del { username, target } => {
             let account = target_account(client, &target).await?;
-            let path = format!("/accounts/{}/users/{}", segment(&account), segment(&username));
-            let answer = client.call::<serde_json::Value, ()>(Method::DELETE, &path, None).await?;
-            finish(answer, global, |_| output::line(&format!("Deleted user {username}")))
+            let path = format!(
+                "/accounts/{}/users/{}",
+                segment(&account),
+                segment(&username)
+            );
+            let answer = client
+                .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
+                .await?;
+            finish(answer, global, |_| {
+                output::line(&format!("Deleted user {username}"))
+            })
         }
-        UserCommand::Setpassword { username, password, target } => {
+        UserCommand::Setpassword {
+            username,
+            password,
+            target,
+        } => {
             let account = target_account(client, &target).await?;
             let body = AccessCredential {
                 credential_type: "password".into(),
                 value: password_of(password, target.password_stdin)?,
             };
-            let path = format!("/accounts/{}/users/{}/credentials", segment(&account), segment(&username));
-            let answer = client.call::<User, _>(Method::POST, &path, Some(&body)).await?;
-            finish(answer, global, |_| output::line(&format!("Password of {username} updated")))
+            let path = format!(
+                "/accounts/{}/users/{}/credentials",
+                segment(&account),
+                segment(&username)
+            );
+            let answer = client
+                .call::<User, _>(Method::POST, &path, Some(&body))
+                .await?;
+            finish(answer, global, |_| {
+                output::line(&format!("Password of {username} updated"))
+            })
         }
     }
 }
@@ -161,7 +244,10 @@ async fn target_account(client: &Client, target: &UserTarget) -> anyhow::Result<
     if let Some(account) = &target.account {
         return Ok(account.clone());
     }
-    match client.call::<Account, ()>(Method::GET, "/account", None).await? {
+    match client
+        .call::<Account, ()>(Method::GET, "/account", None)
+        .await?
+    {
         Ok(account) => Ok(account.name),
         Err(refusal) => {
             refusal.report();
@@ -172,10 +258,14 @@ async fn target_account(client: &Client, target: &UserTarget) -> anyhow::Result<
 
 fn password_of(arg: Option<String>, stdin: bool) -> anyhow::Result<Secret> {
     match (arg, stdin) {
-        (Some(_), true) => anyhow::bail!("give the password either as an argument or with --password-stdin, not both"),
+        (Some(_), true) => anyhow::bail!(
+            "give the password either as an argument or with --password-stdin, not both"
+        ),
         (Some(p), false) => Ok(Secret::new(p)),
         (None, true) => read_stdin_secret("password"),
-        (None, false) => anyhow::bail!("no password: give it as an argument, or better, pipe it with --password-stdin"),
+        (None, false) => anyhow::bail!(
+            "no password: give it as an argument, or better, pipe it with --password-stdin"
+        ),
     }
 }
 
@@ -221,7 +311,14 @@ fn print_accounts(accounts: &[Account]) -> anyhow::Result<()> {
 fn print_users(users: &[User]) -> anyhow::Result<()> {
     let rows = users
         .iter()
-        .map(|u| vec![u.username.clone(), u.user_type.clone(), u.source.clone().unwrap_or_default(), u.created_at.to_string()])
+        .map(|u| {
+            vec![
+                u.username.clone(),
+                u.user_type.clone(),
+                u.source.clone().unwrap_or_default(),
+                u.created_at.to_string(),
+            ]
+        })
         .collect();
     output::table(&["Name", "Type", "Source", "Created"], rows)
 }

@@ -40,7 +40,11 @@ impl Refusal {
                 }
             }
             None => {
-                eprintln!("regkeep: error: HTTP {}: {}", self.status, self.raw.chars().take(300).collect::<String>());
+                eprintln!(
+                    "regkeep: error: HTTP {}: {}",
+                    self.status,
+                    self.raw.chars().take(300).collect::<String>()
+                );
             }
         }
         if self.status.is_client_error() && self.status != StatusCode::UNAUTHORIZED {
@@ -71,7 +75,11 @@ impl Client {
             anyhow::bail!("--url `{url}` must start with http:// or https://");
         }
         let trimmed = url.trim_end_matches('/');
-        let base = if trimmed.ends_with("/v1") { trimmed.to_owned() } else { format!("{trimmed}/v1") };
+        let base = if trimmed.ends_with("/v1") {
+            trimmed.to_owned()
+        } else {
+            format!("{trimmed}/v1")
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(120))
@@ -80,7 +88,10 @@ impl Client {
         Ok(Client {
             http,
             base,
-            user: global.user.clone().or_else(|| env_either("REGKEEP_USER", "ANCHORE_CLI_USER")),
+            user: global
+                .user
+                .clone()
+                .or_else(|| env_either("REGKEEP_USER", "ANCHORE_CLI_USER")),
             pass: global
                 .pass
                 .clone()
@@ -112,11 +123,19 @@ impl Client {
             format!("cannot reach regkeep at {}: is `regkeep serve` running there? (--url / REGKEEP_URL)", self.base)
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.context("reading the server's answer")?;
+        let bytes = response
+            .bytes()
+            .await
+            .context("reading the server's answer")?;
         if status.is_success() {
-            let text = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
-            let value = serde_json::from_slice(text)
-                .with_context(|| format!("the server's answer to {path} is not what regkeep expects"))?;
+            let text = if bytes.is_empty() {
+                &b"null"[..]
+            } else {
+                &bytes[..]
+            };
+            let value = serde_json::from_slice(text).with_context(|| {
+                format!("the server's answer to {path} is not what regkeep expects")
+            })?;
             return Ok(Ok(value));
         }
         Ok(Err(Refusal {

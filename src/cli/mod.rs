@@ -82,13 +82,21 @@ pub enum Command {
 /// codes, not errors.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Registry(cmd) => registry::run(&client::Client::new(&cli.global)?, &cli.global, cmd).await,
-            Command::Account(cmd) => account::run_account(&client::Client::new(&cli.global)?, &cli.global, cmd).await,
-            Command::User(cmd) => account::run_user(&client::Client::new(&cli.global)?, &cli.global, cmd).await,
+            Command::Registry(cmd) => {
+                registry::run(&client::Client::new(&cli.global)?, &cli.global, cmd).await
+            }
+            Command::Account(cmd) => {
+                account::run_account(&client::Client::new(&cli.global)?, &cli.global, cmd).await
+            }
+            Command::User(cmd) => {
+                account::run_user(&client::Client::new(&cli.global)?, &cli.global, cmd).await
+            }
         }
     })
 }

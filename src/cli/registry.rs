@@ -61,21 +61,35 @@ pub struct RegistryWrite {
     registry_name: Option<String>,
 }
 
-pub async fn run(client: &Client, global: &GlobalArgs, command: RegistryCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    client: &Client,
+    global: &GlobalArgs,
+    command: RegistryCommand,
+) -> anyhow::Result<ExitCode> {
     let answer = match command {
         RegistryCommand::Add(args) => {
             let (request, validate) = request(args)?;
             let path = format!("/registries?validate={validate}");
-            client.call::<Vec<RegistryConfiguration>, _>(Method::POST, &path, Some(&request)).await?
+            client
+                .call::<Vec<RegistryConfiguration>, _>(Method::POST, &path, Some(&request))
+                .await?
         }
         RegistryCommand::Update(args) => {
             let (request, validate) = request(args)?;
-            let path = format!("/registries/{}?validate={validate}", segment(&request.registry));
-            client.call::<Vec<RegistryConfiguration>, _>(Method::PUT, &path, Some(&request)).await?
+            let path = format!(
+                "/registries/{}?validate={validate}",
+                segment(&request.registry)
+            );
+            client
+                .call::<Vec<RegistryConfiguration>, _>(Method::PUT, &path, Some(&request))
+                .await?
         }
         RegistryCommand::Del { registry } => {
             let path = format!("/registries/{}", segment(&registry));
-            return match client.call::<serde_json::Value, ()>(Method::DELETE, &path, None).await? {
+            return match client
+                .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
+                .await?
+            {
                 Ok(_) => {
                     if global.json {
                         output::json(&serde_json::json!({"deleted": registry}))?;
@@ -89,9 +103,15 @@ pub async fn run(client: &Client, global: &GlobalArgs, command: RegistryCommand)
         }
         RegistryCommand::Get { registry } => {
             let path = format!("/registries/{}", segment(&registry));
-            client.call::<Vec<RegistryConfiguration>, ()>(Method::GET, &path, None).await?
+            client
+                .call::<Vec<RegistryConfiguration>, ()>(Method::GET, &path, None)
+                .await?
         }
-        RegistryCommand::List => client.call::<Vec<RegistryConfiguration>, ()>(Method::GET, "/registries", None).await?,
+        RegistryCommand::List => {
+            client
+                .call::<Vec<RegistryConfiguration>, ()>(Method::GET, "/registries", None)
+                .await?
+        }
     };
     match answer {
         Ok(records) => {
@@ -104,7 +124,9 @@ pub async fn run(client: &Client, global: &GlobalArgs, command: RegistryCommand)
 
 fn request(args: RegistryWrite) -> anyhow::Result<(RegistryConfigurationRequest, bool)> {
     let pass = match (args.registry_pass, args.password_stdin) {
-        (Some(_), true) => anyhow::bail!("give the password either as an argument or with --password-stdin, not both"),
+        (Some(_), true) => anyhow::bail!(
+            "give the password either as an argument or with --password-stdin, not both"
+        ),
         (Some(p), false) => Secret::new(p),
         (None, true) => read_stdin_secret("password")?,
         (None, false) => anyhow::bail!(
@@ -145,14 +167,24 @@ fn print(records: &[RegistryConfiguration], json: bool) -> anyhow::Result<()> {
                 r.registry_type.clone(),
                 r.registry_user.clone(),
                 r.registry_verify.to_string(),
-                r.last_validated.map_or_else(|| "never".to_owned(), |t| t.to_string()),
+                r.last_validated
+                    .map_or_else(|| "never".to_owned(), |t| t.to_string()),
                 r.created_at.to_string(),
                 r.last_updated.to_string(),
             ]
         })
         .collect();
     output::table(
-        &["Registry", "Name", "Type", "User", "Verify TLS", "Last validated", "Created", "Updated"],
+        &[
+            "Registry",
+            "Name",
+            "Type",
+            "User",
+            "Verify TLS",
+            "Last validated",
+            "Created",
+            "Updated",
+        ],
         rows,
     )
 }

@@ -19,7 +19,9 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(args.config.as_deref())?;
     telemetry::init(settings.log_format, &settings.log_level);
-    let app = Application::build(&settings).await.context("regkeep cannot start")?;
+    let app = Application::build(&settings)
+        .await
+        .context("regkeep cannot start")?;
     if let Some((password, file)) = &app.generated_admin_password {
         // Shown once, on the terminal that started the service; kept 0600 in the data directory.
         eprintln!(

@@ -87,19 +87,39 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// SQLite: the file lives in the data directory.
+    pub fn sqlite() -> TestDatabase {
+        TestDatabase {
+            backend: Backend::Sqlite,
+            url: None,
+            admin_url: None,
+            name: None,
+        }
+    }
+
     pub async fn create(backend: Backend) -> TestDatabase {
         match backend {
-            Backend::Sqlite => TestDatabase { backend, url: None, admin_url: None, name: None },
+            Backend::Sqlite => TestDatabase::sqlite(),
             Backend::Postgres => {
                 let admin_url = peers().postgres_url;
                 let name = format!("regkeep_test_{}", random_hex(6));
-                let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("connect to the test PostgreSQL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
                 let url = match admin_url.rsplit_once('/') {
                     Some((base, _)) => format!("{base}/{name}"),
                     None => panic!("REGKEEP_TEST_POSTGRES_URL has no database part"),
                 };
-                TestDatabase { backend, url: Some(url), admin_url: Some(admin_url), name: Some(name) }
+                TestDatabase {
+                    backend,
+                    url: Some(url),
+                    admin_url: Some(admin_url),
+                    name: Some(name),
+                }
             }
         }
     }
@@ -107,7 +127,9 @@ impl TestDatabase {
     pub async fn drop_database(&self) {
         if let (Some(admin), Some(name)) = (&self.admin_url, &self.name) {
             if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
             }
         }
     }
@@ -169,7 +191,10 @@ pub fn test_settings(data_dir: &Path, database: &TestDatabase, admin_pass: &str)
         data_dir: data_dir.to_owned(),
         database_url: database.url.clone(),
         default_admin_password: Some(Secret::new(admin_pass)),
-        registry: regkeep_server::settings::RegistrySettings { connect_timeout_secs: 5, request_timeout_secs: 10 },
+        registry: regkeep_server::settings::RegistrySettings {
+            connect_timeout_secs: 5,
+            request_timeout_secs: 10,
+        },
         ..Settings::default()
     }
 }
@@ -191,7 +216,12 @@ impl TestApp {
         Self::start(settings, data_dir, database, admin_pass).await
     }
 
-    async fn start(settings: Settings, data_dir: Arc<tempfile::TempDir>, database: TestDatabase, admin_pass: String) -> TestApp {
+    async fn start(
+        settings: Settings,
+        data_dir: Arc<tempfile::TempDir>,
+        database: TestDatabase,
+        admin_pass: String,
+    ) -> TestApp {
         let app = Application::build(&settings).await.expect("regkeep starts");
         let addr = app.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -226,7 +256,13 @@ impl TestApp {
         self.stop().await;
         let mut settings = self.settings.clone();
         settings.listen = "127.0.0.1:0".parse().unwrap();
-        Self::start(settings, self.data_dir.clone(), self.database.clone(), self.admin_pass.clone()).await
+        Self::start(
+            settings,
+            self.data_dir.clone(),
+            self.database.clone(),
+            self.admin_pass.clone(),
+        )
+        .await
     }
 
     /// Stops the server and drops its PostgreSQL database.
@@ -245,7 +281,10 @@ impl TestApp {
         account: Option<&str>,
     ) -> (StatusCode, Value) {
         let (user, pass) = auth.unwrap_or(("admin", &self.admin_pass));
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).basic_auth(user, Some(pass));
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(user, Some(pass));
         if let Some(account) = account {
             request = request.header("x-anchore-account", account);
         }
@@ -255,7 +294,11 @@ impl TestApp {
         let response = request.send().await.expect("request reaches regkeep");
         let status = response.status();
         let text = response.text().await.unwrap();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
@@ -264,11 +307,13 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.request(Method::POST, path, Some(body), None, None).await
+        self.request(Method::POST, path, Some(body), None, None)
+            .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.request(Method::PUT, path, Some(body), None, None).await
+        self.request(Method::PUT, path, Some(body), None, None)
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
@@ -283,7 +328,11 @@ pub fn registry_body(registry: &str, user: &str, pass: &str) -> Value {
 
 /// Percent-encodes a registry for a path, as anchore-cli does.
 pub fn enc(registry: &str) -> String {
-    registry.replace('%', "%25").replace('/', "%2F").replace(':', "%3A").replace('*', "%2A")
+    registry
+        .replace('%', "%25")
+        .replace('/', "%2F")
+        .replace(':', "%3A")
+        .replace('*', "%2A")
 }
 
 /// Fails when any of `secrets` appears in `text`, naming where.

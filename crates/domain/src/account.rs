@@ -28,10 +28,18 @@ pub struct NameError {
     extra: &'static str,
 }
 
-fn check(what: &'static str, value: &str, max: usize, extra: &'static str) -> Result<(), NameError> {
+fn check(
+    what: &'static str,
+    value: &str,
+    max: usize,
+    extra: &'static str,
+) -> Result<(), NameError> {
     let ok = !value.is_empty()
         && value.len() <= max
-        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
@@ -39,7 +47,12 @@ fn check(what: &'static str, value: &str, max: usize, extra: &'static str) -> Re
         Ok(())
     } else {
         let shown: String = value.chars().take(80).collect();
-        Err(NameError { what, value: shown, max, extra })
+        Err(NameError {
+            what,
+            value: shown,
+            max,
+            extra,
+        })
     }
 }
 

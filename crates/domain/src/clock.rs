@@ -94,6 +94,11 @@ mod tests {
         let t = Timestamp::from_unix(1_795_914_123);
         assert_eq!(t.to_rfc3339(), "2026-11-29T01:02:03Z");
         assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
-        assert_eq!(Timestamp::parse_rfc3339("2026-11-29T01:02:03+01:00").map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-29T00:02:03Z"));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-29T01:02:03+01:00")
+                .map(|t| t.to_rfc3339())
+                .as_deref(),
+            Some("2026-11-29T00:02:03Z")
+        );
     }
 }

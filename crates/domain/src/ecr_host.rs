@@ -118,7 +118,9 @@ fn valid_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
         && parts
             .last()
@@ -131,9 +133,13 @@ mod tests {
 
     fn private(host: &str) -> (String, String, Partition, bool, bool) {
         match EcrHost::parse(host) {
-            Some(EcrHost::Private { account, region, partition, fips, dual_stack }) => {
-                (account, region, partition, fips, dual_stack)
-            }
+            Some(EcrHost::Private {
+                account,
+                region,
+                partition,
+                fips,
+                dual_stack,
+            }) => (account, region, partition, fips, dual_stack),
             other => panic!("{host}: {other:?}"),
         }
     }
@@ -142,24 +148,112 @@ mod tests {
     fn private_hosts_in_every_partition() {
         use Partition::*;
         let cases = [
-            ("123456789012.dkr.ecr.us-east-1.amazonaws.com", "us-east-1", Aws, false, false),
-            ("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", "us-east-1", Aws, true, false),
-            ("123456789012.dkr-ecr.us-west-2.on.aws", "us-west-2", Aws, false, true),
-            ("123456789012.dkr-ecr-fips.us-west-2.on.aws", "us-west-2", Aws, true, true),
-            ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "cn-north-1", AwsCn, false, false),
-            ("123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn", "cn-northwest-1", AwsCn, false, true),
-            ("123456789012.dkr.ecr.us-gov-west-1.amazonaws.com", "us-gov-west-1", AwsUsGov, false, false),
-            ("123456789012.dkr.ecr-fips.us-gov-east-1.amazonaws.com", "us-gov-east-1", AwsUsGov, true, false),
-            ("123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", "us-iso-east-1", AwsIso, false, false),
-            ("123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", "us-isob-east-1", AwsIsoB, false, false),
-            ("123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk", "eu-isoe-west-1", AwsIsoE, false, false),
-            ("123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov", "us-isof-south-1", AwsIsoF, false, false),
-            ("123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1", AwsEusc, false, false),
-            ("123456789012.DKR.ECR.EU-WEST-1.AMAZONAWS.COM", "eu-west-1", Aws, false, false),
+            (
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+                "us-east-1",
+                Aws,
+                false,
+                false,
+            ),
+            (
+                "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+                "us-east-1",
+                Aws,
+                true,
+                false,
+            ),
+            (
+                "123456789012.dkr-ecr.us-west-2.on.aws",
+                "us-west-2",
+                Aws,
+                false,
+                true,
+            ),
+            (
+                "123456789012.dkr-ecr-fips.us-west-2.on.aws",
+                "us-west-2",
+                Aws,
+                true,
+                true,
+            ),
+            (
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+                "cn-north-1",
+                AwsCn,
+                false,
+                false,
+            ),
+            (
+                "123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn",
+                "cn-northwest-1",
+                AwsCn,
+                false,
+                true,
+            ),
+            (
+                "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com",
+                "us-gov-west-1",
+                AwsUsGov,
+                false,
+                false,
+            ),
+            (
+                "123456789012.dkr.ecr-fips.us-gov-east-1.amazonaws.com",
+                "us-gov-east-1",
+                AwsUsGov,
+                true,
+                false,
+            ),
+            (
+                "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+                "us-iso-east-1",
+                AwsIso,
+                false,
+                false,
+            ),
+            (
+                "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+                "us-isob-east-1",
+                AwsIsoB,
+                false,
+                false,
+            ),
+            (
+                "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+                "eu-isoe-west-1",
+                AwsIsoE,
+                false,
+                false,
+            ),
+            (
+                "123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov",
+                "us-isof-south-1",
+                AwsIsoF,
+                false,
+                false,
+            ),
+            (
+                "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+                "eusc-de-east-1",
+                AwsEusc,
+                false,
+                false,
+            ),
+            (
+                "123456789012.DKR.ECR.EU-WEST-1.AMAZONAWS.COM",
+                "eu-west-1",
+                Aws,
+                false,
+                false,
+            ),
         ];
         for (host, region, partition, fips, dual) in cases {
             let got = private(host);
-            assert_eq!(got, ("123456789012".into(), region.into(), partition, fips, dual), "{host}");
+            assert_eq!(
+                got,
+                ("123456789012".into(), region.into(), partition, fips, dual),
+                "{host}"
+            );
         }
     }
 

@@ -66,11 +66,17 @@ impl fmt::Display for RegistryType {
 #[derive(Clone, Debug, PartialEq)]
 pub enum EcrCredentialMode {
     /// An access key id and secret access key.
-    StaticKeys { access_key_id: String, secret_access_key: Secret },
+    StaticKeys {
+        access_key_id: String,
+        secret_access_key: Secret,
+    },
     /// The host's own identity through the AWS default chain.
     HostIdentity,
     /// A role assumed from the host's identity.
-    AssumeRole { role_arn: String, external_id: Option<Secret> },
+    AssumeRole {
+        role_arn: String,
+        external_id: Option<Secret>,
+    },
 }
 
 /// Why an `awsecr` user/password pair was refused.
@@ -135,29 +141,52 @@ mod tests {
     #[test]
     fn guesses_type_from_host() {
         let guess = |s: &str| RegistryType::guess(&s.parse().unwrap());
-        assert_eq!(guess("123456789012.dkr.ecr.us-east-1.amazonaws.com"), RegistryType::AwsEcr);
-        assert_eq!(guess("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/*"), RegistryType::AwsEcr);
+        assert_eq!(
+            guess("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            RegistryType::AwsEcr
+        );
+        assert_eq!(
+            guess("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/*"),
+            RegistryType::AwsEcr
+        );
         assert_eq!(guess("public.ecr.aws"), RegistryType::AwsEcr);
         assert_eq!(guess("registry.example.com:5000"), RegistryType::DockerV2);
-        assert_eq!(guess("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example"), RegistryType::DockerV2);
+        assert_eq!(
+            guess("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example"),
+            RegistryType::DockerV2
+        );
     }
 
     #[test]
     fn parses_type() {
         assert_eq!(RegistryType::parse("AWSECR"), Ok(RegistryType::AwsEcr));
-        assert!(RegistryType::parse("quay").unwrap_err().to_string().contains("docker_v2"));
+        assert!(RegistryType::parse("quay")
+            .unwrap_err()
+            .to_string()
+            .contains("docker_v2"));
     }
 
     #[test]
     fn credential_modes() {
         let mode = |u: &str, p: &str| EcrCredentialMode::from_user_pass(u, &Secret::new(p));
-        assert_eq!(mode("awsauto", "awsauto"), Ok(EcrCredentialMode::HostIdentity));
+        assert_eq!(
+            mode("awsauto", "awsauto"),
+            Ok(EcrCredentialMode::HostIdentity)
+        );
         assert_eq!(mode("x", "awsauto"), Ok(EcrCredentialMode::HostIdentity));
-        assert!(matches!(mode("AKIAEXAMPLE", "secret"), Ok(EcrCredentialMode::StaticKeys { .. })));
+        assert!(matches!(
+            mode("AKIAEXAMPLE", "secret"),
+            Ok(EcrCredentialMode::StaticKeys { .. })
+        ));
         let role = mode("_iam_role", "arn:aws:iam::123456789012:role/pull;ext-1").unwrap();
         assert!(role.uses_host_identity());
-        assert!(matches!(role, EcrCredentialMode::AssumeRole { ref role_arn, external_id: Some(_) } if role_arn == "arn:aws:iam::123456789012:role/pull"));
-        assert_eq!(mode("_iam_role", "not-an-arn"), Err(EcrCredentialError::BadRoleArn));
+        assert!(
+            matches!(role, EcrCredentialMode::AssumeRole { ref role_arn, external_id: Some(_) } if role_arn == "arn:aws:iam::123456789012:role/pull")
+        );
+        assert_eq!(
+            mode("_iam_role", "not-an-arn"),
+            Err(EcrCredentialError::BadRoleArn)
+        );
         assert_eq!(mode("", "x"), Err(EcrCredentialError::Empty));
     }
 }

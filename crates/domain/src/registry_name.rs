@@ -236,7 +236,10 @@ fn truncate(input: &str) -> String {
     format!("{}...", &input[..end])
 }
 
-fn parse_authority(authority: &str, original: &str) -> Result<(Host, Option<u16>), RegistryNameError> {
+fn parse_authority(
+    authority: &str,
+    original: &str,
+) -> Result<(Host, Option<u16>), RegistryNameError> {
     let (host_text, port_text) = if let Some(rest) = authority.strip_prefix('[') {
         let (inside, after) = rest.split_once(']').ok_or_else(|| {
             RegistryNameError::InvalidHost(original.to_owned(), authority.to_owned())
@@ -368,8 +371,14 @@ mod tests {
             ("gcr.io/myproject/*", "gcr.io/myproject/*"),
             ("quay.io/org/repo", "quay.io/org/repo"),
             ("myreg.example.com*", "myreg.example.com*"),
-            ("123456789012.dkr.ecr.us-east-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
-            ("reg.example.com/a__b/c-d/e.f", "reg.example.com/a__b/c-d/e.f"),
+            (
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            ),
+            (
+                "reg.example.com/a__b/c-d/e.f",
+                "reg.example.com/a__b/c-d/e.f",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(ok(input), want, "{input}");
@@ -391,24 +400,53 @@ mod tests {
 
     #[test]
     fn rejects_with_reason() {
-        let cases: [(&str, fn(&RegistryNameError) -> bool); 17] = [
+        type Check = fn(&RegistryNameError) -> bool;
+        let cases: [(&str, Check); 17] = [
             ("", |e| matches!(e, RegistryNameError::Empty)),
-            ("https://reg.example.com", |e| matches!(e, RegistryNameError::Scheme(..))),
-            ("reg.example.com/", |e| matches!(e, RegistryNameError::TrailingSlash(_))),
-            ("reg.example.com/a//b", |e| matches!(e, RegistryNameError::EmptySegment(_))),
-            (" reg.example.com", |e| matches!(e, RegistryNameError::Whitespace(_))),
-            ("reg example.com", |e| matches!(e, RegistryNameError::Whitespace(_))),
-            ("reg.example.com:0", |e| matches!(e, RegistryNameError::InvalidPort(..))),
-            ("reg.example.com:70000", |e| matches!(e, RegistryNameError::InvalidPort(..))),
-            ("reg.example.com:", |e| matches!(e, RegistryNameError::InvalidPort(..))),
-            ("reg.example.com:http", |e| matches!(e, RegistryNameError::InvalidPort(..))),
-            ("régistry.example.com", |e| matches!(e, RegistryNameError::InvalidHost(..))),
-            ("reg..example.com", |e| matches!(e, RegistryNameError::InvalidHost(..))),
+            ("https://reg.example.com", |e| {
+                matches!(e, RegistryNameError::Scheme(..))
+            }),
+            ("reg.example.com/", |e| {
+                matches!(e, RegistryNameError::TrailingSlash(_))
+            }),
+            ("reg.example.com/a//b", |e| {
+                matches!(e, RegistryNameError::EmptySegment(_))
+            }),
+            (" reg.example.com", |e| {
+                matches!(e, RegistryNameError::Whitespace(_))
+            }),
+            ("reg example.com", |e| {
+                matches!(e, RegistryNameError::Whitespace(_))
+            }),
+            ("reg.example.com:0", |e| {
+                matches!(e, RegistryNameError::InvalidPort(..))
+            }),
+            ("reg.example.com:70000", |e| {
+                matches!(e, RegistryNameError::InvalidPort(..))
+            }),
+            ("reg.example.com:", |e| {
+                matches!(e, RegistryNameError::InvalidPort(..))
+            }),
+            ("reg.example.com:http", |e| {
+                matches!(e, RegistryNameError::InvalidPort(..))
+            }),
+            ("régistry.example.com", |e| {
+                matches!(e, RegistryNameError::InvalidHost(..))
+            }),
+            ("reg..example.com", |e| {
+                matches!(e, RegistryNameError::InvalidHost(..))
+            }),
             ("/repo", |e| matches!(e, RegistryNameError::MissingHost(_))),
-            ("reg.example.com/UPPER", |e| matches!(e, RegistryNameError::InvalidPath(..))),
-            ("reg*.example.com", |e| matches!(e, RegistryNameError::MisplacedWildcard(_))),
+            ("reg.example.com/UPPER", |e| {
+                matches!(e, RegistryNameError::InvalidPath(..))
+            }),
+            ("reg*.example.com", |e| {
+                matches!(e, RegistryNameError::MisplacedWildcard(_))
+            }),
             ("[::1", |e| matches!(e, RegistryNameError::InvalidHost(..))),
-            ("999.1.1.1", |e| matches!(e, RegistryNameError::InvalidHost(..))),
+            ("999.1.1.1", |e| {
+                matches!(e, RegistryNameError::InvalidHost(..))
+            }),
         ];
         for (input, check) in cases {
             let err = input.parse::<RegistryName>().expect_err(input);
@@ -416,7 +454,10 @@ mod tests {
             assert!(!err.to_string().is_empty());
         }
         let long = format!("{}.com", "a".repeat(300));
-        assert!(matches!(long.parse::<RegistryName>(), Err(RegistryNameError::TooLong(_))));
+        assert!(matches!(
+            long.parse::<RegistryName>(),
+            Err(RegistryNameError::TooLong(_))
+        ));
     }
 
     #[test]

@@ -58,7 +58,11 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Unauthorized`] for an unknown user, a wrong password, or a disabled account.
-    pub async fn authenticate(&self, username: &str, password: &Secret) -> Result<Caller, EngineError> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Caller, EngineError> {
         let user = match username.parse::<UserName>() {
             Ok(name) => match self.store.get_user(&name).await {
                 Ok(user) => Some(user),
@@ -94,13 +98,20 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Forbidden`] when a non-admin names another account;
     /// [`EngineError::NotFound`] when the named account does not exist.
-    pub async fn acting_account(&self, caller: &Caller, requested: Option<&str>) -> Result<AccountName, EngineError> {
+    pub async fn acting_account(
+        &self,
+        caller: &Caller,
+        requested: Option<&str>,
+    ) -> Result<AccountName, EngineError> {
         let Some(requested) = requested.filter(|r| !r.is_empty()) else {
             return Ok(caller.account.clone());
         };
-        let name: AccountName = requested
-            .parse()
-            .map_err(|e: regkeep_domain::account::NameError| EngineError::BadInput(format!("x-anchore-account: {e}")))?;
+        let name: AccountName =
+            requested
+                .parse()
+                .map_err(|e: regkeep_domain::account::NameError| {
+                    EngineError::BadInput(format!("x-anchore-account: {e}"))
+                })?;
         if name == caller.account {
             return Ok(name);
         }
@@ -114,12 +125,15 @@ impl Engine {
         Ok(name)
     }
 
-    /// The caller's own account.
+    /// The record of the account a caller acts in (as settled by [`Engine::acting_account`]).
     ///
     /// # Errors
-    /// Storage errors.
-    pub async fn own_account(&self, caller: &Caller) -> Result<AccountRecord, EngineError> {
-        self.account_record(&caller.account).await
+    /// NotFound; storage errors.
+    pub async fn acting_account_record(
+        &self,
+        account: &AccountName,
+    ) -> Result<AccountRecord, EngineError> {
+        self.account_record(account).await
     }
 
     /// The caller's own user.
@@ -139,7 +153,11 @@ impl Engine {
 
     /// # Errors
     /// [`EngineError::Forbidden`] for non-admins (other than for their own account), NotFound.
-    pub async fn get_account(&self, caller: &Caller, name: &str) -> Result<AccountRecord, EngineError> {
+    pub async fn get_account(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<AccountRecord, EngineError> {
         let name = parse_account(name)?;
         if name != caller.account {
             require_admin(caller)?;
@@ -149,7 +167,11 @@ impl Engine {
 
     /// # Errors
     /// BadInput, Forbidden, Conflict.
-    pub async fn create_account(&self, caller: &Caller, request: AccountCreationRequest) -> Result<AccountRecord, EngineError> {
+    pub async fn create_account(
+        &self,
+        caller: &Caller,
+        request: AccountCreationRequest,
+    ) -> Result<AccountRecord, EngineError> {
         require_admin(caller)?;
         let name = parse_account(&request.name)?;
         let email = match request.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) {
@@ -172,23 +194,38 @@ impl Engine {
         };
         match self.store.insert_account(&record).await {
             Ok(()) => Ok(record),
-            Err(StoreError::AlreadyExists) => Err(EngineError::Conflict(format!("account {name} already exists"))),
+            Err(StoreError::AlreadyExists) => Err(EngineError::Conflict(format!(
+                "account {name} already exists"
+            ))),
             Err(e) => Err(e.into()),
         }
     }
 
     /// # Errors
     /// BadInput, Forbidden, NotFound.
-    pub async fn set_account_state(&self, caller: &Caller, name: &str, state: &str) -> Result<AccountRecord, EngineError> {
+    pub async fn set_account_state(
+        &self,
+        caller: &Caller,
+        name: &str,
+        state: &str,
+    ) -> Result<AccountRecord, EngineError> {
         require_admin(caller)?;
         let name = parse_account(name)?;
         let state = AccountState::parse(state).ok_or_else(|| {
-            EngineError::BadInput(format!("state `{state}` is not known: use `enabled` or `disabled`"))
+            EngineError::BadInput(format!(
+                "state `{state}` is not known: use `enabled` or `disabled`"
+            ))
         })?;
         if name == AccountName::admin() && state == AccountState::Disabled {
-            return Err(EngineError::Forbidden("the admin account cannot be disabled".into()));
+            return Err(EngineError::Forbidden(
+                "the admin account cannot be disabled".into(),
+            ));
         }
-        match self.store.set_account_state(&name, state, self.clock.now()).await {
+        match self
+            .store
+            .set_account_state(&name, state, self.clock.now())
+            .await
+        {
             Ok(()) => self.account_record(&name).await,
             Err(StoreError::NotFound) => Err(not_found_account(&name)),
             Err(e) => Err(e.into()),
@@ -204,7 +241,9 @@ impl Engine {
         let name = parse_account(name)?;
         let record = self.account_record(&name).await?;
         if record.account_type == AccountType::Admin || name == caller.account {
-            return Err(EngineError::Forbidden(format!("account {name} cannot be deleted: it is an admin account or your own")));
+            return Err(EngineError::Forbidden(format!(
+                "account {name} cannot be deleted: it is an admin account or your own"
+            )));
         }
         if record.state != AccountState::Disabled {
             return Err(EngineError::Conflict(format!(
@@ -223,7 +262,11 @@ impl Engine {
 
     /// # Errors
     /// Forbidden, NotFound.
-    pub async fn list_users(&self, caller: &Caller, account: &str) -> Result<Vec<UserRecord>, EngineError> {
+    pub async fn list_users(
+        &self,
+        caller: &Caller,
+        account: &str,
+    ) -> Result<Vec<UserRecord>, EngineError> {
         require_admin(caller)?;
         let account = parse_account(account)?;
         self.account_record(&account).await?;
@@ -232,7 +275,12 @@ impl Engine {
 
     /// # Errors
     /// Forbidden, NotFound.
-    pub async fn get_user(&self, caller: &Caller, account: &str, username: &str) -> Result<UserRecord, EngineError> {
+    pub async fn get_user(
+        &self,
+        caller: &Caller,
+        account: &str,
+        username: &str,
+    ) -> Result<UserRecord, EngineError> {
         let account = parse_account(account)?;
         let username = parse_user(username)?;
         if username != caller.user {
@@ -243,7 +291,12 @@ impl Engine {
 
     /// # Errors
     /// BadInput, Forbidden, NotFound (account), Conflict (user name taken in any account).
-    pub async fn create_user(&self, caller: &Caller, account: &str, request: UserCreationRequest) -> Result<UserRecord, EngineError> {
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        account: &str,
+        request: UserCreationRequest,
+    ) -> Result<UserRecord, EngineError> {
         require_admin(caller)?;
         let account = parse_account(account)?;
         let username = parse_user(&request.username)?;
@@ -269,12 +322,19 @@ impl Engine {
 
     /// # Errors
     /// Forbidden (not admin, or deleting yourself), NotFound.
-    pub async fn delete_user(&self, caller: &Caller, account: &str, username: &str) -> Result<(), EngineError> {
+    pub async fn delete_user(
+        &self,
+        caller: &Caller,
+        account: &str,
+        username: &str,
+    ) -> Result<(), EngineError> {
         require_admin(caller)?;
         let account = parse_account(account)?;
         let username = parse_user(username)?;
         if username == caller.user {
-            return Err(EngineError::Forbidden("you cannot delete the user you are logged in as".into()));
+            return Err(EngineError::Forbidden(
+                "you cannot delete the user you are logged in as".into(),
+            ));
         }
         match self.store.delete_user(&account, &username).await {
             Ok(()) => Ok(()),
@@ -307,11 +367,16 @@ impl Engine {
         }
         self.user_record(&account, &username).await?;
         let hash = passwords::hash(&credential.value).await?;
-        self.store.set_user_password_hash(&username, &hash, self.clock.now()).await?;
+        self.store
+            .set_user_password_hash(&username, &hash, self.clock.now())
+            .await?;
         self.user_record(&account, &username).await
     }
 
-    pub(crate) async fn account_record(&self, name: &AccountName) -> Result<AccountRecord, EngineError> {
+    pub(crate) async fn account_record(
+        &self,
+        name: &AccountName,
+    ) -> Result<AccountRecord, EngineError> {
         match self.store.get_account(name).await {
             Ok(r) => Ok(r),
             Err(StoreError::NotFound) => Err(not_found_account(name)),
@@ -319,7 +384,11 @@ impl Engine {
         }
     }
 
-    async fn user_record(&self, account: &AccountName, username: &UserName) -> Result<UserRecord, EngineError> {
+    async fn user_record(
+        &self,
+        account: &AccountName,
+        username: &UserName,
+    ) -> Result<UserRecord, EngineError> {
         match self.store.get_user(username).await {
             Ok(user) if &user.account == account => Ok(user),
             Ok(_) | Err(StoreError::NotFound) => Err(not_found_user(account, username)),
@@ -340,15 +409,19 @@ fn require_admin(caller: &Caller) -> Result<(), EngineError> {
 }
 
 fn parse_account(name: &str) -> Result<AccountName, EngineError> {
-    name.parse().map_err(|e: regkeep_domain::account::NameError| EngineError::BadInput(e.to_string()))
+    name.parse()
+        .map_err(|e: regkeep_domain::account::NameError| EngineError::BadInput(e.to_string()))
 }
 
 fn parse_user(name: &str) -> Result<UserName, EngineError> {
-    name.parse().map_err(|e: regkeep_domain::account::NameError| EngineError::BadInput(e.to_string()))
+    name.parse()
+        .map_err(|e: regkeep_domain::account::NameError| EngineError::BadInput(e.to_string()))
 }
 
 fn not_found_account(name: &AccountName) -> EngineError {
-    EngineError::NotFound(format!("account {name} does not exist: `regkeep account list` shows the accounts"))
+    EngineError::NotFound(format!(
+        "account {name} does not exist: `regkeep account list` shows the accounts"
+    ))
 }
 
 fn not_found_user(account: &AccountName, user: &UserName) -> EngineError {

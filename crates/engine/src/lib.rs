@@ -85,8 +85,18 @@ impl From<StoreError> for EngineError {
 }
 
 impl Engine {
-    pub fn new(store: Store, registry_client: RegistryClient, clock: Arc<dyn Clock>, config: EngineConfig) -> Self {
-        Engine { store, registry_client, clock, config }
+    pub fn new(
+        store: Store,
+        registry_client: RegistryClient,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        Engine {
+            store,
+            registry_client,
+            clock,
+            config,
+        }
     }
 
     pub fn store(&self) -> &Store {

@@ -34,7 +34,11 @@ pub async fn verify(password: &Secret, hash: String) -> bool {
     let password = password.clone();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.expose().as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -66,10 +70,14 @@ pub async fn unmatchable_hash() -> Result<String, EngineError> {
 /// [`EngineError::BadInput`] naming the problem.
 pub fn check(password: &Secret) -> Result<(), EngineError> {
     if password.is_empty() {
-        return Err(EngineError::BadInput("password is empty: give a non-empty password".into()));
+        return Err(EngineError::BadInput(
+            "password is empty: give a non-empty password".into(),
+        ));
     }
     if password.expose().len() > MAX_PASSWORD_LEN {
-        return Err(EngineError::BadInput(format!("password is longer than {MAX_PASSWORD_LEN} bytes")));
+        return Err(EngineError::BadInput(format!(
+            "password is longer than {MAX_PASSWORD_LEN} bytes"
+        )));
     }
     Ok(())
 }

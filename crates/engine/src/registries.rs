@@ -47,7 +47,9 @@ impl RegistrySpec {
             ));
         }
         if registry_pass.expose().len() > MAX_PASS_LEN {
-            return Err(EngineError::BadInput(format!("registry_pass is longer than {MAX_PASS_LEN} bytes")));
+            return Err(EngineError::BadInput(format!(
+                "registry_pass is longer than {MAX_PASS_LEN} bytes"
+            )));
         }
         if registry_pass.expose().chars().any(char::is_control) {
             return Err(EngineError::BadInput(
@@ -82,16 +84,24 @@ impl RegistrySpec {
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), EngineError> {
     if value.trim().is_empty() {
-        return Err(EngineError::BadInput(format!("{field} is empty: give a value")));
+        return Err(EngineError::BadInput(format!(
+            "{field} is empty: give a value"
+        )));
     }
     if value.trim() != value {
-        return Err(EngineError::BadInput(format!("{field} starts or ends with whitespace: remove it")));
+        return Err(EngineError::BadInput(format!(
+            "{field} starts or ends with whitespace: remove it"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(EngineError::BadInput(format!("{field} contains control characters: remove them")));
+        return Err(EngineError::BadInput(format!(
+            "{field} contains control characters: remove them"
+        )));
     }
     if value.len() > max {
-        return Err(EngineError::BadInput(format!("{field} is longer than {max} bytes")));
+        return Err(EngineError::BadInput(format!(
+            "{field} is longer than {max} bytes"
+        )));
     }
     Ok(())
 }
@@ -108,7 +118,10 @@ impl Engine {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn list_registries(&self, account: &AccountName) -> Result<Vec<RegistryRecord>, EngineError> {
+    pub async fn list_registries(
+        &self,
+        account: &AccountName,
+    ) -> Result<Vec<RegistryRecord>, EngineError> {
         Ok(self.store.list_registries(account).await?)
     }
 
@@ -116,7 +129,11 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::BadInput`] for a malformed name; [`EngineError::NotFound`].
-    pub async fn get_registry(&self, account: &AccountName, registry: &str) -> Result<RegistryRecord, EngineError> {
+    pub async fn get_registry(
+        &self,
+        account: &AccountName,
+        registry: &str,
+    ) -> Result<RegistryRecord, EngineError> {
         let registry = parse_registry(registry)?;
         match self.store.get_registry(account, &registry).await {
             Ok(record) => Ok(record),
@@ -163,13 +180,20 @@ impl Engine {
             last_updated: now,
             last_validated: validated,
         };
-        match self.store.insert_registry(&record, &spec.registry_pass).await {
+        match self
+            .store
+            .insert_registry(&record, &spec.registry_pass)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(conflict(&spec.registry)),
             Err(e) => return Err(e.into()),
         }
         info!(registry_type = %record.registry_type, validated = validate, "registry added");
-        Ok(Saved { record, type_guessed: spec.type_guessed })
+        Ok(Saved {
+            record,
+            type_guessed: spec.type_guessed,
+        })
     }
 
     /// Updates a registry: replaces its user, password, type, verify flag and name (nothing
@@ -214,20 +238,31 @@ impl Engine {
             last_validated: validated,
             ..existing
         };
-        match self.store.update_registry(&record, &spec.registry_pass).await {
+        match self
+            .store
+            .update_registry(&record, &spec.registry_pass)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
             Err(e) => return Err(e.into()),
         }
         info!(registry_type = %record.registry_type, validated = validate, "registry updated");
-        Ok(Saved { record, type_guessed: spec.type_guessed })
+        Ok(Saved {
+            record,
+            type_guessed: spec.type_guessed,
+        })
     }
 
     /// Removes a registry and its sealed password.
     ///
     /// # Errors
     /// BadInput, NotFound.
-    pub async fn delete_registry(&self, account: &AccountName, registry: &str) -> Result<(), EngineError> {
+    pub async fn delete_registry(
+        &self,
+        account: &AccountName,
+        registry: &str,
+    ) -> Result<(), EngineError> {
         let registry = parse_registry(registry)?;
         match self.store.delete_registry(account, &registry).await {
             Ok(()) => {
@@ -245,7 +280,8 @@ impl Engine {
         if spec.registry_type != RegistryType::AwsEcr {
             return Ok(());
         }
-        let is_ecr_host = matches!(spec.registry.host(), Host::Dns(h) if EcrHost::parse(h).is_some());
+        let is_ecr_host =
+            matches!(spec.registry.host(), Host::Dns(h) if EcrHost::parse(h).is_some());
         if !is_ecr_host {
             return Err(EngineError::BadInput(format!(
                 "registry {} is not an Amazon ECR host, so registry_type `awsecr` cannot serve it: ECR hosts look like `123456789012.dkr.ecr.us-east-1.amazonaws.com` or `public.ecr.aws`; use `docker_v2` for other registries",

@@ -53,7 +53,9 @@ fn parse_params(mut rest: &str) -> HashMap<String, String> {
     let mut params = HashMap::new();
     loop {
         rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
-        let Some((key, after)) = rest.split_once('=') else { break };
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
         let key = key.trim().to_ascii_lowercase();
         let after = after.trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
@@ -91,9 +93,14 @@ mod tests {
 
     #[test]
     fn parses_registry_challenges() {
-        assert_eq!(Challenge::parse(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
         assert_eq!(
-            Challenge::parse(r#"Bearer realm="http://127.0.0.1:5002/token",service="test-registry",scope="repository:a/b:pull,push""#),
+            Challenge::parse(r#"Basic realm="basic-realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            Challenge::parse(
+                r#"Bearer realm="http://127.0.0.1:5002/token",service="test-registry",scope="repository:a/b:pull,push""#
+            ),
             Some(Challenge::Bearer {
                 realm: "http://127.0.0.1:5002/token".into(),
                 service: Some("test-registry".into()),
@@ -102,14 +109,28 @@ mod tests {
         );
         assert_eq!(
             Challenge::parse("bearer realm=https://auth.example/token, service=reg"),
-            Some(Challenge::Bearer { realm: "https://auth.example/token".into(), service: Some("reg".into()), scope: None })
+            Some(Challenge::Bearer {
+                realm: "https://auth.example/token".into(),
+                service: Some("reg".into()),
+                scope: None
+            })
         );
-        assert_eq!(Challenge::parse(r#"Bearer service="x""#), Some(Challenge::Other("Bearer without realm".into())));
-        assert_eq!(Challenge::parse("Negotiate"), Some(Challenge::Other("negotiate".into())));
+        assert_eq!(
+            Challenge::parse(r#"Bearer service="x""#),
+            Some(Challenge::Other("Bearer without realm".into()))
+        );
+        assert_eq!(
+            Challenge::parse("Negotiate"),
+            Some(Challenge::Other("negotiate".into()))
+        );
         assert_eq!(Challenge::parse("  "), None);
         assert_eq!(
             Challenge::parse(r#"Bearer realm="a\"b""#),
-            Some(Challenge::Bearer { realm: "a\"b".into(), service: None, scope: None })
+            Some(Challenge::Bearer {
+                realm: "a\"b".into(),
+                service: None,
+                scope: None
+            })
         );
     }
 }

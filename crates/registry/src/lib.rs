@@ -60,13 +60,21 @@ pub struct Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("TLS with {url} failed: {detail}. If the registry uses a private CA, put its certificate in the CA bundle (tls.ca_bundle) or in tls.certs_dir/{authority}/ca.crt; or register it with registry_verify=false (--insecure)")]
-    Tls { url: String, authority: String, detail: String },
+    Tls {
+        url: String,
+        authority: String,
+        detail: String,
+    },
     #[error("could not reach {url}: {detail}. Check the registry address and that it is running")]
     Unreachable { url: String, detail: String },
     #[error("{url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
     #[error("{who} refused the credentials: HTTP {status}{answer}")]
-    Refused { who: String, status: u16, answer: String },
+    Refused {
+        who: String,
+        status: u16,
+        answer: String,
+    },
     #[error("{url} is not a working registry API: {detail}")]
     Protocol { url: String, detail: String },
     #[error(transparent)]
@@ -94,6 +102,9 @@ impl RegistryError {
     }
 }
 
+/// Authority, verify flag, and the fingerprint of the registry's `certs.d` folder.
+type ClientKey = (String, bool, String);
+
 /// The registry client: one reqwest client per TLS setting, reused across calls.
 #[derive(Clone)]
 pub struct RegistryClient {
@@ -103,12 +114,14 @@ pub struct RegistryClient {
     /// folder (so a CA dropped in takes effect without a restart): building one loads root
     /// certificates, so they are made once. A std Mutex: held only to look up or insert, never
     /// across an await.
-    clients: Arc<Mutex<HashMap<(String, bool, String), reqwest::Client>>>,
+    clients: Arc<Mutex<HashMap<ClientKey, reqwest::Client>>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryClient").field("timeouts", &self.timeouts).finish_non_exhaustive()
+        f.debug_struct("RegistryClient")
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -148,9 +161,15 @@ impl RegistryClient {
         let key = (
             endpoint.authority.clone(),
             endpoint.verify_tls,
-            self.tls.fingerprint(&endpoint.authority, endpoint.verify_tls),
+            self.tls
+                .fingerprint(&endpoint.authority, endpoint.verify_tls),
         );
-        if let Some(client) = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(client) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(client.clone());
         }
         let builder = reqwest::Client::builder()
@@ -158,7 +177,9 @@ impl RegistryClient {
             .timeout(self.timeouts.total)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("regkeep/", env!("CARGO_PKG_VERSION")));
-        let builder = self.tls.apply(builder, &endpoint.authority, endpoint.verify_tls)?;
+        let builder = self
+            .tls
+            .apply(builder, &endpoint.authority, endpoint.verify_tls)?;
         let client = builder.build().map_err(|e| RegistryError::Protocol {
             url: endpoint.authority.clone(),
             detail: format!("cannot build an HTTP client: {e}"),
@@ -177,7 +198,11 @@ impl RegistryClient {
     /// # Errors
     /// [`RegistryError::Refused`] with what the registry or token server answered; TLS,
     /// reachability, timeout and protocol errors.
-    pub async fn ping(&self, endpoint: &Endpoint, credentials: Option<&BasicCredentials>) -> Result<(), RegistryError> {
+    pub async fn ping(
+        &self,
+        endpoint: &Endpoint,
+        credentials: Option<&BasicCredentials>,
+    ) -> Result<(), RegistryError> {
         let client = self.http_client(endpoint)?;
         let (base, first) = self.first_contact(&client, endpoint).await?;
         let url = format!("{base}/v2/");
@@ -196,20 +221,39 @@ impl RegistryClient {
         };
         let authorization = match challenge {
             Some(Challenge::Basic) | None => basic_header(credentials),
-            Some(Challenge::Bearer { realm, service, scope }) => {
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
                 let token = self
-                    .fetch_token(&client, &realm, service.as_deref(), scope.as_deref(), credentials)
+                    .fetch_token(
+                        &client,
+                        &realm,
+                        service.as_deref(),
+                        scope.as_deref(),
+                        credentials,
+                    )
                     .await?;
                 format!("Bearer {}", token.expose())
             }
             Some(Challenge::Other(scheme)) => {
                 return Err(RegistryError::Protocol {
                     url,
-                    detail: format!("it asks for `{scheme}` authentication; regkeep speaks Basic and Bearer"),
+                    detail: format!(
+                        "it asks for `{scheme}` authentication; regkeep speaks Basic and Bearer"
+                    ),
                 })
             }
         };
-        let second = send(client.get(&url).header(header::AUTHORIZATION, authorization), &url, self.timeouts).await?;
+        let second = send(
+            client
+                .get(&url)
+                .header(header::AUTHORIZATION, authorization),
+            &url,
+            self.timeouts,
+        )
+        .await?;
         match second.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -230,7 +274,9 @@ impl RegistryClient {
         let url = format!("{https}/v2/");
         match send(client.get(&url), &url, self.timeouts).await {
             Ok(response) => Ok((https, response)),
-            Err(err @ (RegistryError::Tls { .. } | RegistryError::Unreachable { .. })) if !endpoint.verify_tls => {
+            Err(err @ (RegistryError::Tls { .. } | RegistryError::Unreachable { .. }))
+                if !endpoint.verify_tls =>
+            {
                 let http = format!("http://{}", endpoint.authority);
                 let url = format!("{http}/v2/");
                 debug!(registry = %endpoint.authority, "HTTPS failed with verification off; trying plain HTTP");
@@ -276,7 +322,9 @@ impl RegistryClient {
         }
         let shown = realm.to_owned();
         let response = send(
-            client.get(url).header(header::AUTHORIZATION, basic_header(credentials)),
+            client
+                .get(url)
+                .header(header::AUTHORIZATION, basic_header(credentials)),
             &shown,
             self.timeouts,
         )
@@ -306,7 +354,11 @@ impl RegistryClient {
 impl RegistryError {
     fn with_authority(self, authority: &str) -> Self {
         match self {
-            RegistryError::Tls { url, detail, .. } => RegistryError::Tls { url, authority: authority.to_owned(), detail },
+            RegistryError::Tls { url, detail, .. } => RegistryError::Tls {
+                url,
+                authority: authority.to_owned(),
+                detail,
+            },
             other => other,
         }
     }
@@ -315,10 +367,17 @@ impl RegistryError {
 fn basic_header(credentials: &BasicCredentials) -> String {
     use base64::Engine as _;
     let raw = format!("{}:{}", credentials.username, credentials.password.expose());
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
-async fn send(request: reqwest::RequestBuilder, url: &str, timeouts: Timeouts) -> Result<reqwest::Response, RegistryError> {
+async fn send(
+    request: reqwest::RequestBuilder,
+    url: &str,
+    timeouts: Timeouts,
+) -> Result<reqwest::Response, RegistryError> {
     request.send().await.map_err(|e| classify(e, url, timeouts))
 }
 
@@ -333,13 +392,30 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     let deepest = chain.last().cloned().unwrap_or_default();
     let joined = chain.join(": ").to_ascii_lowercase();
     if err.is_timeout() {
-        return RegistryError::Timeout { url: url.to_owned(), seconds: timeouts.total.as_secs() };
+        return RegistryError::Timeout {
+            url: url.to_owned(),
+            seconds: timeouts.total.as_secs(),
+        };
     }
-    let tls_words = ["certificate", "tls", "handshake", "ssl", "invalidcontenttype", "corrupt message"];
+    let tls_words = [
+        "certificate",
+        "tls",
+        "handshake",
+        "ssl",
+        "invalidcontenttype",
+        "corrupt message",
+    ];
     if tls_words.iter().any(|w| joined.contains(w)) {
-        return RegistryError::Tls { url: url.to_owned(), authority: String::new(), detail: deepest };
+        return RegistryError::Tls {
+            url: url.to_owned(),
+            authority: String::new(),
+            detail: deepest,
+        };
     }
-    RegistryError::Unreachable { url: url.to_owned(), detail: deepest }
+    RegistryError::Unreachable {
+        url: url.to_owned(),
+        detail: deepest,
+    }
 }
 
 /// What a refusing server answered: its error codes and messages, or the start of its body.
@@ -354,7 +430,11 @@ async fn refused(who: String, response: reqwest::Response) -> RegistryError {
     if let Some(c) = challenge {
         answer.push_str(&format!(" (WWW-Authenticate: {c})"));
     }
-    RegistryError::Refused { who, status, answer }
+    RegistryError::Refused {
+        who,
+        status,
+        answer,
+    }
 }
 
 async fn unexpected(url: &str, status: StatusCode, response: reqwest::Response) -> RegistryError {
@@ -367,7 +447,9 @@ async fn unexpected(url: &str, status: StatusCode, response: reqwest::Response) 
 
 /// `: CODE: message; ...` from a registry error body, or the body's first 200 characters.
 async fn summarize_body(response: reqwest::Response) -> String {
-    let Ok(bytes) = response.bytes().await else { return String::new() };
+    let Ok(bytes) = response.bytes().await else {
+        return String::new();
+    };
     if let Ok(body) = serde_json::from_slice::<ErrorsBody>(&bytes) {
         let parts: Vec<String> = body
             .errors

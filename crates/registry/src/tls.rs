@@ -34,7 +34,10 @@ impl TlsSettings {
             Some(path) => read_pem(path)?,
             None => Vec::new(),
         };
-        Ok(TlsSettings { global_roots, certs_dir })
+        Ok(TlsSettings {
+            global_roots,
+            certs_dir,
+        })
     }
 
     /// What the per-registry CA folder holds now (names, sizes, modification times): part of the
@@ -43,7 +46,9 @@ impl TlsSettings {
         if !verify {
             return String::new();
         }
-        let Some(dir) = &self.certs_dir else { return String::new() };
+        let Some(dir) = &self.certs_dir else {
+            return String::new();
+        };
         let mut parts: Vec<String> = match std::fs::read_dir(dir.join(authority)) {
             Ok(entries) => entries
                 .filter_map(Result::ok)
@@ -54,7 +59,12 @@ impl TlsSettings {
                         .and_then(|m| m.modified().ok())
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                         .map_or(0, |d| d.as_nanos());
-                    format!("{}:{}:{}", e.file_name().to_string_lossy(), meta.map_or(0, |m| m.len()), modified)
+                    format!(
+                        "{}:{}:{}",
+                        e.file_name().to_string_lossy(),
+                        meta.map_or(0, |m| m.len()),
+                        modified
+                    )
                 })
                 .collect(),
             Err(_) => Vec::new(),
@@ -96,11 +106,18 @@ impl TlsSettings {
 }
 
 fn read_pem(path: &Path) -> Result<Vec<reqwest::Certificate>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|e| TlsError::Read { path: path.to_owned(), detail: e.to_string() })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&bytes)
-        .map_err(|e| TlsError::Read { path: path.to_owned(), detail: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| TlsError::Read {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|e| TlsError::Read {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate { path: path.to_owned() });
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
     }
     Ok(certs)
 }

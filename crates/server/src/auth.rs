@@ -43,7 +43,11 @@ impl AuthCache {
     pub fn new(ttl: Duration) -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        AuthCache { key, ttl, entries: Mutex::new(HashMap::new()) }
+        AuthCache {
+            key,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     fn fingerprint(&self, header: &str) -> [u8; 32] {
@@ -74,7 +78,10 @@ impl AuthCache {
 
     /// Forgets every verified credential (after a change to users or accounts).
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
@@ -85,14 +92,38 @@ pub struct Authenticated {
     pub account: AccountName,
 }
 
+/// An authenticated request whose `x-anchore-account` is not looked at (the API root, which
+/// anchore-cli calls with the header before every command; the command itself is then refused
+/// with a clear 403 if the account is not the caller's to use).
+#[derive(Clone, Debug)]
+pub struct AuthenticatedCaller(pub Caller);
+
+impl FromRequestParts<AppState> for AuthenticatedCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(&parts.headers, state)
+            .await
+            .map(AuthenticatedCaller)
+    }
+}
+
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = authenticate(&parts.headers, state).await?;
         let requested = match parts.headers.get(ACCOUNT_HEADER) {
             Some(value) => Some(value.to_str().map_err(|_| {
-                ApiError::bad_request(format!("{ACCOUNT_HEADER} is not valid text: give an account name"))
+                ApiError::bad_request(format!(
+                    "{ACCOUNT_HEADER} is not valid text: give an account name"
+                ))
             })?),
             None => None,
         };

@@ -17,7 +17,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            let text = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+            let text = content_type
+                .to_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             let mime = text.split(';').next().unwrap_or_default().trim();
             if mime != "application/json" && !mime.ends_with("+json") {
                 return Err(ApiError::new(
@@ -51,7 +54,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty: send a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is empty: send a JSON object",
+        ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -61,7 +66,9 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
             serde_json::error::Category::Data if path != "." => {
                 format!("the request body's field `{path}` is wrong: {inner}")
             }
-            serde_json::error::Category::Data => format!("the request body has a missing or wrongly typed field: {inner}"),
+            serde_json::error::Category::Data => {
+                format!("the request body has a missing or wrongly typed field: {inner}")
+            }
             _ => format!("the request body is not valid JSON: {inner}"),
         };
         ApiError::bad_request(message)

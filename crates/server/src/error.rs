@@ -20,7 +20,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), detail: json!({}) }
+        ApiError {
+            status,
+            message: message.into(),
+            detail: json!({}),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -28,7 +32,10 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, EngineError::Unauthorized.to_string())
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            EngineError::Unauthorized.to_string(),
+        )
     }
 }
 
@@ -51,7 +58,11 @@ impl From<EngineError> for ApiError {
                     "registry_status": source.status(),
                     "answer": source.to_string(),
                 });
-                ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message: err.to_string(), detail }
+                ApiError {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    message: err.to_string(),
+                    detail,
+                }
             }
             EngineError::Internal(m) => {
                 error!(error = %m, "internal error");
@@ -66,12 +77,17 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { message: self.message, httpcode: self.status.as_u16(), detail: self.detail };
+        let body = ErrorBody {
+            message: self.message,
+            httpcode: self.status.as_u16(),
+            detail: self.detail,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regkeep\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"regkeep\""),
+            );
         }
         response
     }

@@ -60,7 +60,10 @@ impl Application {
     ///
     /// # Errors
     /// Any start-up problem.
-    pub async fn build_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+    pub async fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Application> {
         create_private_dir(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
         let key_source = match &settings.secret_key {
@@ -70,9 +73,17 @@ impl Application {
         let database_url = settings.database_url();
         let store = Store::open(&database_url, &key_source)
             .await
-            .with_context(|| format!("cannot open the database {}", regkeep_store::redact_url(&database_url)))?;
-        let tls = TlsSettings::new(settings.tls.ca_bundle.as_deref(), Some(settings.certs_dir()))
-            .context("cannot load the TLS settings (tls.ca_bundle)")?;
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    regkeep_store::redact_url(&database_url)
+                )
+            })?;
+        let tls = TlsSettings::new(
+            settings.tls.ca_bundle.as_deref(),
+            Some(settings.certs_dir()),
+        )
+        .context("cannot load the TLS settings (tls.ca_bundle)")?;
         let timeouts = Timeouts {
             connect: Duration::from_secs(settings.registry.connect_timeout_secs),
             total: Duration::from_secs(settings.registry.request_timeout_secs),
@@ -81,18 +92,29 @@ impl Application {
             store,
             RegistryClient::new(timeouts, tls),
             clock,
-            EngineConfig { allow_awsecr_iam_auto: settings.allow_awsecr_iam_auto },
+            EngineConfig {
+                allow_awsecr_iam_auto: settings.allow_awsecr_iam_auto,
+            },
         );
         let generated_admin_password = seed_admin(&engine, settings).await?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (set `listen` / REGKEEP_LISTEN)", settings.listen))?;
+        let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (set `listen` / REGKEEP_LISTEN)",
+                settings.listen
+            )
+        })?;
         let state = AppState {
             engine,
-            auth_cache: Arc::new(AuthCache::new(Duration::from_secs(settings.auth_cache_seconds))),
+            auth_cache: Arc::new(AuthCache::new(Duration::from_secs(
+                settings.auth_cache_seconds,
+            ))),
             max_body_bytes: settings.max_body_bytes,
         };
-        Ok(Application { listener, state, generated_admin_password })
+        Ok(Application {
+            listener,
+            state,
+            generated_admin_password,
+        })
     }
 
     /// The address actually bound (port 0 in tests becomes a real port).
@@ -107,7 +129,10 @@ impl Application {
     ///
     /// # Errors
     /// Serving errors.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let store = self.state.engine.store().clone();
         let app = routes::router()
             .with_state(self.state)
@@ -128,26 +153,37 @@ impl Application {
 
 /// Creates the admin on first start. The password comes from configuration, or from the kept
 /// file, or is generated and kept (0600) in `data_dir`.
-async fn seed_admin(engine: &Engine, settings: &Settings) -> anyhow::Result<Option<(Secret, std::path::PathBuf)>> {
+async fn seed_admin(
+    engine: &Engine,
+    settings: &Settings,
+) -> anyhow::Result<Option<(Secret, std::path::PathBuf)>> {
     let file = settings.admin_password_file();
     let (password, generated) = match &settings.default_admin_password {
         Some(p) => (p.clone(), false),
         None if file.exists() => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read the admin password file {}", file.display()))?;
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!("cannot read the admin password file {}", file.display())
+            })?;
             (Secret::new(text.trim_end_matches(['\n', '\r'])), false)
         }
         None => {
             let mut bytes = [0u8; 18];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             use base64::Engine as _;
-            (Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)), true)
+            (
+                Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)),
+                true,
+            )
         }
     };
     let created = engine.bootstrap_admin(&password).await?;
     if created && generated {
-        write_private(&file, password.expose())
-            .with_context(|| format!("cannot keep the generated admin password in {}", file.display()))?;
+        write_private(&file, password.expose()).with_context(|| {
+            format!(
+                "cannot keep the generated admin password in {}",
+                file.display()
+            )
+        })?;
         return Ok(Some((password, file)));
     }
     Ok(None)

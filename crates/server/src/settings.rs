@@ -141,19 +141,23 @@ impl Settings {
             }
             figment = figment.merge(Yaml::file(path));
         }
-        let env = env
-            .split("__")
-            .filter(|key| {
-                // Keys keep the variable's case (`LISTEN`): compare without it.
-                let top = key.as_str().split('.').next().unwrap_or_default();
-                KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
-            });
+        let env = env.split("__").filter(|key| {
+            // Keys keep the variable's case (`LISTEN`): compare without it.
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        });
         figment = figment.merge(env);
-        let mut settings: Settings = figment.extract().map_err(|e| SettingsError(e.to_string()))?;
+        let mut settings: Settings = figment
+            .extract()
+            .map_err(|e| SettingsError(e.to_string()))?;
         if settings.database_url.as_deref().is_some_and(str::is_empty) {
             settings.database_url = None;
         }
-        if settings.default_admin_password.as_ref().is_some_and(Secret::is_empty) {
+        if settings
+            .default_admin_password
+            .as_ref()
+            .is_some_and(Secret::is_empty)
+        {
             settings.default_admin_password = None;
         }
         if settings.secret_key.as_ref().is_some_and(Secret::is_empty) {
@@ -203,6 +207,7 @@ fn default_data_dir() -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -230,11 +235,16 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.yaml", "lisen: 127.0.0.1:9000\n")?;
-            let err = Settings::load(Some(Path::new("c.yaml"))).unwrap_err().to_string();
+            let err = Settings::load(Some(Path::new("c.yaml")))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("lisen"), "{err}");
             jail.create_file("d.yaml", "allow_awsecr_iam_auto: maybe\n")?;
             assert!(Settings::load(Some(Path::new("d.yaml"))).is_err());
-            assert!(Settings::load(Some(Path::new("missing.yaml"))).unwrap_err().to_string().contains("does not exist"));
+            assert!(Settings::load(Some(Path::new("missing.yaml")))
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist"));
             Ok(())
         });
     }

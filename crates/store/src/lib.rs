@@ -98,7 +98,9 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = if database_url.starts_with("sqlite:") {
             Backend::Sqlite
-        } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
             Backend::Postgres
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(database_url)));
@@ -123,17 +125,28 @@ impl Store {
                     .max_connections(8)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA foreign_keys = ON")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA busy_timeout = 5000")
+                                .execute(&mut *conn)
+                                .await?;
                             Ok(())
                         })
                     })
                     .connect(&url)
                     .await?;
-                sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await?;
                 pool
             }
-            Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect(database_url).await?,
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(database_url)
+                    .await?
+            }
         };
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
@@ -228,7 +241,12 @@ impl Store {
 
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn set_account_state(&self, name: &AccountName, state: AccountState, now: Timestamp) -> Result<()> {
+    pub async fn set_account_state(
+        &self,
+        name: &AccountName,
+        state: AccountState,
+        now: Timestamp,
+    ) -> Result<()> {
         let done = sqlx::query("UPDATE accounts SET state = $1, last_updated = $2 WHERE name = $3")
             .bind(state.as_str())
             .bind(now.unix())
@@ -294,22 +312,31 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn list_users(&self, account: &AccountName) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query(&format!("{USER_SELECT} WHERE account = $1 ORDER BY username"))
-            .bind(account.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{USER_SELECT} WHERE account = $1 ORDER BY username"
+        ))
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(UserRecord::from_row).collect()
     }
 
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn set_user_password_hash(&self, username: &UserName, hash: &str, now: Timestamp) -> Result<()> {
-        let done = sqlx::query("UPDATE users SET password_hash = $1, last_updated = $2 WHERE username = $3")
-            .bind(hash)
-            .bind(now.unix())
-            .bind(username.as_str())
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_user_password_hash(
+        &self,
+        username: &UserName,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $1, last_updated = $2 WHERE username = $3",
+        )
+        .bind(hash)
+        .bind(now.unix())
+        .bind(username.as_str())
+        .execute(&self.pool)
+        .await?;
         expect_one(done.rows_affected())
     }
 
@@ -379,22 +406,30 @@ impl Store {
 
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn get_registry(&self, account: &AccountName, registry: &RegistryName) -> Result<RegistryRecord> {
-        let row = sqlx::query(&format!("{REGISTRY_SELECT} WHERE account = $1 AND registry = $2"))
-            .bind(account.as_str())
-            .bind(registry.as_str())
-            .fetch_one(&self.pool)
-            .await?;
+    pub async fn get_registry(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+    ) -> Result<RegistryRecord> {
+        let row = sqlx::query(&format!(
+            "{REGISTRY_SELECT} WHERE account = $1 AND registry = $2"
+        ))
+        .bind(account.as_str())
+        .bind(registry.as_str())
+        .fetch_one(&self.pool)
+        .await?;
         RegistryRecord::from_row(&row)
     }
 
     /// # Errors
     /// Database errors.
     pub async fn list_registries(&self, account: &AccountName) -> Result<Vec<RegistryRecord>> {
-        let rows = sqlx::query(&format!("{REGISTRY_SELECT} WHERE account = $1 ORDER BY registry"))
-            .bind(account.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{REGISTRY_SELECT} WHERE account = $1 ORDER BY registry"
+        ))
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(RegistryRecord::from_row).collect()
     }
 
@@ -403,16 +438,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`]; [`StoreError::Sealing`] when the sealed value does not open
     /// (it was moved from another row, or the key changed).
-    pub async fn registry_password(&self, account: &AccountName, registry: &RegistryName) -> Result<Secret> {
-        let sealed: Vec<u8> =
-            sqlx::query_scalar("SELECT sealed_pass FROM registries WHERE account = $1 AND registry = $2")
-                .bind(account.as_str())
-                .bind(registry.as_str())
-                .fetch_one(&self.pool)
-                .await?;
-        let plain = self
-            .key
-            .open(&sealed, &registry_pass_context(account.as_str(), registry.as_str()))?;
+    pub async fn registry_password(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+    ) -> Result<Secret> {
+        let sealed: Vec<u8> = sqlx::query_scalar(
+            "SELECT sealed_pass FROM registries WHERE account = $1 AND registry = $2",
+        )
+        .bind(account.as_str())
+        .bind(registry.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let plain = self.key.open(
+            &sealed,
+            &registry_pass_context(account.as_str(), registry.as_str()),
+        )?;
         let text = String::from_utf8(plain.to_vec())
             .map_err(|_| StoreError::Corrupt("a registry password is not UTF-8".into()))?;
         Ok(Secret::new(text))
@@ -420,7 +461,11 @@ impl Store {
 
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn delete_registry(&self, account: &AccountName, registry: &RegistryName) -> Result<()> {
+    pub async fn delete_registry(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+    ) -> Result<()> {
         let done = sqlx::query("DELETE FROM registries WHERE account = $1 AND registry = $2")
             .bind(account.as_str())
             .bind(registry.as_str())
@@ -441,7 +486,8 @@ const ACCOUNT_SELECT: &str =
     "SELECT name, email, account_type, state, created_at, last_updated FROM accounts";
 const USER_SELECT: &str =
     "SELECT username, account, user_type, source, password_hash, created_at, last_updated FROM users";
-const REGISTRY_SELECT: &str = "SELECT account, registry, registry_name, registry_user, registry_type, \
+const REGISTRY_SELECT: &str =
+    "SELECT account, registry, registry_name, registry_user, registry_type, \
      registry_verify, created_at, last_updated, last_validated FROM registries";
 
 fn expect_one(rows: u64) -> Result<()> {
@@ -464,7 +510,9 @@ where
 
 /// The file path of a `sqlite:` URL, if it names one.
 fn sqlite_path(url: &str) -> Option<&Path> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
 }
@@ -493,7 +541,10 @@ mod tests {
 
     #[test]
     fn sqlite_paths() {
-        assert_eq!(sqlite_path("sqlite:///a/b.db?mode=rwc"), Some(Path::new("/a/b.db")));
+        assert_eq!(
+            sqlite_path("sqlite:///a/b.db?mode=rwc"),
+            Some(Path::new("/a/b.db"))
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

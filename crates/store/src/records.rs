@@ -1,7 +1,9 @@
 //! The stored rows as typed values. Reading a row parses every column again into domain
 //! types, so a bad value in the database is an error, never a wrong answer.
 
-use regkeep_domain::{AccountName, AccountState, AccountType, RegistryName, RegistryType, Timestamp, UserName};
+use regkeep_domain::{
+    AccountName, AccountState, AccountType, RegistryName, RegistryType, Timestamp, UserName,
+};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 

@@ -24,10 +24,18 @@ pub enum SealingError {
     #[error("the secret key must be 32 bytes, base64-encoded (make one with `head -c 32 /dev/urandom | base64`); the one given is not")]
     BadKey,
     #[error("could not read the secret key file {path}: {source}")]
-    ReadKeyFile { path: PathBuf, source: std::io::Error },
+    ReadKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("could not create the secret key file {path}: {source}")]
-    CreateKeyFile { path: PathBuf, source: std::io::Error },
-    #[error("a sealed value did not open: it was sealed under another key, or belongs to another row")]
+    CreateKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "a sealed value did not open: it was sealed under another key, or belongs to another row"
+    )]
     Open,
     #[error("a sealed value is malformed (too short or unknown format)")]
     Malformed,
@@ -81,7 +89,10 @@ impl SealingKey {
     /// # Errors
     /// [`SealingError::CreateKeyFile`] when the file exists or cannot be written.
     pub fn create_file(path: &Path) -> Result<Self, SealingError> {
-        let err = |source| SealingError::CreateKeyFile { path: path.to_owned(), source };
+        let err = |source| SealingError::CreateKeyFile {
+            path: path.to_owned(),
+            source,
+        };
         let raw = Zeroizing::new(Aes256Gcm::generate_key(&mut OsRng).to_vec());
         let encoded = Zeroizing::new(BASE64.encode(&*raw));
         if let Some(dir) = path.parent() {
@@ -105,7 +116,13 @@ impl SealingKey {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plain, aad: context })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plain,
+                    aad: context,
+                },
+            )
             // aes-gcm fails only for messages over 64 GiB, which never reach this.
             .expect("AES-GCM encryption of a short secret cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
@@ -125,7 +142,13 @@ impl SealingKey {
         }
         let nonce = Nonce::from_slice(&sealed[1..1 + NONCE_LEN]);
         self.cipher
-            .decrypt(nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad: context })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: context,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| SealingError::Open)
     }
@@ -155,16 +178,31 @@ mod tests {
         assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
         assert_eq!(k.open(&sealed, &ctx).unwrap().as_slice(), b"s3cret");
         let other_row = registry_pass_context("acct", "other.example.com");
-        assert!(matches!(k.open(&sealed, &other_row), Err(SealingError::Open)));
+        assert!(matches!(
+            k.open(&sealed, &other_row),
+            Err(SealingError::Open)
+        ));
         let other_key = SealingKey::from_base64(&Secret::new(BASE64.encode([8u8; 32]))).unwrap();
-        assert!(matches!(other_key.open(&sealed, &ctx), Err(SealingError::Open)));
-        assert!(matches!(k.open(&sealed[..10], &ctx), Err(SealingError::Malformed)));
+        assert!(matches!(
+            other_key.open(&sealed, &ctx),
+            Err(SealingError::Open)
+        ));
+        assert!(matches!(
+            k.open(&sealed[..10], &ctx),
+            Err(SealingError::Malformed)
+        ));
     }
 
     #[test]
     fn bad_keys_are_refused() {
-        assert!(matches!(SealingKey::from_base64(&Secret::new("short")), Err(SealingError::BadKey)));
-        assert!(matches!(SealingKey::from_base64(&Secret::new(BASE64.encode([1u8; 16]))), Err(SealingError::BadKey)));
+        assert!(matches!(
+            SealingKey::from_base64(&Secret::new("short")),
+            Err(SealingError::BadKey)
+        ));
+        assert!(matches!(
+            SealingKey::from_base64(&Secret::new(BASE64.encode([1u8; 16]))),
+            Err(SealingError::BadKey)
+        ));
     }
 
     #[test]

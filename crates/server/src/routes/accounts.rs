@@ -14,15 +14,28 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::AppState;
 
-pub async fn own_account(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Account>, ApiError> {
-    Ok(Json(account_wire(&state.engine.own_account(&auth.caller).await?)))
+/// The account the caller acts in (its own, or the one an admin names in `x-anchore-account`,
+/// as Anchore answers).
+pub async fn own_account(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Account>, ApiError> {
+    Ok(Json(account_wire(
+        &state.engine.acting_account_record(&auth.account).await?,
+    )))
 }
 
-pub async fn own_user(State(state): State<AppState>, auth: Authenticated) -> Result<Json<User>, ApiError> {
+pub async fn own_user(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<User>, ApiError> {
     Ok(Json(user_wire(&state.engine.own_user(&auth.caller).await?)))
 }
 
-pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Vec<Account>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Vec<Account>>, ApiError> {
     let records = state.engine.list_accounts(&auth.caller).await?;
     Ok(Json(records.iter().map(account_wire).collect()))
 }
@@ -32,7 +45,9 @@ pub async fn get(
     auth: Authenticated,
     Path(account): Path<String>,
 ) -> Result<Json<Account>, ApiError> {
-    Ok(Json(account_wire(&state.engine.get_account(&auth.caller, &account).await?)))
+    Ok(Json(account_wire(
+        &state.engine.get_account(&auth.caller, &account).await?,
+    )))
 }
 
 pub async fn create(
@@ -40,7 +55,9 @@ pub async fn create(
     auth: Authenticated,
     JsonBody(request): JsonBody<AccountCreationRequest>,
 ) -> Result<Json<Account>, ApiError> {
-    Ok(Json(account_wire(&state.engine.create_account(&auth.caller, request).await?)))
+    Ok(Json(account_wire(
+        &state.engine.create_account(&auth.caller, request).await?,
+    )))
 }
 
 pub async fn set_state(
@@ -49,9 +66,14 @@ pub async fn set_state(
     Path(account): Path<String>,
     JsonBody(status): JsonBody<AccountStatus>,
 ) -> Result<Json<AccountStatus>, ApiError> {
-    let record = state.engine.set_account_state(&auth.caller, &account, &status.state).await?;
+    let record = state
+        .engine
+        .set_account_state(&auth.caller, &account, &status.state)
+        .await?;
     state.auth_cache.clear();
-    Ok(Json(AccountStatus { state: record.state.as_str().to_owned() }))
+    Ok(Json(AccountStatus {
+        state: record.state.as_str().to_owned(),
+    }))
 }
 
 pub async fn delete(
@@ -78,7 +100,9 @@ pub async fn get_user(
     auth: Authenticated,
     Path((account, user)): Path<(String, String)>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(user_wire(&state.engine.get_user(&auth.caller, &account, &user).await?)))
+    Ok(Json(user_wire(
+        &state.engine.get_user(&auth.caller, &account, &user).await?,
+    )))
 }
 
 pub async fn create_user(
@@ -87,7 +111,12 @@ pub async fn create_user(
     Path(account): Path<String>,
     JsonBody(request): JsonBody<UserCreationRequest>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(user_wire(&state.engine.create_user(&auth.caller, &account, request).await?)))
+    Ok(Json(user_wire(
+        &state
+            .engine
+            .create_user(&auth.caller, &account, request)
+            .await?,
+    )))
 }
 
 pub async fn delete_user(
@@ -95,7 +124,10 @@ pub async fn delete_user(
     auth: Authenticated,
     Path((account, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.delete_user(&auth.caller, &account, &user).await?;
+    state
+        .engine
+        .delete_user(&auth.caller, &account, &user)
+        .await?;
     state.auth_cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -106,7 +138,10 @@ pub async fn set_password(
     Path((account, user)): Path<(String, String)>,
     JsonBody(credential): JsonBody<AccessCredential>,
 ) -> Result<Json<User>, ApiError> {
-    let record = state.engine.set_user_password(&auth.caller, &account, &user, credential).await?;
+    let record = state
+        .engine
+        .set_user_password(&auth.caller, &account, &user, credential)
+        .await?;
     state.auth_cache.clear();
     Ok(Json(user_wire(&record)))
 }

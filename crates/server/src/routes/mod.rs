@@ -17,20 +17,34 @@ pub fn router() -> Router<AppState> {
         .route("/version", get(system::version))
         .route("/v1", get(system::root))
         .route("/v1/", get(system::root))
-        .route("/v1/registries", get(registries::list).post(registries::add))
+        .route(
+            "/v1/registries",
+            get(registries::list).post(registries::add),
+        )
         .route(
             "/v1/registries/{*registry}",
-            get(registries::get).put(registries::update).delete(registries::delete),
+            get(registries::get)
+                .put(registries::update)
+                .delete(registries::delete),
         )
         .route("/v1/account", get(accounts::own_account))
         .route("/v1/user", get(accounts::own_user))
         .route("/v1/accounts", get(accounts::list).post(accounts::create))
-        .route("/v1/accounts/{account}", get(accounts::get).delete(accounts::delete))
+        .route(
+            "/v1/accounts/{account}",
+            get(accounts::get).delete(accounts::delete),
+        )
         .route("/v1/accounts/{account}/state", put(accounts::set_state))
-        .route("/v1/accounts/{account}/users", get(accounts::list_users).post(accounts::create_user))
+        .route(
+            "/v1/accounts/{account}/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
         .route(
             "/v1/accounts/{account}/users/{user}",
             get(accounts::get_user).delete(accounts::delete_user),
         )
-        .route("/v1/accounts/{account}/users/{user}/credentials", post(accounts::set_password))
+        .route(
+            "/v1/accounts/{account}/users/{user}/credentials",
+            post(accounts::set_password),
+        )
 }

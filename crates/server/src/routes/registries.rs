@@ -11,7 +11,10 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::AppState;
 
-pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
     let records = state.engine.list_registries(&auth.account).await?;
     Ok(Json(records.iter().map(to_wire).collect()))
 }
@@ -32,7 +35,10 @@ pub async fn add(
     JsonBody(request): JsonBody<RegistryConfigurationRequest>,
 ) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
     let validate = validate_flag(query.as_deref())?;
-    let saved = state.engine.add_registry(&auth.account, request, validate).await?;
+    let saved = state
+        .engine
+        .add_registry(&auth.account, request, validate)
+        .await?;
     Ok(Json(vec![to_wire(&saved.record)]))
 }
 
@@ -44,7 +50,10 @@ pub async fn update(
     JsonBody(request): JsonBody<RegistryConfigurationRequest>,
 ) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
     let validate = validate_flag(query.as_deref())?;
-    let saved = state.engine.update_registry(&auth.account, &registry, request, validate).await?;
+    let saved = state
+        .engine
+        .update_registry(&auth.account, &registry, request, validate)
+        .await?;
     Ok(Json(vec![to_wire(&saved.record)]))
 }
 
@@ -53,7 +62,10 @@ pub async fn delete(
     auth: Authenticated,
     Path(registry): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.engine.delete_registry(&auth.account, &registry).await?;
+    state
+        .engine
+        .delete_registry(&auth.account, &registry)
+        .await?;
     Ok(Json(serde_json::json!([])))
 }
 
@@ -80,7 +92,11 @@ fn validate_flag(query: Option<&str>) -> Result<bool, ApiError> {
 fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         (decode(k), decode(v))
     })
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use regkeep_domain::wire::Version;
 use serde_json::{json, Value};
 
-use crate::auth::Authenticated;
+use crate::auth::AuthenticatedCaller;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -16,7 +16,10 @@ pub const API_VERSION: &str = "1";
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.engine.store().ping().await.map_err(|e| {
         tracing::error!(error = %e, "health check: database unreachable");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready: the database does not answer")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database does not answer",
+        )
     })?;
     Ok(Json(json!({"status": "ok"})))
 }
@@ -25,7 +28,7 @@ pub async fn version() -> Json<Version> {
     Json(current_version())
 }
 
-pub async fn root(_auth: Authenticated) -> Json<Version> {
+pub async fn root(_auth: AuthenticatedCaller) -> Json<Version> {
     Json(current_version())
 }
 

@@ -1,0 +1,1017 @@
+//! The `regkeep` binary end to end: `regkeep serve` as a real process, driven by anchore-cli
+//! 0.9.3 (unmodified) and by regkeep's own CLI, on SQLite and PostgreSQL. Also start-up,
+//! first-start admin password, and graceful shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{assert_no_secrets, peers, random_hex, Backend, TestDatabase};
+
+on_both_backends!(
+    anchore_cli_registry_commands,
+    anchore_cli_account_commands,
+    regkeep_cli_commands
+);
+
+const BIN: &str = env!("CARGO_BIN_EXE_regkeep");
+
+/// `regkeep serve` running as a child process.
+struct Served {
+    child: Child,
+    url: String,
+    data_dir: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `regkeep serve` with JSON logs, waits until it says where it listens.
+    fn start(
+        data_dir: &Path,
+        database: &TestDatabase,
+        admin_pass: Option<&str>,
+        extra_env: &[(&str, &str)],
+    ) -> Served {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", data_dir)
+            .env("REGKEEP_LISTEN", "127.0.0.1:0")
+            .env("REGKEEP_DATA_DIR", data_dir)
+            .env("REGKEEP_LOG_FORMAT", "json")
+            .env(
+                "REGKEEP_LOG_LEVEL",
+                "debug,hyper=info,sqlx=info,rustls=info",
+            )
+            .env("REGKEEP_REGISTRY__CONNECT_TIMEOUT_SECS", "5")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(url) = &database.url {
+            command.env("REGKEEP_DATABASE_URL", url);
+        }
+        if let Some(pass) = admin_pass {
+            // Through the environment: never in the process arguments.
+            command.env("REGKEEP_DEFAULT_ADMIN_PASSWORD", pass);
+        }
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("regkeep serve starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+                if line.contains("regkeep is serving") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("regkeep serve did not start:\n{}", stderr.lock().unwrap());
+            }
+        };
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let listen = record["fields"]["listen"]
+            .as_str()
+            .expect("listen field")
+            .to_owned();
+        Served {
+            child,
+            url: format!("http://{listen}"),
+            data_dir: data_dir.to_owned(),
+            stderr,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status, self.logs());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("regkeep did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs anchore-cli against `served` with a scratch HOME and no ANCHORE_CLI_* leaking in.
+fn anchore(served: &Served, auth: (&str, &str), args: &[&str]) -> Output {
+    let cli = peers().anchore_cli;
+    let home = served.data_dir.join("anchore-home");
+    std::fs::create_dir_all(&home).unwrap();
+    Command::new(cli)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("LANG", "C.UTF-8")
+        .args([
+            "--url",
+            &format!("{}/v1", served.url),
+            "--u",
+            auth.0,
+            "--p",
+            auth.1,
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("anchore-cli runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[track_caller]
+fn expect(output: &Output, code: i32, contains: &[&str]) {
+    let all = text(output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit code; output:\n{all}"
+    );
+    for want in contains {
+        assert!(all.contains(want), "output should contain {want:?}:\n{all}");
+    }
+    assert!(
+        !all.contains("WARNING: failed to format output"),
+        "anchore-cli could not read our answer:\n{all}"
+    );
+    assert!(!all.contains("Traceback"), "anchore-cli crashed:\n{all}");
+}
+
+async fn anchore_cli_registry_commands(backend: Backend) {
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend).await;
+    let admin_pass = format!("adm-{}", random_hex(6));
+    let served = Served::start(dir.path(), &database, Some(&admin_pass), &[]);
+    let admin = ("admin", admin_pass.as_str());
+
+    // add: plain-HTTP registry with --insecure; wrong password; TLS with an unknown CA.
+    let out = anchore(
+        &served,
+        admin,
+        &["registry", "add", &p.http, &p.user, &p.pass, "--insecure"],
+    );
+    expect(
+        &out,
+        0,
+        &[
+            &format!("Registry: {}", p.http),
+            "Type: docker_v2",
+            "Verify TLS: False",
+            &format!("User: {}", p.user),
+        ],
+    );
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "registry",
+            "add",
+            &format!("{}/wrong", p.http),
+            &p.user,
+            "wrong-pass-9",
+            "--insecure",
+        ],
+    );
+    expect(&out, 1, &["Error:", "HTTP Code: 422", "UNAUTHORIZED"]);
+    let out = anchore(
+        &served,
+        admin,
+        &["registry", "add", &p.tls, &p.user, &p.pass],
+    );
+    expect(&out, 1, &["HTTP Code: 422", "CA"]);
+    // --registry-type, --registry-name, Bearer token auth.
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "registry",
+            "add",
+            &p.bearer,
+            &p.user,
+            &p.pass,
+            "--insecure",
+            "--registry-type",
+            "docker_v2",
+            "--registry-name",
+            "tokens",
+        ],
+    );
+    expect(&out, 0, &["Name: tokens"]);
+    // No --registry-type on an ECR host: anchore-cli guesses awsecr; --skip-validate stores it.
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "registry",
+            "add",
+            ecr,
+            "AKIAEXAMPLE",
+            "aws-secret-9",
+            "--skip-validate",
+        ],
+    );
+    expect(
+        &out,
+        0,
+        &["setting registry type to 'awsecr'", "Type: awsecr"],
+    );
+    // --skip-validate stores an unreachable registry.
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "registry",
+            "add",
+            "127.0.0.1:1",
+            "u",
+            "p-unused",
+            "--skip-validate",
+        ],
+    );
+    expect(&out, 0, &["Registry: 127.0.0.1:1"]);
+
+    // list, get, --json.
+    let out = anchore(&served, admin, &["registry", "list"]);
+    expect(
+        &out,
+        0,
+        &["Registry", &p.http, &p.bearer, ecr, "127.0.0.1:1"],
+    );
+    assert!(
+        !text(&out).contains(&format!("{}/wrong", p.http)),
+        "the refused registry was not stored"
+    );
+    let out = anchore(&served, admin, &["registry", "get", &p.http]);
+    expect(
+        &out,
+        0,
+        &[&format!("Registry: {}", p.http), "Created: ", "Updated: "],
+    );
+    let out = anchore(&served, admin, &["--json", "registry", "list"]);
+    expect(&out, 0, &[]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 4);
+
+    // update: right (validated), wrong (refused), and ECR (Anchore's own update failed here).
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "registry",
+            "update",
+            &p.http,
+            &p.user,
+            &p.pass,
+            "--insecure",
+            "--registry-name",
+            "renamed",
+        ],
+    );
+    expect(&out, 0, &["Name: renamed"]);
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "registry",
+            "update",
+            &p.http,
+            &p.user,
+            "wrong-pass-9",
+            "--insecure",
+        ],
+    );
+    expect(&out, 1, &["HTTP Code: 422"]);
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "registry",
+            "update",
+            ecr,
+            "AKIAOTHER",
+            "aws-secret-10",
+            "--registry-type",
+            "awsecr",
+            "--skip-validate",
+        ],
+    );
+    expect(&out, 0, &["User: AKIAOTHER"]);
+
+    // del, del again, get deleted.
+    let out = anchore(&served, admin, &["registry", "del", "127.0.0.1:1"]);
+    expect(&out, 0, &["Success"]);
+    let out = anchore(&served, admin, &["registry", "del", "127.0.0.1:1"]);
+    expect(&out, 1, &["HTTP Code: 404"]);
+    let out = anchore(&served, admin, &["registry", "get", "127.0.0.1:1"]);
+    expect(&out, 1, &["HTTP Code: 404"]);
+
+    // --as-account: an admin acting in another account.
+    let out = anchore(&served, admin, &["account", "add", "team-x"]);
+    expect(&out, 0, &["Name: team-x"]);
+    let out = anchore(
+        &served,
+        admin,
+        &[
+            "--as-account",
+            "team-x",
+            "registry",
+            "add",
+            "x.example.com",
+            "u",
+            "p-x",
+            "--skip-validate",
+        ],
+    );
+    expect(&out, 0, &["Registry: x.example.com"]);
+    let out = anchore(
+        &served,
+        admin,
+        &["--as-account", "team-x", "registry", "list"],
+    );
+    expect(&out, 0, &["x.example.com"]);
+    assert!(!text(&out).contains(&p.http));
+    let out = anchore(&served, admin, &["registry", "list"]);
+    assert!(!text(&out).contains("x.example.com"));
+
+    // A wrong password: exit 2.
+    let out = anchore(
+        &served,
+        ("admin", "not-the-password"),
+        &["registry", "list"],
+    );
+    expect(&out, 2, &[]);
+
+    let logs = served.logs();
+    drop(served);
+    assert_no_secrets(
+        "regkeep's logs",
+        &logs,
+        &[
+            &p.pass,
+            "wrong-pass-9",
+            "aws-secret-9",
+            "aws-secret-10",
+            "p-x",
+            &admin_pass,
+        ],
+    );
+    database.drop_database().await;
+}
+
+async fn anchore_cli_account_commands(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend).await;
+    let admin_pass = format!("adm-{}", random_hex(6));
+    let served = Served::start(dir.path(), &database, Some(&admin_pass), &[]);
+    let admin = ("admin", admin_pass.as_str());
+
+    expect(
+        &anchore(&served, admin, &["account", "whoami"]),
+        0,
+        &[
+            "Username: admin",
+            "AccountName: admin",
+            "AccountType: admin",
+        ],
+    );
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &["account", "add", "team-y", "--email", "y@example.com"],
+        ),
+        0,
+        &["Name: team-y", "Email: y@example.com", "State: enabled"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "add", "team-y"]),
+        1,
+        &["HTTP Code: 409"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "get", "team-y"]),
+        0,
+        &["Name: team-y", "Type: user"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "list"]),
+        0,
+        &["team-y", "admin"],
+    );
+
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &[
+                "account",
+                "user",
+                "add",
+                "yuri",
+                "yuri-pass-1",
+                "--account",
+                "team-y",
+            ],
+        ),
+        0,
+        &["Name: yuri", "Type: native"],
+    );
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &["account", "user", "list", "--account", "team-y"],
+        ),
+        0,
+        &["yuri"],
+    );
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &["account", "user", "get", "yuri", "--account", "team-y"],
+        ),
+        0,
+        &["Name: yuri"],
+    );
+    expect(
+        &anchore(&served, ("yuri", "yuri-pass-1"), &["account", "whoami"]),
+        0,
+        &["Username: yuri", "AccountName: team-y"],
+    );
+    // A non-admin acting in another account is forbidden.
+    expect(
+        &anchore(
+            &served,
+            ("yuri", "yuri-pass-1"),
+            &["--as-account", "admin", "registry", "list"],
+        ),
+        1,
+        &["HTTP Code: 403"],
+    );
+
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &[
+                "account",
+                "user",
+                "setpassword",
+                "yuri-pass-2",
+                "--username",
+                "yuri",
+                "--account",
+                "team-y",
+            ],
+        ),
+        0,
+        &["Password (re)set success"],
+    );
+    expect(
+        &anchore(&served, ("yuri", "yuri-pass-1"), &["account", "whoami"]),
+        2,
+        &[],
+    );
+    expect(
+        &anchore(&served, ("yuri", "yuri-pass-2"), &["account", "whoami"]),
+        0,
+        &["Username: yuri"],
+    );
+
+    // Deleting an enabled account is refused; anchore-cli explains with its own note.
+    expect(
+        &anchore(&served, admin, &["account", "del", "team-y", "--dontask"]),
+        1,
+        &["accounts must be disabled"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "disable", "team-y"]),
+        0,
+        &["Success"],
+    );
+    expect(
+        &anchore(&served, ("yuri", "yuri-pass-2"), &["account", "whoami"]),
+        2,
+        &[],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "enable", "team-y"]),
+        0,
+        &["Success"],
+    );
+    expect(
+        &anchore(&served, ("yuri", "yuri-pass-2"), &["account", "whoami"]),
+        0,
+        &[],
+    );
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &["account", "user", "del", "yuri", "--account", "team-y"],
+        ),
+        0,
+        &["Success"],
+    );
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &["account", "user", "del", "yuri", "--account", "team-y"],
+        ),
+        1,
+        &["HTTP Code: 404"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "disable", "team-y"]),
+        0,
+        &["Success"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "del", "team-y", "--dontask"]),
+        0,
+        &["Success"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "get", "team-y"]),
+        1,
+        &["HTTP Code: 404"],
+    );
+
+    let logs = served.logs();
+    drop(served);
+    assert_no_secrets(
+        "regkeep's logs",
+        &logs,
+        &["yuri-pass-1", "yuri-pass-2", &admin_pass],
+    );
+    database.drop_database().await;
+}
+
+/// Runs `regkeep` (client) with `env` and optional stdin.
+fn regkeep(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+async fn regkeep_cli_commands(backend: Backend) {
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend).await;
+    let admin_pass = format!("adm-{}", random_hex(6));
+    let served = Served::start(dir.path(), &database, Some(&admin_pass), &[]);
+    let env = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "admin"),
+        ("REGKEEP_PASS", admin_pass.as_str()),
+    ];
+
+    // add with --password-stdin: the password is in neither the arguments nor the output.
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "add",
+            &p.http,
+            &p.user,
+            "--password-stdin",
+            "--insecure",
+        ],
+        Some(&format!("{}\n", p.pass)),
+    );
+    expect(
+        &out,
+        0,
+        &[
+            &p.http,
+            "docker_v2",
+            "warning: no --registry-type given; guessed `docker_v2`",
+        ],
+    );
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "add",
+            &format!("{}/w", p.http),
+            &p.user,
+            "--password-stdin",
+            "--insecure",
+        ],
+        Some("wrong-pass-7\n"),
+    );
+    expect(&out, 1, &["HTTP code: 422", "UNAUTHORIZED"]);
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "add",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "AKIAX",
+            "--password-stdin",
+            "--skip-validate",
+        ],
+        Some("aws-secret-7\n"),
+    );
+    expect(&out, 0, &["guessed `awsecr`", "awsecr"]);
+    // Neither argument nor stdin: a clear local error.
+    let out = regkeep(
+        &env,
+        &["registry", "add", "r.example.com", "u", "--skip-validate"],
+        None,
+    );
+    expect(&out, 2, &["--password-stdin"]);
+    // Empty stdin.
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "add",
+            "r.example.com",
+            "u",
+            "--password-stdin",
+            "--skip-validate",
+        ],
+        Some(""),
+    );
+    expect(&out, 2, &["standard input held no password"]);
+
+    // list (table and JSON), get, update, del.
+    let out = regkeep(&env, &["registry", "list"], None);
+    expect(&out, 0, &["Registry", "Last validated", &p.http]);
+    let out = regkeep(&env, &["--json", "registry", "list"], None);
+    expect(&out, 0, &[]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let out = regkeep(&env, &["registry", "get", "unknown.example.com"], None);
+    expect(&out, 1, &["HTTP code: 404", "registry list"]);
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "update",
+            &p.http,
+            &p.user,
+            "--password-stdin",
+            "--insecure",
+            "--registry-name",
+            "cli-named",
+        ],
+        Some(&p.pass),
+    );
+    expect(&out, 0, &["cli-named"]);
+    let out = regkeep(&env, &["registry", "del", &p.http], None);
+    expect(&out, 0, &["Deleted registry"]);
+    let out = regkeep(&env, &["registry", "del", &p.http], None);
+    expect(&out, 1, &["HTTP code: 404"]);
+
+    // Bad input answered by the server: exit 1 with its message.
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "add",
+            "https://r.example.com",
+            "u",
+            "--password-stdin",
+            "--skip-validate",
+        ],
+        Some("x\n"),
+    );
+    expect(&out, 1, &["scheme", "HTTP code: 400"]);
+
+    // Accounts and users.
+    expect(
+        &regkeep(
+            &env,
+            &["account", "add", "team-z", "--email", "z@example.com"],
+            None,
+        ),
+        0,
+        &["team-z"],
+    );
+    expect(
+        &regkeep(&env, &["account", "list"], None),
+        0,
+        &["team-z", "admin"],
+    );
+    expect(
+        &regkeep(&env, &["account", "get", "team-z"], None),
+        0,
+        &["z@example.com"],
+    );
+    expect(
+        &regkeep(&env, &["account", "whoami"], None),
+        0,
+        &["Username:", "admin"],
+    );
+    expect(
+        &regkeep(
+            &env,
+            &[
+                "user",
+                "add",
+                "zoe",
+                "--account",
+                "team-z",
+                "--password-stdin",
+            ],
+            Some("zoe-pass-1\n"),
+        ),
+        0,
+        &["zoe"],
+    );
+    expect(
+        &regkeep(&env, &["user", "list", "--account", "team-z"], None),
+        0,
+        &["zoe", "native"],
+    );
+    let zoe = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "zoe"),
+        ("REGKEEP_PASS", "zoe-pass-1"),
+    ];
+    expect(&regkeep(&zoe, &["account", "whoami"], None), 0, &["team-z"]);
+    expect(
+        &regkeep(&zoe, &["--as-account", "admin", "registry", "list"], None),
+        1,
+        &["HTTP code: 403"],
+    );
+    expect(
+        &regkeep(
+            &env,
+            &[
+                "user",
+                "setpassword",
+                "zoe",
+                "--account",
+                "team-z",
+                "--password-stdin",
+            ],
+            Some("zoe-pass-2\n"),
+        ),
+        0,
+        &["updated"],
+    );
+    expect(
+        &regkeep(&zoe, &["account", "whoami"], None),
+        2,
+        &["HTTP code: 401"],
+    );
+    expect(
+        &regkeep(
+            &env,
+            &[
+                "--as-account",
+                "team-z",
+                "registry",
+                "add",
+                "z.example.com",
+                "u",
+                "--password-stdin",
+                "--skip-validate",
+            ],
+            Some("z-pass\n"),
+        ),
+        0,
+        &["z.example.com"],
+    );
+    expect(
+        &regkeep(&env, &["user", "del", "zoe", "--account", "team-z"], None),
+        0,
+        &["Deleted user zoe"],
+    );
+    expect(
+        &regkeep(&env, &["account", "del", "team-z"], None),
+        1,
+        &["disable it first"],
+    );
+    expect(
+        &regkeep(&env, &["account", "disable", "team-z"], None),
+        0,
+        &["disabled"],
+    );
+    expect(
+        &regkeep(&env, &["account", "enable", "team-z"], None),
+        0,
+        &["enabled"],
+    );
+    expect(
+        &regkeep(&env, &["account", "disable", "team-z"], None),
+        0,
+        &["disabled"],
+    );
+    expect(
+        &regkeep(&env, &["account", "del", "team-z"], None),
+        0,
+        &["Deleted account team-z"],
+    );
+
+    // anchore-cli's environment variables work as a fallback, with its /v1 URL.
+    let anchore_env = [
+        ("ANCHORE_CLI_URL", &format!("{}/v1", served.url)[..]),
+        ("ANCHORE_CLI_USER", "admin"),
+        ("ANCHORE_CLI_PASS", admin_pass.as_str()),
+    ];
+    expect(
+        &regkeep(&anchore_env, &["registry", "list"], None),
+        0,
+        &["123456789012.dkr.ecr.eu-west-1.amazonaws.com"],
+    );
+
+    // Wrong credentials: 2. Unreachable server: 2, saying so.
+    let wrong = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "admin"),
+        ("REGKEEP_PASS", "nope"),
+    ];
+    expect(
+        &regkeep(&wrong, &["registry", "list"], None),
+        2,
+        &["HTTP code: 401"],
+    );
+    expect(
+        &regkeep(
+            &[("REGKEEP_URL", "http://127.0.0.1:1")],
+            &["registry", "list"],
+            None,
+        ),
+        2,
+        &["cannot reach regkeep"],
+    );
+
+    let logs = served.logs();
+    drop(served);
+    assert_no_secrets(
+        "regkeep's logs",
+        &logs,
+        &[
+            &p.pass,
+            "wrong-pass-7",
+            "aws-secret-7",
+            "zoe-pass-1",
+            "zoe-pass-2",
+            "z-pass",
+            &admin_pass,
+        ],
+    );
+    database.drop_database().await;
+}
+
+#[test]
+fn first_start_generates_and_keeps_the_admin_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let database = TestDatabase::sqlite();
+    let served = Served::start(&data, &database, None, &[]);
+    let file = data.join("admin_password");
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert!(password.len() >= 20);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let env = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "admin"),
+        ("REGKEEP_PASS", password.as_str()),
+    ];
+    expect(&regkeep(&env, &["account", "whoami"], None), 0, &["admin"]);
+    let (status, logs) = served.terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+    assert!(logs.contains("regkeep stopped"));
+    assert_eq!(
+        logs.matches(&password).count(),
+        1,
+        "the generated password is printed exactly once"
+    );
+
+    // Second start: nothing generated, nothing printed, the kept password still works.
+    let served = Served::start(&data, &database, None, &[]);
+    let env = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "admin"),
+        ("REGKEEP_PASS", password.as_str()),
+    ];
+    expect(&regkeep(&env, &["account", "whoami"], None), 0, &["admin"]);
+    let (status, logs) = served.terminate();
+    assert!(status.success());
+    assert!(!logs.contains(&password), "not printed again");
+}
+
+#[test]
+fn start_up_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    // A config file with a typo.
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "lisen: 127.0.0.1:0\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("REGKEEP_DATA_DIR", dir.path().join("d"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lisen") && err.contains("configuration error"),
+        "{err}"
+    );
+
+    // A data directory whose key file was replaced: refused, data untouched.
+    let data = dir.path().join("data");
+    let database = TestDatabase::sqlite();
+    let served = Served::start(&data, &database, Some("first-admin-pass"), &[]);
+    let (status, _) = served.terminate();
+    assert!(status.success());
+    std::fs::write(
+        data.join("secret.key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("REGKEEP_DATA_DIR", &data)
+        .env("REGKEEP_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("regkeep: regkeep cannot start") && err.contains("another key"),
+        "{err}"
+    );
+}

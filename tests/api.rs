@@ -962,3 +962,30 @@ async fn awsecr_rules(backend: Backend) {
     assert_eq!(s, StatusCode::OK, "{b}");
     app.finish().await;
 }
+
+/// A registry that accepts connections and never answers: a small in-test fixture, since no real
+/// program plays a hung registry. Validation gives up after the configured timeout.
+#[tokio::test]
+async fn a_registry_that_never_answers_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.registry.request_timeout_secs = 1).await;
+    let (status, body) = app
+        .post("/v1/registries", registry_body(&addr, "u", "p"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"]["reason"], "timeout");
+    assert!(
+        message(&body).contains("did not answer within 1 s"),
+        "{body}"
+    );
+    assert_eq!(app.get("/v1/registries").await.1, json!([]));
+    holder.abort();
+    app.finish().await;
+}

@@ -84,17 +84,21 @@ impl EcrHost {
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let (service, rest) = rest.split_once('.')?;
-        let (rest, dual_stack) = match service {
-            "dkr" => (rest.strip_prefix("ecr")?, false),
-            "dkr-ecr" => (rest, true),
+        // `dkr.ecr[-fips].REGION...` or dual-stack `dkr-ecr[-fips].REGION...`.
+        let (first, rest) = rest.split_once('.')?;
+        let (service, rest, dual_stack) = match first {
+            "dkr" => {
+                let (second, rest) = rest.split_once('.')?;
+                (second, rest, false)
+            }
+            "dkr-ecr" | "dkr-ecr-fips" => (first.strip_prefix("dkr-")?, rest, true),
             _ => return None,
         };
-        let (rest, fips) = match rest.strip_prefix("-fips") {
-            Some(r) => (r, true),
-            None => (rest, false),
+        let fips = match service {
+            "ecr" => false,
+            "ecr-fips" => true,
+            _ => return None,
         };
-        let rest = rest.strip_prefix('.')?;
         let (region, suffix) = rest.split_once('.')?;
         if !valid_region(region) {
             return None;

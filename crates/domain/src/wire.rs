@@ -116,3 +116,49 @@ pub struct Version {
     pub version: String,
     pub api_version: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let registry: RegistryConfigurationRequest = serde_json::from_str(
+            r#"{"registry":"r.example.com","registry_user":"u","registry_pass":"debug-secret-1"}"#,
+        )
+        .unwrap();
+        let user = UserCreationRequest {
+            username: "u".into(),
+            password: Secret::new("debug-secret-2"),
+        };
+        let credential = AccessCredential {
+            credential_type: "password".into(),
+            value: Secret::new("debug-secret-3"),
+        };
+        for shown in [
+            format!("{registry:?}"),
+            format!("{user:?}"),
+            format!("{credential:?}"),
+            format!("{registry:#?}"),
+        ] {
+            assert!(!shown.contains("debug-secret"), "{shown}");
+        }
+        // The request still carries the secret to the server.
+        assert!(serde_json::to_string(&registry)
+            .unwrap()
+            .contains("debug-secret-1"));
+    }
+
+    #[test]
+    fn registry_pass_accepts_numbers_as_text() {
+        let r: RegistryConfigurationRequest = serde_json::from_str(
+            r#"{"registry":"r","registry_user":"u","registry_pass":12345678}"#,
+        )
+        .unwrap();
+        assert_eq!(r.registry_pass.expose(), "12345678");
+        assert!(serde_json::from_str::<RegistryConfigurationRequest>(
+            r#"{"registry":"r","registry_user":"u","registry_pass":true}"#
+        )
+        .is_err());
+    }
+}

@@ -468,3 +468,18 @@ async fn summarize_body(response: reqwest::Response) -> String {
     let short: String = text.chars().take(200).collect();
     format!(": {short}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_debug_is_redacted() {
+        let c = BasicCredentials {
+            username: "u".into(),
+            password: Secret::new("registry-debug-secret"),
+        };
+        assert!(!format!("{c:?}").contains("registry-debug-secret"));
+        assert!(basic_header(&c).starts_with("Basic "));
+    }
+}

@@ -250,6 +250,25 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_secrets() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("REGKEEP_DEFAULT_ADMIN_PASSWORD", "settings-secret-1");
+            jail.set_env("REGKEEP_SECRET_KEY", "c2V0dGluZ3Mtc2VjcmV0LTI=");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.default_admin_password.as_ref().map(Secret::expose),
+                Some("settings-secret-1")
+            );
+            let shown = format!("{s:?}");
+            assert!(
+                !shown.contains("settings-secret-1") && !shown.contains("c2V0dGluZ3Mtc2VjcmV0LTI="),
+                "{shown}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn defaults_need_no_file() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("XDG_DATA_HOME", "/tmp/xdg");

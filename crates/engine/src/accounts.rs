@@ -250,7 +250,9 @@ impl Engine {
                 "Invalid account state change requested: account {name} is enabled; disable it first (PUT /v1/accounts/{name}/state {{\"state\": \"disabled\"}}, or `regkeep account disable {name}`)"
             )));
         }
-        match self.store.delete_account(&name).await {
+        let deleted = self.store.delete_account(&name).await;
+        self.registry_cache.clear();
+        match deleted {
             Ok(()) => {
                 info!(account = %name, "deleted account with its users and registries");
                 Ok(())

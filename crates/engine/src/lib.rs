@@ -7,8 +7,10 @@
 pub mod accounts;
 pub mod passwords;
 pub mod registries;
+mod registry_cache;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use regkeep_domain::{AccountName, AccountType, Clock, UserName};
 use regkeep_registry::{RegistryClient, RegistryError};
@@ -20,6 +22,9 @@ pub struct EngineConfig {
     /// Whether `awsecr` registries may use the host's own AWS identity (`awsauto`, `_iam_role`).
     /// Anchore's name and meaning; off by default.
     pub allow_awsecr_iam_auto: bool,
+    /// How long a read registry record is reused before the database is asked again (writes
+    /// through this process take effect at once; other replicas within this time). Zero: off.
+    pub registry_cache_ttl: Duration,
 }
 
 /// The use-cases, with what they need. Cheap to clone.
@@ -29,6 +34,7 @@ pub struct Engine {
     registry_client: RegistryClient,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    registry_cache: Arc<registry_cache::RegistryCache>,
 }
 
 /// An authenticated user, and the account it belongs to.
@@ -91,11 +97,15 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Self {
+        let registry_cache = Arc::new(registry_cache::RegistryCache::new(
+            config.registry_cache_ttl,
+        ));
         Engine {
             store,
             registry_client,
             clock,
             config,
+            registry_cache,
         }
     }
 

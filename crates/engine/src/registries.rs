@@ -135,8 +135,15 @@ impl Engine {
         registry: &str,
     ) -> Result<RegistryRecord, EngineError> {
         let registry = parse_registry(registry)?;
+        if let Some(record) = self.registry_cache.get(account, &registry) {
+            return Ok(record);
+        }
+        let generation = self.registry_cache.generation();
         match self.store.get_registry(account, &registry).await {
-            Ok(record) => Ok(record),
+            Ok(record) => {
+                self.registry_cache.put(&record, generation);
+                Ok(record)
+            }
             Err(StoreError::NotFound) => Err(not_found(account, &registry)),
             Err(e) => Err(e.into()),
         }
@@ -180,11 +187,12 @@ impl Engine {
             last_updated: now,
             last_validated: validated,
         };
-        match self
+        let inserted = self
             .store
             .insert_registry(&record, &spec.registry_pass)
-            .await
-        {
+            .await;
+        self.registry_cache.clear();
+        match inserted {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(conflict(&spec.registry)),
             Err(e) => return Err(e.into()),
@@ -238,11 +246,12 @@ impl Engine {
             last_validated: validated,
             ..existing
         };
-        match self
+        let updated = self
             .store
             .update_registry(&record, &spec.registry_pass)
-            .await
-        {
+            .await;
+        self.registry_cache.clear();
+        match updated {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
             Err(e) => return Err(e.into()),
@@ -264,7 +273,9 @@ impl Engine {
         registry: &str,
     ) -> Result<(), EngineError> {
         let registry = parse_registry(registry)?;
-        match self.store.delete_registry(account, &registry).await {
+        let deleted = self.store.delete_registry(account, &registry).await;
+        self.registry_cache.clear();
+        match deleted {
             Ok(()) => {
                 info!(account = %account, registry = %registry, "registry deleted");
                 Ok(())

@@ -94,6 +94,7 @@ impl Application {
             clock,
             EngineConfig {
                 allow_awsecr_iam_auto: settings.allow_awsecr_iam_auto,
+                registry_cache_ttl: Duration::from_secs(settings.registry_cache_seconds),
             },
         );
         let generated_admin_password = seed_admin(&engine, settings).await?;

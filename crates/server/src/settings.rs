@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "listen",
     "data_dir",
     "database_url",
@@ -25,6 +25,7 @@ const KEYS: [&str; 13] = [
     "registry",
     "tls",
     "auth_cache_seconds",
+    "registry_cache_seconds",
     "max_body_bytes",
 ];
 
@@ -58,6 +59,9 @@ pub struct Settings {
     pub tls: TlsConfig,
     /// How long a verified HTTP Basic credential is remembered (Argon2id is slow by design).
     pub auth_cache_seconds: u64,
+    /// How long a read registry record is reused. Writes through this process take effect at
+    /// once; with several replicas on one PostgreSQL, others' writes show within this time.
+    pub registry_cache_seconds: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
 }
@@ -112,6 +116,7 @@ impl Default for Settings {
             },
             tls: TlsConfig::default(),
             auth_cache_seconds: 30,
+            registry_cache_seconds: 5,
             max_body_bytes: 64 * 1024,
         }
     }

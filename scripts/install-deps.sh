@@ -8,7 +8,8 @@
 #
 #   .cache/venv-anchore  anchorecli 0.9.3 (Anchore's CLI, the API-compatibility client). Its own venv:
 #                        its Click pin clashes with moto's Flask.
-#   .cache/venv-peers    PyJWT + cryptography (fixtures/token_server.py) and moto[server] + boto3.
+#   .cache/venv-peers    PyJWT + cryptography (fixtures/token_server.py) and moto[server] + boto3 (moto,
+#                        fixtures/seed_aws.py, imds.py, check_aws.py; ecr_api.py needs only the stdlib).
 #
 # Usage: scripts/install-deps.sh        (as root; CI=true and no stdin are fine)
 set -euo pipefail

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Starts and stops the real peers regkeep's tests talk to, all on loopback (recipes: shared TEST-PEERS.md).
 #
-#   scripts/peers.sh start   fresh peers (stops this script's earlier ones first), writes target/peers/env
-#   scripts/peers.sh stop    stops what start started, by PID file; PostgreSQL only if start started it
+#   scripts/peers.sh start   fresh peers (stops this script's earlier ones first), writes target/peers/env,
+#                            then proves the AWS peers behave (fixtures/check_aws.py and a few curls)
+#   scripts/peers.sh stop    stops what start started: processes by PID file, PostgreSQL with pg_ctl
 #   scripts/peers.sh env     prints the path of the env file (`source "$(scripts/peers.sh env)"`)
+#
+# Two modes, chosen by what 123456789012.dkr.ecr.us-east-1.amazonaws.com resolves to:
+#   - inside the test namespace (scripts/test.sh, scripts/test-shell.sh: `unshare --net --mount`, only
+#     loopback, a private /etc/hosts mapping that name to 127.0.0.2): every peer below, including the
+#     registry under the real ECR host name;
+#   - anywhere else (a developer's shell on the host): the same minus that registry, and
+#     REGKEEP_TEST_REGISTRY_ECR is not exported (tests needing it must skip). The fixed ports below
+#     must then be free on the host's loopback (5432 too: stop a system PostgreSQL first).
+# For a shell inside the namespace with everything up: scripts/test-shell.sh.
 #
 # Peers (fixed ports; start fails, naming the holder, when one is taken):
 #   127.0.0.1:15000  docker-registry, htpasswd (Basic) auth, plain HTTP
@@ -11,55 +21,103 @@
 #   127.0.0.1:15002  docker-registry, Bearer token auth, plain HTTP, realm http://127.0.0.1:15003/token
 #   127.0.0.1:15003  fixtures/token_server.py, the token server of 15002 (same user and password)
 #   127.0.0.1:15004  docker-registry, no auth, plain HTTP
-#   127.0.0.1:5432   PostgreSQL 15 cluster "main", role regkeep/regkeep with CREATEDB
+#   127.0.0.1:15010  moto server (AWS: IAM, STS, ECR), signature and IAM-policy checking ON after seeding
+#                    by fixtures/seed_aws.py (users regkeep-test, regkeep-noperm; role regkeep-pull)
+#   127.0.0.1:15011  fixtures/imds.py, IMDSv2 (role regkeep-role: AssumeRole credentials minted from moto)
+#   127.0.0.1:15012  fixtures/ecr_api.py, a fake ECR GetAuthorizationToken with a control API (lifetime,
+#                    failures, token, delay; /_calls, /_reset)
+#   127.0.0.2:443    docker-registry as 123456789012.dkr.ecr.us-east-1.amazonaws.com, TLS (cert from
+#                    ca.pem), htpasswd user AWS password 123456789012-auth-token: namespace mode only
+#   127.0.0.1:5432   a private PostgreSQL 15 (initdb into target/peers/postgres, socket there too, never
+#                    /var/run/postgresql), role regkeep/regkeep with CREATEDB
 # Each registry holds test/hello:v1 (a one-layer OCI image, built by seed_images below).
 #
 # The env file ($REPO/target/peers/env, mode 0600) exports:
 #   REGKEEP_TEST_REGISTRY_HTTP|_TLS|_BEARER|_ANON   host:port of each registry
 #   REGKEEP_TEST_REGISTRY_USER, REGKEEP_TEST_REGISTRY_PASS   credentials of the three with auth (the password
 #                                                 is new on every start)
-#   REGKEEP_TEST_CA                    the CA that signed the TLS registry's cert
+#   REGKEEP_TEST_REGISTRY_ECR          123456789012.dkr.ecr.us-east-1.amazonaws.com (namespace mode only;
+#                                      port 443, CA REGKEEP_TEST_CA, user AWS)
+#   REGKEEP_TEST_CA                    the CA that signed the TLS registries' certs
 #   REGKEEP_TEST_TOKEN_REALM           the token server's URL
 #   REGKEEP_TEST_IMAGE, REGKEEP_TEST_IMAGE_DIGEST   the seeded image (repo:tag) and its manifest digest
 #   REGKEEP_TEST_POSTGRES_URL          postgres://regkeep:regkeep@127.0.0.1:5432/postgres
+#   REGKEEP_TEST_MOTO_URL              http://127.0.0.1:15010
+#   REGKEEP_TEST_AWS_ACCESS_KEY_ID, REGKEEP_TEST_AWS_SECRET_ACCESS_KEY   user regkeep-test (ecr:*, sts:AssumeRole)
+#   REGKEEP_TEST_AWS_NOPERM_ACCESS_KEY_ID, REGKEEP_TEST_AWS_NOPERM_SECRET_ACCESS_KEY   user regkeep-noperm
+#                                      (no policy: AccessDenied)
+#   REGKEEP_TEST_AWS_ROLE_ARN          role regkeep-pull (ecr:*; anyone may assume it)
+#   REGKEEP_TEST_AWS_ACCOUNT, REGKEEP_TEST_AWS_REGION   123456789012, us-east-1
+#   REGKEEP_TEST_IMDS_URL              http://127.0.0.1:15011 (AWS_EC2_METADATA_SERVICE_ENDPOINT)
+#   REGKEEP_TEST_ECR_FIXTURE_URL       http://127.0.0.1:15012
 #   REGKEEP_TEST_ANCHORE_CLI, REGKEEP_TEST_SKOPEO, REGKEEP_TEST_PYTHON (venv-peers), REGKEEP_TEST_PEERS_DIR
+# AWS secrets only ever travel through files (0600), environment variables and stdin, never argv.
 #
-# Needs scripts/install-deps.sh to have run, and root (for PostgreSQL). Every wait is bounded.
+# Needs scripts/install-deps.sh to have run, and root (PostgreSQL, port 443). Every wait is bounded;
+# start and stop take a lock (flock on target/peers.lock), so two of them never interleave.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEERS=$REPO/target/peers
 ENV_FILE=$PEERS/env
-PEERS_PY=$REPO/.cache/venv-peers/bin/python
+PEERS_VENV=$REPO/.cache/venv-peers
+PEERS_PY=$PEERS_VENV/bin/python
 ANCHORE_CLI=$REPO/.cache/venv-anchore/bin/anchore-cli
+LOCK_FILE=$REPO/target/peers.lock
 
 REG_USER=regkeep-test
 HTTP_PORT=15000 TLS_PORT=15001 BEARER_PORT=15002 TOKEN_PORT=15003 ANON_PORT=15004
 TOKEN_REALM=http://127.0.0.1:$TOKEN_PORT/token TOKEN_SERVICE=test-registry TOKEN_ISSUER=test-issuer
-PG_VERSION=15 PG_CLUSTER=main PG_PORT=5432
+PG_BIN=/usr/lib/postgresql/15/bin PG_PORT=5432
 PG_URL=postgres://regkeep:regkeep@127.0.0.1:$PG_PORT/postgres
-PG_MARKER=$PEERS/postgres-started-by-peers   # present while PostgreSQL runs because start started it
+PG_DIR_FILE=$PEERS/postgres.dir   # the private instance's directory (data dir, socket, log) while it exists
+MOTO_PORT=15010 IMDS_PORT=15011 ECR_API_PORT=15012
+MOTO_URL=http://127.0.0.1:$MOTO_PORT IMDS_URL=http://127.0.0.1:$IMDS_PORT ECR_API_URL=http://127.0.0.1:$ECR_API_PORT
+AWS_ACCOUNT=123456789012 AWS_REGION=us-east-1
+SEED_FILE=$PEERS/aws/seed.json    # moto's users and keys (secrets: 0600)
+# The registry under the real ECR host name (namespace mode): the password is what moto and
+# fixtures/ecr_api.py put in their tokens by default.
+ECR_HOST=$AWS_ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com ECR_ADDR=127.0.0.2 ECR_PORT=443
+ECR_USER=AWS ECR_PASS=$AWS_ACCOUNT-auth-token
 IMAGE=test/hello:v1
 WAIT_SECS=20
 
 say() { printf 'peers: %s\n' "$*"; }
 die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
 
+# start and stop run under an exclusive lock on fd 8, held until this script exits (its EXIT trap
+# included). The daemons started below must not inherit fd 8, or they would hold the lock for good:
+# spawn and as_postgres close it.
+if [[ ${1:-} == start || ${1:-} == stop ]]; then
+    mkdir -p "$REPO/target"
+    exec 8>"$LOCK_FILE"
+    timeout 300 flock 8 || die "another scripts/peers.sh start|stop still holds $LOCK_FILE after 5 min"
+fi
+
 # --- processes --------------------------------------------------------------------------------
 
 # alive PID: running (a zombie waiting for its reaper counts as gone).
 alive() { [[ -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 
-# ours PID: the process's command line names a file under $PEERS, so a PID file left behind after a
-# reboot never makes us kill a stranger that got the same PID.
-ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$PEERS/"; }
+# ours PID: the process's command line names a file under $PEERS, or its environment holds
+# REGKEEP_PEERS_OWNER=$PEERS (set by spawn), so a PID file left behind after a reboot never makes us
+# kill a stranger that got the same PID.
+ours() {
+    alive "$1" || return 1
+    # (It may vanish meanwhile: then /proc/PID/* are gone, quietly.)
+    { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$PEERS/" && return 0
+    { tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | grep -qxF -- "REGKEEP_PEERS_OWNER=$PEERS"
+}
 
 # spawn NAME CMD...: runs CMD detached (own session, stdin closed, output to NAME/NAME.log) and
 # records its PID in NAME/pid. The subshell execs setsid, which (not being a group leader) execs CMD
 # in place, so $! is CMD's own PID.
 spawn() {
     local name=$1; shift
-    (cd "$PEERS/$name" && exec setsid "$@" </dev/null >>"$PEERS/$name/$name.log" 2>&1) &
+    (
+        export REGKEEP_PEERS_OWNER=$PEERS
+        cd "$PEERS/$name" && exec setsid "$@" </dev/null >>"$PEERS/$name/$name.log" 2>&1 8>&-
+    ) &
     echo $! >"$PEERS/$name/pid"
 }
 
@@ -113,20 +171,29 @@ wait_http() {
 
 # --- certificates and credentials -------------------------------------------------------------
 
+# server_cert NAME CN SAN: an end-entity cert (CA:FALSE, serverAuth) from the private CA, as
+# NAME.pem and NAME-key.pem.
+server_cert() {
+    local d=$PEERS name=$1 cn=$2 san=$3
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$d/$name-key.pem" -out "$d/$name.csr" 2>/dev/null
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -days 30 \
+        -set_serial "0x$(openssl rand -hex 8)" -out "$d/$name.pem" -extfile <(printf '%s\n' \
+            "subjectAltName=$san" 'basicConstraints=critical,CA:FALSE' \
+            'keyUsage=critical,digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' \
+            'subjectKeyIdentifier=hash' 'authorityKeyIdentifier=keyid') 2>/dev/null
+    rm -f "$d/$name.csr"
+}
+
 make_certs() {
     local d=$PEERS
     # A private CA, proper for rustls/webpki: v3, CA:TRUE, keyCertSign.
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj '/CN=regkeep test CA' \
         -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' \
         -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null
-    # The TLS registry's cert, for the names tests dial: an end-entity cert (CA:FALSE, serverAuth).
-    openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout "$d/server-key.pem" -out "$d/server.csr" 2>/dev/null
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -days 30 \
-        -set_serial "0x$(openssl rand -hex 8)" -out "$d/server.pem" -extfile <(printf '%s\n' \
-            'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=critical,CA:FALSE' \
-            'keyUsage=critical,digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' \
-            'subjectKeyIdentifier=hash' 'authorityKeyIdentifier=keyid') 2>/dev/null
-    rm -f "$d/server.csr"
+    # The TLS registry's cert, for the names tests dial.
+    server_cert server localhost 'DNS:localhost,IP:127.0.0.1'
+    # The registry under the real ECR name (namespace mode only, but cheap: always made).
+    server_cert ecr-server "$ECR_HOST" "DNS:$ECR_HOST"
     # The token signer: self-signed, and it is its own trust anchor (the bearer registry's rootcertbundle).
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj '/CN=regkeep test token signer' \
         -keyout "$d/token-key.pem" -out "$d/token.pem" 2>/dev/null
@@ -135,47 +202,57 @@ make_certs() {
     mkdir -p "$d/certs.d" && cp "$d/ca.pem" "$d/certs.d/ca.crt"
 }
 
-# make_credentials PASS: the bcrypt htpasswd file, and a containers auth file for skopeo, so the
-# password never appears on a command line.
+# make_credentials PASS: the bcrypt htpasswd files, and a containers auth file for skopeo, so the
+# passwords never appear on a command line.
 make_credentials() {
-    local pass=$1 auth
+    local pass=$1 auth ecr_auth
     htpasswd -niB "$REG_USER" <<<"$pass" >"$PEERS/htpasswd" 2>/dev/null
+    htpasswd -niB "$ECR_USER" <<<"$ECR_PASS" >"$PEERS/htpasswd-ecr" 2>/dev/null
     auth=$(printf '%s:%s' "$REG_USER" "$pass" | base64 -w0)
-    jq -n --arg a "$auth" '{auths: {
+    ecr_auth=$(printf '%s:%s' "$ECR_USER" "$ECR_PASS" | base64 -w0)
+    jq -n --arg a "$auth" --arg e "$ecr_auth" --arg ecr "$ECR_HOST" '{auths: {
         "127.0.0.1:'$HTTP_PORT'": {auth: $a}, "127.0.0.1:'$TLS_PORT'": {auth: $a},
-        "127.0.0.1:'$BEARER_PORT'": {auth: $a}}}' >"$PEERS/auth.json"
-    chmod 600 "$PEERS/htpasswd" "$PEERS/auth.json"
+        "127.0.0.1:'$BEARER_PORT'": {auth: $a}, ($ecr): {auth: $e}}}' >"$PEERS/auth.json"
+    chmod 600 "$PEERS/htpasswd" "$PEERS/htpasswd-ecr" "$PEERS/auth.json"
 }
 
 # --- registries -------------------------------------------------------------------------------
 
-# start_registry NAME PORT AUTH_YAML [TLS_YAML]
+# ecr_mode: true inside the test namespace, where the private /etc/hosts maps the ECR name to
+# $ECR_ADDR. Elsewhere the name resolves to AWS (or nowhere): that registry is not started.
+ecr_mode() { [[ $(timeout 5 getent hosts "$ECR_HOST" 2>/dev/null | awk '{print $1; exit}') == "$ECR_ADDR" ]]; }
+
+# start_registry NAME ADDR:PORT AUTH_YAML [TLS_YAML]
 start_registry() {
-    local name=registry-$1 port=$2 auth=$3 tls=${4:-} dir
+    local name=registry-$1 addr=$2 auth=$3 tls=${4:-} dir
     dir=$PEERS/registry-$1
     mkdir -p "$dir/data"
-    cat >"$dir/config.yml" <<EOF
+    cat >"$dir/config.yml" <<YAML
 version: 0.1
 log: {level: warn}
 storage:
   filesystem: {rootdirectory: "$dir/data"}
   delete: {enabled: true}
 http:
-  addr: 127.0.0.1:$port
+  addr: $addr
   secret: $(openssl rand -hex 16)
 $tls
 $auth
-EOF
+YAML
     spawn "$name" docker-registry serve "$dir/config.yml"
 }
 
 start_registries() {
     local htpasswd="auth: {htpasswd: {realm: basic-realm, path: \"$PEERS/htpasswd\"}}"
-    start_registry http "$HTTP_PORT" "$htpasswd"
-    start_registry tls "$TLS_PORT" "$htpasswd" \
+    start_registry http "127.0.0.1:$HTTP_PORT" "$htpasswd"
+    start_registry tls "127.0.0.1:$TLS_PORT" "$htpasswd" \
         "  tls: {certificate: \"$PEERS/server.pem\", key: \"$PEERS/server-key.pem\"}"
-    start_registry bearer "$BEARER_PORT" "auth: {token: {realm: \"$TOKEN_REALM\", service: $TOKEN_SERVICE, issuer: $TOKEN_ISSUER, rootcertbundle: \"$PEERS/token.pem\"}}"
-    start_registry anon "$ANON_PORT" ""
+    start_registry bearer "127.0.0.1:$BEARER_PORT" "auth: {token: {realm: \"$TOKEN_REALM\", service: $TOKEN_SERVICE, issuer: $TOKEN_ISSUER, rootcertbundle: \"$PEERS/token.pem\"}}"
+    start_registry anon "127.0.0.1:$ANON_PORT" ""
+    if ((ECR_MODE)); then
+        start_registry ecr "$ECR_ADDR:$ECR_PORT" "auth: {htpasswd: {realm: basic-realm, path: \"$PEERS/htpasswd-ecr\"}}" \
+            "  tls: {certificate: \"$PEERS/ecr-server.pem\", key: \"$PEERS/ecr-server-key.pem\"}"
+    fi
 }
 
 start_token_server() { # PASS
@@ -192,53 +269,118 @@ wait_registries() {
     wait_http registry-bearer 401 "http://127.0.0.1:$BEARER_PORT/v2/"
     wait_http registry-anon 200 "http://127.0.0.1:$ANON_PORT/v2/"
     wait_http token-server 401 "$TOKEN_REALM?service=$TOKEN_SERVICE"
+    if ((ECR_MODE)); then
+        # By name: proves the private /etc/hosts, the cert's name and the CA together.
+        wait_http registry-ecr 401 "https://$ECR_HOST/v2/" --cacert "$PEERS/ca.pem"
+    fi
 }
 
-# --- PostgreSQL -------------------------------------------------------------------------------
+# --- AWS: moto, the IMDS fixture, the ECR API fixture -------------------------------------------
 
-pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" -t 2; }
+# start_moto: moto lets the first N calls through unchecked, N being exactly what seed_aws.py spends;
+# from then on it checks keys, signatures and IAM policies (check_aws.py proves it).
+start_moto() {
+    local free
+    mkdir -p "$PEERS/moto" "$PEERS/aws"
+    chmod 700 "$PEERS/aws"
+    free=$(timeout 30 "$PEERS_PY" "$REPO/fixtures/seed_aws.py" calls) || die "fixtures/seed_aws.py calls failed"
+    INITIAL_NO_AUTH_ACTION_COUNT=$free spawn moto "$PEERS_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+}
+
+start_ecr_api() {
+    mkdir -p "$PEERS/ecr-api"
+    spawn ecr-api "$PEERS_PY" "$REPO/fixtures/ecr_api.py" --listen "127.0.0.1:$ECR_API_PORT" --region "$AWS_REGION"
+}
+
+# seed_aws: users, keys, policies and the role, into $SEED_FILE (0600); sets AWS_* from it.
+seed_aws() {
+    (umask 077 && cd / && timeout 60 "$PEERS_PY" "$REPO/fixtures/seed_aws.py" seed --endpoint "$MOTO_URL" \
+        --region "$AWS_REGION" </dev/null >"$SEED_FILE" 2>"$PEERS/aws/seed.log") \
+        || { cat "$PEERS/aws/seed.log" >&2; die "seeding moto failed (log: $PEERS/aws/seed.log)"; }
+    # jq reads the secrets from the file and prints them: they never sit on a command line.
+    if ! { AWS_KEY=$(jq -er .access_key_id "$SEED_FILE") && AWS_SECRET=$(jq -er .secret_access_key "$SEED_FILE") \
+        && AWS_NOPERM_KEY=$(jq -er .noperm_access_key_id "$SEED_FILE") \
+        && AWS_NOPERM_SECRET=$(jq -er .noperm_secret_access_key "$SEED_FILE") \
+        && AWS_ROLE_ARN=$(jq -er .role_arn "$SEED_FILE") && [[ $(jq -er .account "$SEED_FILE") == "$AWS_ACCOUNT" ]]; }; then
+        die "unexpected seeding result in $SEED_FILE"
+    fi
+    say "moto: seeded users regkeep-test, regkeep-noperm and role $AWS_ROLE_ARN"
+}
+
+start_imds() {
+    mkdir -p "$PEERS/imds"
+    IMDS_SOURCE_ACCESS_KEY_ID=$AWS_KEY IMDS_SOURCE_SECRET_ACCESS_KEY=$AWS_SECRET \
+        spawn imds "$PEERS_PY" "$REPO/fixtures/imds.py" --listen "127.0.0.1:$IMDS_PORT" \
+        --sts-endpoint "$MOTO_URL" --role-arn "$AWS_ROLE_ARN" --region "$AWS_REGION" --account "$AWS_ACCOUNT"
+}
+
+# --- PostgreSQL: a private instance -------------------------------------------------------------
+
+as_postgres() { (cd / && timeout 120 runuser -u postgres -- "$@") </dev/null 8>&-; }
+
+# pg_dir: where the private instance lives. Under $PEERS when user postgres can reach it and the
+# socket path fits (107 bytes); otherwise a fresh mktemp directory in /tmp.
+pg_dir() {
+    local dir=$PEERS/postgres
+    if as_postgres test -x "$PEERS" && ((${#dir} + 16 <= 107)); then
+        rm -rf "$dir" && mkdir -m 700 "$dir"
+    else
+        dir=$(mktemp -d /tmp/regkeep-pg.XXXXXXXX)
+    fi
+    chown postgres:postgres "$dir"
+    echo "$dir"
+}
 
 start_postgres() {
-    if pg_ready; then
-        if [[ -e $PG_MARKER ]]; then say "postgres: already running (started by peers.sh)"
-        else say "postgres: already running (not ours: left alone at stop)"; fi
-    else
-        [[ $(id -u) == 0 ]] || die "starting PostgreSQL needs root (pg_ctlcluster, runuser)"
-        if ! pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1==v && $2==c {f=1} END {exit !f}'; then
-            say "postgres: creating cluster $PG_VERSION/$PG_CLUSTER"
-            timeout 120 pg_createcluster -p "$PG_PORT" "$PG_VERSION" "$PG_CLUSTER" >/dev/null
-        fi
-        require_free_port "$PG_PORT" "PostgreSQL"
-        timeout 60 pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start </dev/null \
-            || die "pg_ctlcluster $PG_VERSION $PG_CLUSTER start failed (log: /var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log)"
-        touch "$PG_MARKER"
-        local deadline=$((SECONDS + WAIT_SECS))
-        until pg_ready; do
-            ((SECONDS < deadline)) || die "PostgreSQL did not accept connections on 127.0.0.1:$PG_PORT within ${WAIT_SECS}s"
-            sleep 0.2
-        done
-        say "postgres: started cluster $PG_VERSION/$PG_CLUSTER"
-    fi
-    # The role, idempotently (ALTER keeps password and CREATEDB right if someone changed them).
-    (cd / && timeout 30 runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" -d postgres) >/dev/null <<'SQL' \
+    local dir
+    [[ $(id -u) == 0 ]] || die "starting PostgreSQL needs root (runuser)"
+    require_free_port "$PG_PORT" "PostgreSQL"
+    dir=$(pg_dir)
+    echo "$dir" >"$PG_DIR_FILE"
+    as_postgres "$PG_BIN/initdb" -N -D "$dir/data" -U postgres -E UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=scram-sha-256 >"$PEERS/postgres-initdb.log" 2>&1 \
+        || { tail -n 20 "$PEERS/postgres-initdb.log" >&2; die "initdb failed (log: $PEERS/postgres-initdb.log)"; }
+    # Local (socket) connections are trusted: the socket sits in $dir, mode 0700, owner postgres.
+    # Durability is traded for speed: test data is thrown away.
+    cat >>"$dir/data/postgresql.conf" <<CONF
+
+# scripts/peers.sh
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$dir'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$WAIT_SECS" start >/dev/null \
+        || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start (log: $dir/postgres.log)"; }
+    as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$PG_PORT" -d postgres \
+        -c "CREATE ROLE regkeep LOGIN CREATEDB PASSWORD 'regkeep'" >/dev/null \
         || die "could not create the PostgreSQL role regkeep"
-DO $$ BEGIN
-  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'regkeep') THEN
-    ALTER ROLE regkeep LOGIN CREATEDB PASSWORD 'regkeep';
-  ELSE
-    CREATE ROLE regkeep LOGIN CREATEDB PASSWORD 'regkeep';
-  END IF;
-END $$;
-SQL
-    timeout 10 psql -X -q -d "$PG_URL" -c 'SELECT 1' >/dev/null \
-        || die "role regkeep cannot log in with $PG_URL (check pg_hba.conf for 127.0.0.1/32)"
+    timeout 10 psql -X -q -d "$PG_URL" -c 'SELECT 1' </dev/null >/dev/null \
+        || die "role regkeep cannot log in with $PG_URL"
+    say "postgres: private instance in $dir/data on 127.0.0.1:$PG_PORT"
 }
 
 stop_postgres() {
-    [[ -e $PG_MARKER ]] || return 0
-    timeout 60 pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast </dev/null || say "postgres: stop failed"
-    rm -f "$PG_MARKER"
-    say "stopped postgres"
+    local dir pid
+    [[ -f $PG_DIR_FILE ]] || return 0
+    dir=$(<"$PG_DIR_FILE")
+    if [[ -f $dir/data/postmaster.pid ]]; then
+        pid=$(head -n 1 "$dir/data/postmaster.pid")
+        if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid"; then
+            as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null || true
+            if alive "$pid" && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$dir/data"; then
+                say "postgres: pg_ctl stop failed; killing $pid"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            say "stopped postgres (pid $pid)"
+        fi
+    fi
+    # A /tmp directory is ours alone and would pile up; the one under $PEERS is kept for a look.
+    if [[ $dir == /tmp/regkeep-pg.* ]]; then rm -rf "$dir"; fi
+    rm -f "$PG_DIR_FILE"
 }
 
 # --- test content -----------------------------------------------------------------------------
@@ -274,20 +416,26 @@ build_layout() {
     rm -rf "$work"
 }
 
-# seed_images: pushes test/hello:v1 into every registry with skopeo (creds from auth.json, the CA via
-# a cert dir, plain HTTP via --dest-tls-verify=false). The OCI manifest goes in unchanged, so its
-# digest in each registry is $MANIFEST_DIGEST.
+# seed_images: pushes test/hello:v1 into every registry with skopeo, all at once (creds from
+# auth.json, the CA via a cert dir, plain HTTP via --dest-tls-verify=false). The OCI manifest goes in
+# unchanged, so its digest in each registry is $MANIFEST_DIGEST.
 seed_images() {
     LAYOUT=$PEERS/oci/hello
     build_layout
-    local target port tls auth args
-    for target in "$HTTP_PORT:plain:creds" "$TLS_PORT:ca:creds" "$BEARER_PORT:plain:creds" "$ANON_PORT:plain:none"; do
-        IFS=: read -r port tls auth <<<"$target"
+    local targets=("127.0.0.1:$HTTP_PORT plain creds" "127.0.0.1:$TLS_PORT ca creds"
+        "127.0.0.1:$BEARER_PORT plain creds" "127.0.0.1:$ANON_PORT plain none") target host tls auth args
+    local -A pids=()
+    if ((ECR_MODE)); then targets+=("$ECR_HOST ca creds"); fi
+    for target in "${targets[@]}"; do
+        read -r host tls auth <<<"$target"
         if [[ $tls == plain ]]; then args=(--dest-tls-verify=false); else args=(--dest-cert-dir "$PEERS/certs.d"); fi
         if [[ $auth == creds ]]; then args+=(--dest-authfile "$PEERS/auth.json"); else args+=(--dest-no-creds); fi
         timeout 60 skopeo --insecure-policy copy -q "${args[@]}" \
-            "oci:$LAYOUT:v1" "docker://127.0.0.1:$port/$IMAGE" </dev/null >"$PEERS/oci/seed-$port.log" 2>&1 \
-            || { cat "$PEERS/oci/seed-$port.log" >&2; die "seeding $IMAGE into 127.0.0.1:$port failed"; }
+            "oci:$LAYOUT:v1" "docker://$host/$IMAGE" </dev/null >"$PEERS/oci/seed-${host//[:.]/_}.log" 2>&1 &
+        pids[$host]=$!
+    done
+    for host in "${!pids[@]}"; do
+        wait "${pids[$host]}" || { cat "$PEERS/oci/seed-${host//[:.]/_}.log" >&2; die "seeding $IMAGE into $host failed"; }
     done
 }
 
@@ -311,51 +459,124 @@ write_env() { # PASS
                 REGKEEP_TEST_IMAGE "$IMAGE" \
                 REGKEEP_TEST_IMAGE_DIGEST "$MANIFEST_DIGEST" \
                 REGKEEP_TEST_POSTGRES_URL "$PG_URL" \
+                REGKEEP_TEST_MOTO_URL "$MOTO_URL" \
+                REGKEEP_TEST_AWS_ACCESS_KEY_ID "$AWS_KEY" \
+                REGKEEP_TEST_AWS_SECRET_ACCESS_KEY "$AWS_SECRET" \
+                REGKEEP_TEST_AWS_NOPERM_ACCESS_KEY_ID "$AWS_NOPERM_KEY" \
+                REGKEEP_TEST_AWS_NOPERM_SECRET_ACCESS_KEY "$AWS_NOPERM_SECRET" \
+                REGKEEP_TEST_AWS_ROLE_ARN "$AWS_ROLE_ARN" \
+                REGKEEP_TEST_AWS_ACCOUNT "$AWS_ACCOUNT" \
+                REGKEEP_TEST_AWS_REGION "$AWS_REGION" \
+                REGKEEP_TEST_IMDS_URL "$IMDS_URL" \
+                REGKEEP_TEST_ECR_FIXTURE_URL "$ECR_API_URL" \
                 REGKEEP_TEST_ANCHORE_CLI "$ANCHORE_CLI" \
                 REGKEEP_TEST_SKOPEO "$(command -v skopeo)" \
                 REGKEEP_TEST_PEERS_DIR "$PEERS" \
                 REGKEEP_TEST_PYTHON "$PEERS_PY"
+            if ((ECR_MODE)); then printf 'export %s=%q\n' REGKEEP_TEST_REGISTRY_ECR "$ECR_HOST"; fi
         } >"$tmp"
     )
     mv "$tmp" "$ENV_FILE"
 }
 
+# --- checks -------------------------------------------------------------------------------------
+
+# check_peers: proves the AWS peers and the ECR-name registry behave as the tests assume. The IMDSv2
+# flow by hand with curl (the token goes in through stdin, -H @-), then fixtures/check_aws.py with
+# exactly the env file the tests get (moto's auth, botocore with the IMDS, the ECR fixture, the
+# registry with moto's token), then skopeo as user AWS. Leaves the fixtures' counters at zero.
+check_peers() {
+    local token role creds region
+    token=$(curl -sf --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS_URL/latest/api/token") \
+        || die "IMDS: PUT /latest/api/token failed"
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$IMDS_URL/latest/meta-data/iam/security-credentials/") == 401 ]] \
+        || die "IMDS: a GET without a token was not refused with 401"
+    role=$(curl -sf --max-time 5 -H @- "$IMDS_URL/latest/meta-data/iam/security-credentials/" <<<"X-aws-ec2-metadata-token: $token") \
+        || die "IMDS: GET security-credentials/ with the token failed"
+    creds=$(curl -sf --max-time 10 -H @- "$IMDS_URL/latest/meta-data/iam/security-credentials/$role" <<<"X-aws-ec2-metadata-token: $token") \
+        || die "IMDS: GET security-credentials/$role failed"
+    jq -e '.Code == "Success" and .Type == "AWS-HMAC" and (.AccessKeyId | startswith("ASIA"))
+        and (.SecretAccessKey | length > 0) and (.Token | length > 0) and (.Expiration | length > 0)
+        and (.LastUpdated | length > 0)' <<<"$creds" >/dev/null || die "IMDS: unexpected credentials JSON"
+    region=$(curl -sf --max-time 5 -H @- "$IMDS_URL/latest/meta-data/placement/region" <<<"X-aws-ec2-metadata-token: $token")
+    [[ $region == "$AWS_REGION" ]] || die "IMDS: region is '$region'"
+    curl -sf --max-time 5 -H @- "$IMDS_URL/latest/dynamic/instance-identity/document" <<<"X-aws-ec2-metadata-token: $token" \
+        | jq -e --arg r "$AWS_REGION" '.region == $r' >/dev/null || die "IMDS: bad instance-identity document"
+    say "check: ok: IMDS (curl): token, 401 without it, role $role, credentials JSON (Code Success, ASIA key), region $region"
+
+    (
+        # shellcheck source=/dev/null
+        source "$ENV_FILE"
+        cd / && timeout 120 "$PEERS_PY" "$REPO/fixtures/check_aws.py" </dev/null
+    ) | sed 's/^/peers: /' || die "AWS peer checks failed (above)"
+
+    if ((ECR_MODE)); then
+        local digest
+        digest=$(timeout 60 skopeo inspect --cert-dir "$PEERS/certs.d" --authfile "$PEERS/auth.json" \
+            --format '{{.Digest}}' "docker://$ECR_HOST/$IMAGE" </dev/null) || die "skopeo inspect of $ECR_HOST/$IMAGE failed"
+        [[ $digest == "$MANIFEST_DIGEST" ]] || die "$ECR_HOST/$IMAGE has digest $digest, not $MANIFEST_DIGEST"
+        say "check: ok: skopeo inspect docker://$ECR_HOST/$IMAGE as user AWS (TLS, CA $PEERS/ca.pem): $digest"
+    fi
+    curl -sf --max-time 5 -X POST "$IMDS_URL/_reset" >/dev/null || die "IMDS: /_reset failed"
+}
+
 # --- commands ---------------------------------------------------------------------------------
 
 cmd_start() {
-    local t0=$SECONDS pass f port
-    for f in docker-registry htpasswd skopeo pg_ctlcluster openssl curl jq ss "$PEERS_PY" "$ANCHORE_CLI"; do
+    local t0=$SECONDS pass f port ports
+    for f in docker-registry htpasswd skopeo openssl curl jq ss getent runuser setsid flock psql \
+        "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PEERS_PY" "$PEERS_VENV/bin/moto_server" "$ANCHORE_CLI"; do
         command -v "$f" >/dev/null || die "$f not found: run scripts/install-deps.sh first"
     done
     mkdir -p "$PEERS"
     stop_processes
-    rm -f "$ENV_FILE"
-    for port in "$HTTP_PORT:registry http" "$TLS_PORT:registry tls" "$BEARER_PORT:registry bearer" \
-        "$TOKEN_PORT:token server" "$ANON_PORT:registry anon"; do
+    stop_postgres
+    rm -f "$ENV_FILE" "$SEED_FILE"
+    ECR_MODE=0
+    if ecr_mode; then ECR_MODE=1; fi
+    ports=("$HTTP_PORT:registry http" "$TLS_PORT:registry tls" "$BEARER_PORT:registry bearer"
+        "$TOKEN_PORT:token server" "$ANON_PORT:registry anon" "$MOTO_PORT:moto" "$IMDS_PORT:IMDS fixture"
+        "$ECR_API_PORT:ECR API fixture" "$PG_PORT:PostgreSQL")
+    if ((ECR_MODE)); then ports+=("$ECR_PORT:registry ecr"); fi
+    for port in "${ports[@]}"; do
         require_free_port "${port%%:*}" "${port#*:}"
     done
-    # A start that fails half-way leaves nothing running.
-    trap 'rc=$?; if ((rc)); then say "start failed: stopping what was started"; cmd_stop >&2; fi' EXIT
+    # A start that fails half-way leaves nothing running; a signal becomes an exit, and the clean-up
+    # itself is not interrupted by a second one.
+    trap 'rc=$?; trap "" INT TERM; if ((rc)); then say "start failed: stopping what was started"; cmd_stop >&2; fi' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 
-    rm -rf "$PEERS"/registry-* "$PEERS/token-server" "$PEERS/oci"
+    rm -rf "$PEERS"/registry-* "$PEERS/token-server" "$PEERS/oci" "$PEERS/moto" "$PEERS/imds" "$PEERS/ecr-api" "$PEERS/aws"
     make_certs
     pass=$(openssl rand -hex 16)
     make_credentials "$pass"
+    # Everything that needs no one else first, so they boot while PostgreSQL is set up.
     start_registries
     start_token_server "$pass"
+    start_moto
+    start_ecr_api
     start_postgres
     wait_registries
+    wait_http moto 200 "$MOTO_URL/moto-api/data.json"   # not an AWS action: spends no free call
+    seed_aws
+    start_imds
+    wait_http ecr-api 200 "$ECR_API_URL/_calls"
+    wait_http imds 401 "$IMDS_URL/latest/meta-data/"   # it listens once it holds credentials
     seed_images
     write_env "$pass"
-    trap - EXIT
-    say "all peers up in $((SECONDS - t0))s; env: $ENV_FILE"
+    say "peers up in $((SECONDS - t0))s ($( ((ECR_MODE)) && echo "namespace mode: with $ECR_HOST" \
+        || echo "host mode: no ECR-name registry")); checking them"
+    check_peers
+    trap - EXIT INT TERM
+    say "all peers up and checked in $((SECONDS - t0))s; env: $ENV_FILE"
 }
 
 cmd_stop() {
     [[ -d $PEERS ]] || return 0
     stop_processes
     stop_postgres
-    rm -f "$ENV_FILE"
+    rm -f "$ENV_FILE" "$SEED_FILE"
 }
 
 cmd_env() {

@@ -101,6 +101,21 @@ async fn basic_auth_registry_validates_and_refuses(backend: Backend) {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(message(&body).contains("update"));
 
+    // A check logs in with the stored credential now.
+    let path = format!("/v1/registries/{}/check", enc(&p.http));
+    let (status, body) = app.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ok"], true);
+    let (status, _) = app
+        .post("/v1/registries/unknown.example.com/check", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // POST on a registry path other than /check.
+    let (status, _) = app
+        .post(&format!("/v1/registries/{}", enc(&p.http)), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+
     assert_no_secrets(
         "logs",
         &captured_logs(),

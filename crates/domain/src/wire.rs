@@ -45,6 +45,15 @@ pub struct RegistryConfiguration {
     /// `validate=false` and never checked since.
     #[serde(default)]
     pub last_validated: Option<Timestamp>,
+    /// For `awsecr` registries: when the current ECR token expires (never the token itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<Timestamp>,
+    /// For `awsecr` registries: when the token was last renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_renewed_at: Option<Timestamp>,
+    /// For `awsecr` registries: the last renewal's error (AWS's message), null after a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_last_error: Option<String>,
 }
 
 /// Every error answer: `{"message", "httpcode", "detail"}`.

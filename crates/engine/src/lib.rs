@@ -5,6 +5,8 @@
 //! The server calls these; they never see HTTP.
 
 pub mod accounts;
+pub mod credentials;
+pub mod ecr_tokens;
 pub mod passwords;
 pub mod registries;
 mod registry_cache;
@@ -13,7 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use regkeep_domain::{AccountName, AccountType, Clock, UserName};
+use regkeep_ecr::{EcrClient, EcrError};
 use regkeep_registry::{RegistryClient, RegistryError};
+
+pub use ecr_tokens::{EcrTokens, LifecycleSettings};
 use regkeep_store::{Store, StoreError};
 
 /// Settings the use-cases obey.
@@ -25,6 +30,8 @@ pub struct EngineConfig {
     /// How long a read registry record is reused before the database is asked again (writes
     /// through this process take effect at once; other replicas within this time). Zero: off.
     pub registry_cache_ttl: Duration,
+    /// Tuning of the ECR token lifecycle.
+    pub ecr: LifecycleSettings,
 }
 
 /// The use-cases, with what they need. Cheap to clone.
@@ -35,6 +42,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     registry_cache: Arc<registry_cache::RegistryCache>,
+    ecr_tokens: Arc<EcrTokens>,
 }
 
 /// An authenticated user, and the account it belongs to.
@@ -74,7 +82,7 @@ pub enum EngineError {
     ValidationFailed {
         registry: String,
         #[source]
-        source: RegistryError,
+        source: ValidationError,
     },
     /// A feature this build does not have for this input: 422, with what to do instead.
     #[error("{0}")]
@@ -82,6 +90,45 @@ pub enum EngineError {
     /// Something broke inside: 500. The message is logged, never sent to clients.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What refused or failed during validation: the registry, or AWS while minting a token.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Aws(#[from] EcrError),
+}
+
+impl ValidationError {
+    /// A short machine-readable kind for API error details.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ValidationError::Registry(e) => e.kind(),
+            ValidationError::Aws(EcrError::Refused { .. }) => "aws_refused",
+            ValidationError::Aws(EcrError::Throttled { .. }) => "aws_throttled",
+            ValidationError::Aws(EcrError::NoHostCredentials { .. }) => "aws_no_credentials",
+            ValidationError::Aws(_) => "aws_unavailable",
+        }
+    }
+
+    /// The HTTP status the registry or AWS answered, where there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ValidationError::Registry(e) => e.status(),
+            ValidationError::Aws(EcrError::Refused { status, .. }) => *status,
+            ValidationError::Aws(_) => None,
+        }
+    }
+
+    /// AWS's error code, where AWS answered.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            ValidationError::Aws(e) => e.code(),
+            ValidationError::Registry(_) => None,
+        }
+    }
 }
 
 impl From<StoreError> for EngineError {
@@ -94,11 +141,18 @@ impl Engine {
     pub fn new(
         store: Store,
         registry_client: RegistryClient,
+        ecr_client: EcrClient,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Self {
         let registry_cache = Arc::new(registry_cache::RegistryCache::new(
             config.registry_cache_ttl,
+        ));
+        let ecr_tokens = Arc::new(EcrTokens::new(
+            ecr_client,
+            store.clone(),
+            clock.clone(),
+            config.ecr.clone(),
         ));
         Engine {
             store,
@@ -106,7 +160,13 @@ impl Engine {
             clock,
             config,
             registry_cache,
+            ecr_tokens,
         }
+    }
+
+    /// The ECR token lifecycle (its background task is the server's to run).
+    pub fn ecr_tokens(&self) -> &Arc<EcrTokens> {
+        &self.ecr_tokens
     }
 
     pub fn store(&self) -> &Store {

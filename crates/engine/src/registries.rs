@@ -4,11 +4,14 @@
 use regkeep_domain::registry_kind::EcrCredentialMode;
 use regkeep_domain::wire::RegistryConfigurationRequest;
 use regkeep_domain::{AccountName, EcrHost, Host, RegistryName, RegistryType, Secret};
+use regkeep_ecr::{AwsCredentialSource, EcrTarget};
+use regkeep_registry::RegistryError;
 use regkeep_registry::{BasicCredentials, Endpoint};
 use regkeep_store::{RegistryRecord, StoreError};
 use tracing::{info, instrument, warn};
 
-use crate::{Engine, EngineError};
+use crate::ecr_tokens::{TokenError, TokenRequest};
+use crate::{Engine, EngineError, ValidationError};
 
 /// Longest `registry_user` and `registry_name` accepted, in bytes.
 const MAX_FIELD_LEN: usize = 255;
@@ -163,14 +166,14 @@ impl Engine {
         validate: bool,
     ) -> Result<Saved, EngineError> {
         let spec = RegistrySpec::parse(request)?;
-        self.check_type_rules(&spec)?;
+        let ecr = self.check_type_rules(&spec)?;
         match self.store.get_registry(account, &spec.registry).await {
             Ok(_) => return Err(conflict(&spec.registry)),
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
         let validated = if validate {
-            self.validate(&spec).await?;
+            self.validate(&spec, ecr.as_ref()).await?;
             Some(self.clock.now())
         } else {
             None
@@ -186,6 +189,8 @@ impl Engine {
             created_at: now,
             last_updated: now,
             last_validated: validated,
+            token_key: ecr.map(|r| r.key),
+            token_status: None,
         };
         let inserted = self
             .store
@@ -225,14 +230,14 @@ impl Engine {
                 spec.registry
             )));
         }
-        self.check_type_rules(&spec)?;
+        let ecr = self.check_type_rules(&spec)?;
         let existing = match self.store.get_registry(account, &spec.registry).await {
             Ok(r) => r,
             Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
             Err(e) => return Err(e.into()),
         };
         let validated = if validate {
-            self.validate(&spec).await?;
+            self.validate(&spec, ecr.as_ref()).await?;
             Some(self.clock.now())
         } else {
             None
@@ -244,6 +249,7 @@ impl Engine {
             registry_verify: spec.registry_verify,
             last_updated: self.clock.now(),
             last_validated: validated,
+            token_key: ecr.map(|r| r.key),
             ..existing
         };
         let updated = self
@@ -285,37 +291,78 @@ impl Engine {
         }
     }
 
-    /// The rules that depend on the type: ECR needs an ECR host and a readable credential
-    /// mode, and the host-identity modes need `allow_awsecr_iam_auto`.
-    fn check_type_rules(&self, spec: &RegistrySpec) -> Result<(), EngineError> {
-        if spec.registry_type != RegistryType::AwsEcr {
-            return Ok(());
+    /// The rules that depend on the type: an `awsecr` registry needs an ECR host and a readable
+    /// credential mode (and the setting for host-identity modes); its token request comes back.
+    fn check_type_rules(&self, spec: &RegistrySpec) -> Result<Option<TokenRequest>, EngineError> {
+        match spec.registry_type {
+            RegistryType::AwsEcr => self
+                .ecr_request(&spec.registry, &spec.registry_user, &spec.registry_pass)
+                .map(Some),
+            RegistryType::DockerV2 => Ok(None),
         }
-        let is_ecr_host =
-            matches!(spec.registry.host(), Host::Dns(h) if EcrHost::parse(h).is_some());
-        if !is_ecr_host {
-            return Err(EngineError::BadInput(format!(
-                "registry {} is not an Amazon ECR host, so registry_type `awsecr` cannot serve it: ECR hosts look like `123456789012.dkr.ecr.us-east-1.amazonaws.com` or `public.ecr.aws`; use `docker_v2` for other registries",
-                spec.registry
-            )));
-        }
-        let mode = EcrCredentialMode::from_user_pass(&spec.registry_user, &spec.registry_pass)
-            .map_err(|e| EngineError::BadInput(e.to_string()))?;
-        if mode.uses_host_identity() && !self.config.allow_awsecr_iam_auto {
-            return Err(EngineError::BadInput(
-                "using the host's own AWS identity (`awsauto`, `_iam_role`) is turned off: set `allow_awsecr_iam_auto: true` in the configuration (or REGKEEP_ALLOW_AWSECR_IAM_AUTO=true) to allow it, or give an access key id and secret access key".into(),
-            ));
-        }
-        Ok(())
     }
 
-    async fn validate(&self, spec: &RegistrySpec) -> Result<(), EngineError> {
-        match spec.registry_type {
-            RegistryType::DockerV2 => {
-                let endpoint = Endpoint {
-                    authority: spec.registry.authority().to_owned(),
-                    verify_tls: spec.registry_verify,
+    async fn validate(
+        &self,
+        spec: &RegistrySpec,
+        ecr: Option<&TokenRequest>,
+    ) -> Result<(), EngineError> {
+        let failed = |source: ValidationError| {
+            warn!(error = %source, "registry validation failed");
+            EngineError::ValidationFailed {
+                registry: spec.registry.to_string(),
+                source,
+            }
+        };
+        let endpoint = Endpoint {
+            authority: spec.registry.authority().to_owned(),
+            verify_tls: spec.registry_verify,
+        };
+        match (spec.registry_type, ecr) {
+            (RegistryType::AwsEcr, Some(request)) => {
+                // Mint with the new credentials (AWS's refusal is the answer), then log in to
+                // the registry with the token; a refused token is renewed once and retried once.
+                let token = self
+                    .ecr_tokens
+                    .mint_now(request)
+                    .await
+                    .map_err(|e| failed(ValidationError::Aws(e)))?;
+                let credentials = BasicCredentials {
+                    username: token.username.clone(),
+                    password: token.password.clone(),
                 };
+                match self
+                    .registry_client
+                    .ping(&endpoint, Some(&credentials))
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(RegistryError::Refused {
+                        status: 401 | 403, ..
+                    }) => {
+                        let renewed = self
+                            .ecr_tokens
+                            .renew_after_rejection(request, &token)
+                            .await
+                            .map_err(|e| match e {
+                                TokenError::Aws(aws) | TokenError::BackingOff(aws, _) => {
+                                    failed(ValidationError::Aws(aws))
+                                }
+                                TokenError::Store(m) => EngineError::Internal(m),
+                            })?;
+                        let credentials = BasicCredentials {
+                            username: renewed.username,
+                            password: renewed.password,
+                        };
+                        self.registry_client
+                            .ping(&endpoint, Some(&credentials))
+                            .await
+                            .map_err(|e| failed(ValidationError::Registry(e)))
+                    }
+                    Err(e) => Err(failed(ValidationError::Registry(e))),
+                }
+            }
+            _ => {
                 let credentials = BasicCredentials {
                     username: spec.registry_user.clone(),
                     password: spec.registry_pass.clone(),
@@ -323,15 +370,99 @@ impl Engine {
                 self.registry_client
                     .ping(&endpoint, Some(&credentials))
                     .await
-                    .map_err(|source| {
-                        warn!(error = %source, "registry validation failed");
-                        EngineError::ValidationFailed { registry: spec.registry.to_string(), source }
-                    })
+                    .map_err(|e| failed(ValidationError::Registry(e)))
             }
-            RegistryType::AwsEcr => Err(EngineError::NotSupported(
-                "validating awsecr credentials (minting an ECR token) is not available in this version: add the registry with validate=false (`--skip-validate`)".into(),
-            )),
         }
+    }
+
+    /// What to mint an ECR token for, for an `awsecr` registry with this user and password;
+    /// enforces `allow_awsecr_iam_auto` (at add, update and every use).
+    ///
+    /// # Errors
+    /// [`EngineError::BadInput`] for a host that is not ECR, an unreadable credential, or a
+    /// host-identity mode while the setting is off.
+    pub fn ecr_request(
+        &self,
+        registry: &RegistryName,
+        user: &str,
+        pass: &Secret,
+    ) -> Result<TokenRequest, EngineError> {
+        let host = match registry.host() {
+            Host::Dns(h) => EcrHost::parse(h),
+            _ => None,
+        };
+        let Some(host) = host else {
+            return Err(EngineError::BadInput(format!(
+                "registry {registry} is not an Amazon ECR host, so registry_type `awsecr` cannot serve it: ECR hosts look like `123456789012.dkr.ecr.us-east-1.amazonaws.com` or `public.ecr.aws`; use `docker_v2` for other registries"
+            )));
+        };
+        let mode = EcrCredentialMode::from_user_pass(user, pass)
+            .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        if mode.uses_host_identity() && !self.config.allow_awsecr_iam_auto {
+            return Err(EngineError::BadInput(
+                "using the host's own AWS identity (`awsauto`, `_iam_role`) is turned off: set `allow_awsecr_iam_auto: true` in the configuration (or REGKEEP_ALLOW_AWSECR_IAM_AUTO=true) to allow it, or give an access key id and secret access key".into(),
+            ));
+        }
+        let (identity, source) = match mode {
+            EcrCredentialMode::StaticKeys {
+                access_key_id,
+                secret_access_key,
+            } => (
+                format!(
+                    "keys:{access_key_id}:{}",
+                    self.store
+                        .fingerprint(secret_access_key.expose().as_bytes())
+                ),
+                AwsCredentialSource::StaticKeys {
+                    access_key_id,
+                    secret_access_key,
+                },
+            ),
+            EcrCredentialMode::HostIdentity => ("host".to_owned(), AwsCredentialSource::HostChain),
+            EcrCredentialMode::AssumeRole {
+                role_arn,
+                external_id,
+            } => (
+                format!(
+                    "role:{role_arn}:{}",
+                    external_id.as_ref().map_or_else(String::new, |e| self
+                        .store
+                        .fingerprint(e.expose().as_bytes()))
+                ),
+                AwsCredentialSource::AssumeRole {
+                    role_arn,
+                    external_id,
+                },
+            ),
+        };
+        let (key, target) = match host {
+            EcrHost::Private {
+                account,
+                region,
+                partition,
+                fips,
+                ..
+            } => (
+                format!(
+                    "{identity}|{partition}|{region}{}|{account}",
+                    if fips { "-fips" } else { "" }
+                ),
+                EcrTarget::Private {
+                    account,
+                    region,
+                    fips,
+                },
+            ),
+            EcrHost::Public => (
+                format!("{identity}|aws|us-east-1|public"),
+                EcrTarget::Public,
+            ),
+        };
+        Ok(TokenRequest {
+            key,
+            source,
+            target,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use regkeep_domain::{AccountName, RegistryName};
+use regkeep_domain::{AccountName, RegistryName, Secret};
 use regkeep_store::RegistryRecord;
 
 /// Most entries kept; past this the cache is cleared rather than grown.
@@ -24,6 +24,9 @@ pub(crate) struct RegistryCache {
 #[derive(Default)]
 struct Entries {
     records: HashMap<(AccountName, RegistryName), (RegistryRecord, Instant)>,
+    /// Opened passwords, so resolving a credential does not unseal on every use. Process
+    /// memory only, like every secret regkeep uses.
+    secrets: HashMap<(AccountName, RegistryName), (Secret, Instant)>,
     /// Bumped by every clear. A reader notes it before reading the database and may insert what
     /// it read only if no write cleared the cache meanwhile: a slow read never re-inserts a
     /// record that a concurrent write replaced.
@@ -81,10 +84,50 @@ impl RegistryCache {
         );
     }
 
+    pub(crate) fn get_secret(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+    ) -> Option<Secret> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .secrets
+            .get(&(account.clone(), registry.clone()))
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(secret, _)| secret.clone())
+    }
+
+    pub(crate) fn put_secret(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+        secret: &Secret,
+        generation: u64,
+    ) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.generation != generation {
+            return;
+        }
+        if entries.secrets.len() >= MAX_ENTRIES {
+            entries.secrets.clear();
+        }
+        entries.secrets.insert(
+            (account.clone(), registry.clone()),
+            (secret.clone(), Instant::now()),
+        );
+    }
+
     /// Forgets everything: called after every write to registries or accounts.
     pub(crate) fn clear(&self) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.records.clear();
+        entries.secrets.clear();
         entries.generation += 1;
     }
 }
@@ -105,6 +148,8 @@ mod tests {
             created_at: Timestamp::from_unix(0),
             last_updated: Timestamp::from_unix(0),
             last_validated: None,
+            token_key: None,
+            token_status: None,
         }
     }
 

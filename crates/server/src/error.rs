@@ -56,6 +56,7 @@ impl From<EngineError> for ApiError {
                     "registry": registry,
                     "reason": source.kind(),
                     "registry_status": source.status(),
+                    "aws_code": source.aws_code(),
                     "answer": source.to_string(),
                 });
                 ApiError {

@@ -25,6 +25,8 @@ use regkeep_engine::{Engine, EngineConfig};
 use regkeep_registry::{RegistryClient, Timeouts, TlsSettings};
 use regkeep_store::{KeySource, Store};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
@@ -91,10 +93,12 @@ impl Application {
         let engine = Engine::new(
             store,
             RegistryClient::new(timeouts, tls),
+            regkeep_ecr::EcrClient::new(timeouts.total),
             clock,
             EngineConfig {
                 allow_awsecr_iam_auto: settings.allow_awsecr_iam_auto,
                 registry_cache_ttl: Duration::from_secs(settings.registry_cache_seconds),
+                ecr: regkeep_engine::LifecycleSettings::default(),
             },
         );
         let generated_admin_password = seed_admin(&engine, settings).await?;
@@ -135,6 +139,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.engine.store().clone();
+        // Background work: ECR token renewal. Stopped (and awaited) after the HTTP server.
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(
+            self.state
+                .engine
+                .ecr_tokens()
+                .clone()
+                .run_until_stopped(cancel.clone()),
+        );
+        tasks.close();
         let app = routes::router()
             .with_state(self.state)
             .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -146,6 +161,8 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")?;
+        cancel.cancel();
+        tasks.wait().await;
         store.close().await;
         info!("regkeep stopped");
         Ok(())

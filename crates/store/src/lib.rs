@@ -19,13 +19,25 @@ use regkeep_domain::{AccountName, AccountState, RegistryName, Secret, Timestamp,
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use records::{AccountRecord, RegistryRecord, UserRecord};
-use sealing::{registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT};
+pub use records::{AccountRecord, RegistryRecord, TokenStatus, UserRecord};
+use sealing::{
+    ecr_token_context, registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const KEY_CHECK_PLAIN: &[u8] = b"regkeep key check";
+
+/// An ECR token as persisted: the registry user and password (sealed at rest) and its times.
+#[derive(Clone, Debug)]
+pub struct StoredToken {
+    pub username: String,
+    pub password: Secret,
+    pub expires_at: Timestamp,
+    pub obtained_at: Timestamp,
+    pub renew_at: Timestamp,
+}
 
 /// Which database the store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -361,8 +373,8 @@ impl Store {
         let sealed = self.seal_pass(record, pass);
         sqlx::query(
             "INSERT INTO registries (account, registry, registry_name, registry_user, registry_type, \
-             registry_verify, sealed_pass, created_at, last_updated, last_validated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             registry_verify, sealed_pass, created_at, last_updated, last_validated, token_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(record.account.as_str())
         .bind(record.registry.as_str())
@@ -374,6 +386,7 @@ impl Store {
         .bind(record.created_at.unix())
         .bind(record.last_updated.unix())
         .bind(record.last_validated.map(Timestamp::unix))
+        .bind(record.token_key.clone())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -387,8 +400,8 @@ impl Store {
         let sealed = self.seal_pass(record, pass);
         let done = sqlx::query(
             "UPDATE registries SET registry_name = $1, registry_user = $2, registry_type = $3, \
-             registry_verify = $4, sealed_pass = $5, last_updated = $6, last_validated = $7 \
-             WHERE account = $8 AND registry = $9",
+             registry_verify = $4, sealed_pass = $5, last_updated = $6, last_validated = $7, \
+             token_key = $8 WHERE account = $9 AND registry = $10",
         )
         .bind(record.registry_name.clone())
         .bind(record.registry_user.clone())
@@ -397,6 +410,7 @@ impl Store {
         .bind(sealed)
         .bind(record.last_updated.unix())
         .bind(record.last_validated.map(Timestamp::unix))
+        .bind(record.token_key.clone())
         .bind(record.account.as_str())
         .bind(record.registry.as_str())
         .execute(&self.pool)
@@ -474,6 +488,96 @@ impl Store {
         expect_one(done.rows_affected())
     }
 
+    // ---- ECR tokens ----
+
+    /// The persisted token under `key`, opened; `None` when there is none.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::Sealing`] when the sealed token does not open.
+    pub async fn load_ecr_token(&self, key: &str) -> Result<Option<StoredToken>> {
+        let row = sqlx::query(
+            "SELECT sealed_token, expires_at, obtained_at, renew_at FROM ecr_tokens \
+             WHERE token_key = $1 AND sealed_token IS NOT NULL",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let sealed: Vec<u8> = row.try_get("sealed_token")?;
+        let plain = self.key.open(&sealed, &ecr_token_context(key))?;
+        let text = std::str::from_utf8(&plain)
+            .map_err(|_| StoreError::Corrupt("an ECR token is not UTF-8".into()))?;
+        let (username, password) = text
+            .split_once('\0')
+            .ok_or_else(|| StoreError::Corrupt("an ECR token has no user".into()))?;
+        let time = |column: &str| -> Result<Timestamp> {
+            let value: Option<i64> = row.try_get(column)?;
+            value
+                .map(Timestamp::from_unix)
+                .ok_or_else(|| StoreError::Corrupt(format!("an ECR token has no {column}")))
+        };
+        Ok(Some(StoredToken {
+            username: username.to_owned(),
+            password: Secret::new(password),
+            expires_at: time("expires_at")?,
+            obtained_at: time("obtained_at")?,
+            renew_at: time("renew_at")?,
+        }))
+    }
+
+    /// Persists a freshly minted token under `key` (sealed), and records the renewal as
+    /// successful.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn save_ecr_token(&self, key: &str, token: &StoredToken) -> Result<()> {
+        let plain = format!("{}\0{}", token.username, token.password.expose());
+        let sealed = self.key.seal(plain.as_bytes(), &ecr_token_context(key));
+        sqlx::query(
+            "INSERT INTO ecr_tokens (token_key, sealed_token, expires_at, obtained_at, renew_at, \
+             last_renewed_at, last_error, updated_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7) \
+             ON CONFLICT (token_key) DO UPDATE SET sealed_token = excluded.sealed_token, \
+             expires_at = excluded.expires_at, obtained_at = excluded.obtained_at, \
+             renew_at = excluded.renew_at, last_renewed_at = excluded.last_renewed_at, \
+             last_error = NULL, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(sealed)
+        .bind(token.expires_at.unix())
+        .bind(token.obtained_at.unix())
+        .bind(token.renew_at.unix())
+        .bind(token.obtained_at.unix())
+        .bind(token.obtained_at.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed renewal (AWS's message) under `key`, keeping any token there.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_ecr_error(&self, key: &str, error: &str, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ecr_tokens (token_key, last_error, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (token_key) DO UPDATE SET last_error = excluded.last_error, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(error)
+        .bind(now.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A keyed fingerprint of `secret` (HMAC-SHA256 under a key derived from the sealing key,
+    /// 16 bytes hex): tells two secrets apart without revealing either, even to someone with
+    /// the database.
+    pub fn fingerprint(&self, secret: &[u8]) -> String {
+        self.key.fingerprint(secret)
+    }
+
     fn seal_pass(&self, record: &RegistryRecord, pass: &Secret) -> Vec<u8> {
         self.key.seal(
             pass.expose().as_bytes(),
@@ -486,9 +590,11 @@ const ACCOUNT_SELECT: &str =
     "SELECT name, email, account_type, state, created_at, last_updated FROM accounts";
 const USER_SELECT: &str =
     "SELECT username, account, user_type, source, password_hash, created_at, last_updated FROM users";
-const REGISTRY_SELECT: &str =
-    "SELECT account, registry, registry_name, registry_user, registry_type, \
-     registry_verify, created_at, last_updated, last_validated FROM registries";
+const REGISTRY_SELECT: &str = "SELECT r.account, r.registry, r.registry_name, r.registry_user, \
+     r.registry_type, r.registry_verify, r.created_at, r.last_updated, r.last_validated, r.token_key, \
+     t.expires_at AS token_expires_at, t.last_renewed_at AS token_last_renewed_at, \
+     t.last_error AS token_last_error, t.updated_at AS token_updated_at \
+     FROM registries r LEFT JOIN ecr_tokens t ON t.token_key = r.token_key";
 
 fn expect_one(rows: u64) -> Result<()> {
     if rows == 0 {

@@ -56,6 +56,18 @@ pub struct RegistryRecord {
     pub created_at: Timestamp,
     pub last_updated: Timestamp,
     pub last_validated: Option<Timestamp>,
+    /// For `awsecr` registries: which ECR token serves it (see [`crate::Store::save_ecr_token`]).
+    pub token_key: Option<String>,
+    /// The state of that token, read with the record (never the token itself).
+    pub token_status: Option<TokenStatus>,
+}
+
+/// The visible state of an ECR token: no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub expires_at: Option<Timestamp>,
+    pub last_renewed_at: Option<Timestamp>,
+    pub last_error: Option<String>,
 }
 
 fn time(row: &AnyRow, column: &str) -> Result<Timestamp, StoreError> {
@@ -97,6 +109,20 @@ impl RegistryRecord {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
         let registry_type: String = row.try_get("registry_type")?;
         let last_validated: Option<i64> = row.try_get("last_validated")?;
+        let token_key: Option<String> = row.try_get("token_key")?;
+        let token_updated: Option<i64> = row.try_get("token_updated_at")?;
+        let token_status = match token_updated {
+            Some(_) => Some(TokenStatus {
+                expires_at: row
+                    .try_get::<Option<i64>, _>("token_expires_at")?
+                    .map(Timestamp::from_unix),
+                last_renewed_at: row
+                    .try_get::<Option<i64>, _>("token_last_renewed_at")?
+                    .map(Timestamp::from_unix),
+                last_error: row.try_get("token_last_error")?,
+            }),
+            None => None,
+        };
         Ok(RegistryRecord {
             account: parse_column(row, "account")?,
             registry: parse_column(row, "registry")?,
@@ -108,6 +134,8 @@ impl RegistryRecord {
             created_at: time(row, "created_at")?,
             last_updated: time(row, "last_updated")?,
             last_validated: last_validated.map(Timestamp::from_unix),
+            token_key,
+            token_status,
         })
     }
 }

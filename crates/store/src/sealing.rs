@@ -12,7 +12,9 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use regkeep_domain::Secret;
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 const FORMAT_V1: u8 = 1;
@@ -45,6 +47,8 @@ pub enum SealingError {
 #[derive(Clone)]
 pub struct SealingKey {
     cipher: Aes256Gcm,
+    /// HMAC key for fingerprints, derived from the sealing key so one key file serves both.
+    fingerprint_key: Zeroizing<Vec<u8>>,
 }
 
 impl fmt::Debug for SealingKey {
@@ -67,9 +71,7 @@ impl SealingKey {
         if bytes.len() != 32 {
             return Err(SealingError::BadKey);
         }
-        Ok(SealingKey {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
-        })
+        Ok(Self::from_raw(&bytes))
     }
 
     /// Reads a key file written by [`SealingKey::create_file`] (or by hand: base64 of 32 bytes).
@@ -106,9 +108,28 @@ impl SealingKey {
         file.write_all(encoded.as_bytes()).map_err(err)?;
         file.write_all(b"\n").map_err(err)?;
         file.sync_all().map_err(err)?;
-        Ok(SealingKey {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&raw)),
-        })
+        Ok(Self::from_raw(&raw))
+    }
+
+    fn from_raw(raw: &[u8]) -> Self {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(raw).expect("HMAC takes any key length");
+        mac.update(b"regkeep/v1/fingerprint-key");
+        SealingKey {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(raw)),
+            fingerprint_key: Zeroizing::new(mac.finalize().into_bytes().to_vec()),
+        }
+    }
+
+    /// HMAC-SHA256 of `data` under the derived fingerprint key, first 16 bytes as hex.
+    pub fn fingerprint(&self, data: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
+            .expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Seals `plain`, bound to `context`.
@@ -157,6 +178,11 @@ impl SealingKey {
 /// The associated data of a registry password: binds it to its account and registry.
 pub fn registry_pass_context(account: &str, registry: &str) -> Vec<u8> {
     format!("regkeep/v1/registry_pass\0{account}\0{registry}").into_bytes()
+}
+
+/// The associated data of a persisted ECR token: binds it to its token key.
+pub fn ecr_token_context(key: &str) -> Vec<u8> {
+    format!("regkeep/v1/ecr_token\0{key}").into_bytes()
 }
 
 /// The associated data of the key check stored in `meta`.

@@ -25,7 +25,8 @@ pub fn router() -> Router<AppState> {
             "/v1/registries/{*registry}",
             get(registries::get)
                 .put(registries::update)
-                .delete(registries::delete),
+                .delete(registries::delete)
+                .post(registries::check),
         )
         .route("/v1/account", get(accounts::own_account))
         .route("/v1/user", get(accounts::own_user))

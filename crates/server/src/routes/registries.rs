@@ -69,6 +69,30 @@ pub async fn delete(
     Ok(Json(serde_json::json!([])))
 }
 
+/// `POST /v1/registries/{registry}/check`: resolves the registry's credential now (minting an
+/// ECR token if needed) and logs in to the registry with it. Answers what it found, never the
+/// credential.
+pub async fn check(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(path): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(registry) = path.strip_suffix("/check") else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "POST on a registry is only `/v1/registries/{registry}/check`; add registries with POST /v1/registries",
+        ));
+    };
+    let report = state.engine.check_registry(&auth.account, registry).await?;
+    Ok(Json(serde_json::json!({
+        "registry": report.registry.to_string(),
+        "ok": true,
+        "checked_at": report.checked_at,
+        "token_usable_until": report.usable_until,
+        "renewed_after_refusal": report.renewed_after_refusal,
+    })))
+}
+
 /// `validate` from the query string: true/false in any case (anchore-cli sends `True`/`False`);
 /// absent means true.
 fn validate_flag(query: Option<&str>) -> Result<bool, ApiError> {
@@ -112,6 +136,12 @@ pub(crate) fn to_wire(record: &RegistryRecord) -> RegistryConfiguration {
         created_at: record.created_at,
         last_updated: record.last_updated,
         last_validated: record.last_validated,
+        token_expires_at: record.token_status.as_ref().and_then(|t| t.expires_at),
+        token_renewed_at: record.token_status.as_ref().and_then(|t| t.last_renewed_at),
+        token_last_error: record
+            .token_status
+            .as_ref()
+            .and_then(|t| t.last_error.clone()),
     }
 }
 

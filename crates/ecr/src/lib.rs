@@ -1,0 +1,466 @@
+//! regkeep's Amazon ECR adapter: mints ECR authorization tokens through the AWS SDK for Rust.
+//!
+//! Layout: this module. [`EcrClient::mint`] takes where the AWS credentials come from
+//! ([`AwsCredentialSource`]: static keys, the host's default chain — environment, profile, web
+//! identity, container credentials, IMDSv2 — or a role assumed from it) and which registry
+//! ([`EcrTarget`]), and calls `GetAuthorizationToken` (ECR private, in the host's region and
+//! partition, FIPS endpoint for FIPS hosts) or the `ecr-public` API (us-east-1). SigV4, IMDS, STS
+//! and the credential chain are the SDK's; standard variables such as `AWS_ENDPOINT_URL_ECR` keep
+//! working because the base configuration is the SDK's own `load`.
+//!
+//! Caching, renewal and persistence of tokens are the engine's (the token lifecycle use-case).
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use base64::Engine as _;
+use regkeep_domain::{Secret, Timestamp};
+use tokio::sync::OnceCell;
+use tracing::{debug, instrument};
+
+/// Where the AWS credentials come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AwsCredentialSource {
+    /// An access key id and secret access key.
+    StaticKeys {
+        access_key_id: String,
+        secret_access_key: Secret,
+    },
+    /// The host's own identity through the AWS default credential chain.
+    HostChain,
+    /// A role assumed (STS `AssumeRole`) from the host's identity.
+    AssumeRole {
+        role_arn: String,
+        external_id: Option<Secret>,
+    },
+}
+
+/// Which ECR registry a token is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EcrTarget {
+    /// A private registry: its 12-digit account, region, and whether its host is a FIPS endpoint.
+    Private {
+        account: String,
+        region: String,
+        fips: bool,
+    },
+    /// ECR Public (tokens from the `ecr-public` API in us-east-1).
+    Public,
+}
+
+/// A minted authorization: the registry user (`AWS`) and password, and when AWS says it expires.
+#[derive(Clone)]
+pub struct EcrAuthorization {
+    pub username: String,
+    pub password: Secret,
+    pub expires_at: Timestamp,
+    pub proxy_endpoint: Option<String>,
+}
+
+impl fmt::Debug for EcrAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EcrAuthorization")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .field("proxy_endpoint", &self.proxy_endpoint)
+            .finish()
+    }
+}
+
+/// Why a token could not be minted. `code` and `message` are AWS's where AWS answered.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EcrError {
+    /// AWS refused the credentials or the call (bad keys, no permission, no such role).
+    #[error("AWS refused: {code}: {message}{}", status_text(*status))]
+    Refused {
+        code: String,
+        message: String,
+        status: Option<u16>,
+    },
+    /// AWS asks us to slow down.
+    #[error("AWS is throttling: {code}: {message}")]
+    Throttled { code: String, message: String },
+    /// AWS could not be reached or failed on its side; worth retrying.
+    #[error("AWS is unavailable: {detail}")]
+    Unavailable { detail: String },
+    /// `awsauto`/`_iam_role` and the host has no AWS identity.
+    #[error("no AWS credentials on this host: {detail}. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, web identity (IRSA), container credentials, or run on an instance with a role")]
+    NoHostCredentials { detail: String },
+    /// AWS answered something regkeep cannot use.
+    #[error("unexpected answer from AWS: {detail}")]
+    Malformed { detail: String },
+}
+
+fn status_text(status: Option<u16>) -> String {
+    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+}
+
+impl EcrError {
+    /// Whether trying again later may succeed (throttling, unavailability).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            EcrError::Throttled { .. } | EcrError::Unavailable { .. }
+        )
+    }
+
+    /// Whether AWS asked to slow down.
+    pub fn is_throttling(&self) -> bool {
+        matches!(self, EcrError::Throttled { .. })
+    }
+
+    /// AWS's error code, where there is one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            EcrError::Refused { code, .. } | EcrError::Throttled { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Error codes AWS uses for throttling.
+const THROTTLING_CODES: [&str; 5] = [
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+];
+
+/// Mints ECR tokens. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EcrClient {
+    /// The SDK's base configuration (environment, profile, endpoints, the default credential
+    /// chain with its identity cache), loaded once on first use: loading may read files and
+    /// must not slow start-up.
+    base: std::sync::Arc<OnceCell<SdkConfig>>,
+    timeout: Duration,
+}
+
+impl EcrClient {
+    /// `timeout` bounds each AWS operation (all its attempts).
+    pub fn new(timeout: Duration) -> Self {
+        EcrClient {
+            base: std::sync::Arc::new(OnceCell::new()),
+            timeout,
+        }
+    }
+
+    async fn base(&self) -> &SdkConfig {
+        self.base
+            .get_or_init(|| async {
+                // A region is set so that loading never asks IMDS for one; each mint sets the
+                // registry's own region.
+                aws_config::defaults(BehaviorVersion::latest())
+                    .region(Region::new("us-east-1"))
+                    .timeout_config(
+                        aws_config::timeout::TimeoutConfig::builder()
+                            .operation_timeout(self.timeout)
+                            .connect_timeout(Duration::from_secs(5))
+                            .build(),
+                    )
+                    .load()
+                    .await
+            })
+            .await
+    }
+
+    /// Mints a token for `target` with credentials from `source`.
+    ///
+    /// # Errors
+    /// [`EcrError`] with AWS's code and message where AWS answered.
+    #[instrument(skip_all, fields(target = ?target))]
+    pub async fn mint(
+        &self,
+        source: &AwsCredentialSource,
+        target: &EcrTarget,
+    ) -> Result<EcrAuthorization, EcrError> {
+        let base = self.base().await;
+        let region = match target {
+            EcrTarget::Private { region, .. } => region.clone(),
+            EcrTarget::Public => "us-east-1".to_owned(),
+        };
+        let credentials = self.credentials_provider(base, source, &region).await?;
+        match target {
+            EcrTarget::Private { account, fips, .. } => {
+                let mut config = aws_sdk_ecr::config::Builder::from(base)
+                    .region(Region::new(region))
+                    .use_fips(*fips);
+                if let Some(provider) = credentials {
+                    config = config.credentials_provider(provider);
+                }
+                let client = aws_sdk_ecr::Client::from_conf(config.build());
+                // `registryIds` is deprecated (a token serves every registry the principal may
+                // reach) but still honoured; DESIGN 3.3 names the account, and the answer's
+                // proxyEndpoint then names the right registry.
+                #[allow(deprecated)]
+                let output = client
+                    .get_authorization_token()
+                    .registry_ids(account.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, source))?;
+                let data =
+                    output
+                        .authorization_data()
+                        .first()
+                        .ok_or_else(|| EcrError::Malformed {
+                            detail: "no authorizationData in the answer".into(),
+                        })?;
+                decode(
+                    data.authorization_token(),
+                    data.expires_at(),
+                    data.proxy_endpoint().map(str::to_owned),
+                )
+            }
+            EcrTarget::Public => {
+                let mut config =
+                    aws_sdk_ecrpublic::config::Builder::from(base).region(Region::new(region));
+                if let Some(provider) = credentials {
+                    config = config.credentials_provider(provider);
+                }
+                let client = aws_sdk_ecrpublic::Client::from_conf(config.build());
+                let output = client
+                    .get_authorization_token()
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, source))?;
+                let data = output
+                    .authorization_data()
+                    .ok_or_else(|| EcrError::Malformed {
+                        detail: "no authorizationData in the answer".into(),
+                    })?;
+                decode(data.authorization_token(), data.expires_at(), None)
+            }
+        }
+    }
+
+    /// The credentials provider for `source`; `None` means the base configuration's own chain.
+    async fn credentials_provider(
+        &self,
+        base: &SdkConfig,
+        source: &AwsCredentialSource,
+        region: &str,
+    ) -> Result<Option<SharedCredentialsProvider>, EcrError> {
+        match source {
+            AwsCredentialSource::StaticKeys {
+                access_key_id,
+                secret_access_key,
+            } => {
+                let credentials = Credentials::new(
+                    access_key_id.clone(),
+                    secret_access_key.expose().to_owned(),
+                    None,
+                    None,
+                    "regkeep-registry",
+                );
+                Ok(Some(SharedCredentialsProvider::new(credentials)))
+            }
+            AwsCredentialSource::HostChain => {
+                if base.credentials_provider().is_none() {
+                    return Err(EcrError::NoHostCredentials {
+                        detail: "the AWS SDK found no credential provider".into(),
+                    });
+                }
+                Ok(None)
+            }
+            AwsCredentialSource::AssumeRole {
+                role_arn,
+                external_id,
+            } => {
+                let mut builder = AssumeRoleProvider::builder(role_arn.clone())
+                    .session_name("regkeep")
+                    .region(Region::new(region.to_owned()));
+                if let Some(external) = external_id {
+                    builder = builder.external_id(external.expose().to_owned());
+                }
+                let provider = builder.configure(base).build().await;
+                Ok(Some(SharedCredentialsProvider::new(provider)))
+            }
+        }
+    }
+}
+
+/// `base64("AWS:<password>")` → user and password.
+fn decode(
+    token: Option<&str>,
+    expires_at: Option<&aws_smithy_types::DateTime>,
+    proxy_endpoint: Option<String>,
+) -> Result<EcrAuthorization, EcrError> {
+    let token = token.ok_or_else(|| EcrError::Malformed {
+        detail: "no authorizationToken in the answer".into(),
+    })?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .map_err(|_| EcrError::Malformed {
+            detail: "the authorizationToken is not base64".into(),
+        })?;
+    let text = String::from_utf8(decoded).map_err(|_| EcrError::Malformed {
+        detail: "the authorizationToken is not text".into(),
+    })?;
+    let (username, password) = text.split_once(':').ok_or_else(|| EcrError::Malformed {
+        detail: "the authorizationToken is not `user:password`".into(),
+    })?;
+    let expires_at = expires_at
+        .map(|t| Timestamp::from_unix(t.secs()))
+        .ok_or_else(|| EcrError::Malformed {
+            detail: "no expiresAt in the answer".into(),
+        })?;
+    Ok(EcrAuthorization {
+        username: username.to_owned(),
+        password: Secret::new(password),
+        expires_at,
+        proxy_endpoint,
+    })
+}
+
+/// Sorts an SDK error into refused / throttled / unavailable, with AWS's code and message.
+///
+/// moto (and some proxies) answer the JSON ECR API with an XML `<ErrorResponse>`; the SDK then
+/// finds no code, so the raw body is read for `<Code>` and `<Message>` — the smallest piece that
+/// fills that gap.
+fn classify<E, R>(err: SdkError<E, R>, source: &AwsCredentialSource) -> EcrError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug + RawBody,
+{
+    let detail = DisplayErrorContext(&err).to_string();
+    debug!(error = %detail, "AWS call failed");
+    match &err {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status();
+            let body = context.raw().body_text();
+            let service = context.err();
+            let code = service
+                .code()
+                .map(str::to_owned)
+                .or_else(|| xml_field(&body, "Code"))
+                .unwrap_or_else(|| format!("HTTP{status}"));
+            let message = service
+                .message()
+                .map(str::to_owned)
+                .or_else(|| xml_field(&body, "Message"))
+                .unwrap_or_else(|| first_chars(&body, 300));
+            if THROTTLING_CODES.contains(&code.as_str()) || status == 429 {
+                EcrError::Throttled { code, message }
+            } else if status >= 500 {
+                EcrError::Unavailable {
+                    detail: format!("{code}: {message} (HTTP {status})"),
+                }
+            } else {
+                EcrError::Refused {
+                    code,
+                    message,
+                    status: Some(status),
+                }
+            }
+        }
+        SdkError::TimeoutError(_) => EcrError::Unavailable {
+            detail: "the call timed out".into(),
+        },
+        SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => {
+            credential_or_unavailable(detail, source)
+        }
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            EcrError::Unavailable { detail }
+        }
+        _ => credential_or_unavailable(detail, source),
+    }
+}
+
+/// A failure before anything was sent is, in practice, a credentials failure.
+fn credential_or_unavailable(detail: String, source: &AwsCredentialSource) -> EcrError {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("credential") || lower.contains("identity") {
+        match source {
+            AwsCredentialSource::StaticKeys { .. } => EcrError::Refused {
+                code: "InvalidCredentials".into(),
+                message: detail,
+                status: None,
+            },
+            AwsCredentialSource::HostChain => EcrError::NoHostCredentials { detail },
+            AwsCredentialSource::AssumeRole { .. } => {
+                if lower.contains("assumerole") || lower.contains("sts") {
+                    EcrError::Refused {
+                        code: "AssumeRoleFailed".into(),
+                        message: detail,
+                        status: None,
+                    }
+                } else {
+                    EcrError::NoHostCredentials { detail }
+                }
+            }
+        }
+    } else {
+        EcrError::Unavailable { detail }
+    }
+}
+
+/// Reading the body of a raw HTTP response as text.
+pub trait RawBody {
+    fn status(&self) -> u16;
+    fn body_text(&self) -> String;
+}
+
+impl RawBody for aws_smithy_runtime_api::http::Response {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+
+    fn body_text(&self) -> String {
+        self.body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn xml_field(body: &str, field: &str) -> Option<String> {
+    let open = format!("<{field}>");
+    let close = format!("</{field}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&close)? + start;
+    let value = body[start..end].trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn first_chars(text: &str, n: usize) -> String {
+    text.trim().chars().take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_tokens() {
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:secret-password");
+        let at = aws_smithy_types::DateTime::from_secs(1_800_000_000);
+        let auth = decode(Some(&token), Some(&at), None).unwrap();
+        assert_eq!(auth.username, "AWS");
+        assert_eq!(auth.password.expose(), "secret-password");
+        assert_eq!(auth.expires_at.unix(), 1_800_000_000);
+        assert!(!format!("{auth:?}").contains("secret-password"));
+        assert!(decode(Some("!!!"), Some(&at), None).is_err());
+        assert!(decode(Some(&token), None, None).is_err());
+    }
+
+    #[test]
+    fn reads_xml_errors() {
+        let body = "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(
+            xml_field(body, "Code").as_deref(),
+            Some("SignatureDoesNotMatch")
+        );
+        assert!(xml_field(body, "Message")
+            .unwrap()
+            .starts_with("The request signature"));
+        assert_eq!(xml_field("{}", "Code"), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! The ECR token lifecycle (DESIGN 3.4) driven by an injected clock against the small ECR-API
+//! fixture (`fixtures/ecr_api.py`, since moto cannot choose token lifetimes or fail on demand).
+//! The fixture counts the GetAuthorizationToken calls it answers; tests that use it run one at a
+//! time (nextest test group `ecr-fixture`, `.config/nextest.toml`).
+
+mod common;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regkeep_domain::{Clock, Secret, SystemClock, Timestamp};
+use regkeep_ecr::{AwsCredentialSource, EcrClient, EcrTarget};
+use regkeep_engine::ecr_tokens::{EcrTokens, LifecycleSettings, TokenRequest};
+use regkeep_store::{KeySource, Store};
+use serde_json::{json, Value};
+
+/// A clock the test moves by hand.
+struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    fn at(t: Timestamp) -> Arc<Self> {
+        Arc::new(ManualClock(AtomicI64::new(t.unix())))
+    }
+    fn advance(&self, d: Duration) {
+        self.0
+            .fetch_add(i64::try_from(d.as_secs()).unwrap(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix(self.0.load(Ordering::SeqCst))
+    }
+}
+
+struct Fixture {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Fixture {
+    async fn reset() -> Fixture {
+        let url = std::env::var("REGKEEP_TEST_ECR_FIXTURE_URL")
+            .expect("REGKEEP_TEST_ECR_FIXTURE_URL is not set: run the tests with scripts/test.sh");
+        // The SDK reads its endpoint from the environment when it loads.
+        std::env::set_var("AWS_ENDPOINT_URL_ECR", &url);
+        let fixture = Fixture {
+            url,
+            http: reqwest::Client::new(),
+        };
+        let r = fixture
+            .http
+            .post(format!("{}/_reset", fixture.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        fixture
+    }
+
+    async fn control(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/_control", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "fixture control {body}");
+    }
+
+    /// The next tokens expire `seconds` after the test clock's now (the fixture's own clock is
+    /// the real one, which the test clock runs ahead of).
+    async fn lifetime_from(&self, clock: &ManualClock, seconds: i64) {
+        self.control(json!({"expires_at": clock.now().unix() + seconds}))
+            .await;
+    }
+
+    async fn calls(&self) -> u64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/_calls", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["GetAuthorizationToken"].as_u64().unwrap()
+    }
+}
+
+fn request() -> TokenRequest {
+    TokenRequest {
+        key: "keys:AKIATEST:fp|aws|us-east-1|123456789012".into(),
+        source: AwsCredentialSource::StaticKeys {
+            access_key_id: "AKIATEST".into(),
+            secret_access_key: Secret::new("fixture-secret-key"),
+        },
+        target: EcrTarget::Private {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            fips: false,
+        },
+    }
+}
+
+async fn store(dir: &std::path::Path) -> Store {
+    let url = format!("sqlite://{}", dir.join("regkeep.db").display());
+    Store::open(&url, &KeySource::File(dir.join("secret.key")))
+        .await
+        .unwrap()
+}
+
+fn settings() -> LifecycleSettings {
+    LifecycleSettings {
+        min_backoff: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(600),
+        ..LifecycleSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
+    let fixture = Fixture::reset().await;
+    fixture.control(json!({"lifetime_seconds": 43200})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(SystemClock.now());
+    let tokens = Arc::new(EcrTokens::new(
+        EcrClient::new(Duration::from_secs(10)),
+        store(dir.path()).await,
+        clock.clone(),
+        settings(),
+    ));
+
+    // 1,000 concurrent resolutions on a cold cache: exactly one AWS call.
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let tokens = tokens.clone();
+        tasks.push(tokio::spawn(async move { tokens.token(&request()).await }));
+    }
+    for task in tasks {
+        let token = task.await.unwrap().expect("every resolution succeeds");
+        assert_eq!(token.username, "AWS");
+        assert_eq!(token.password.expose(), "123456789012-auth-token");
+    }
+    assert_eq!(tokens.aws_calls(), 1);
+    assert_eq!(fixture.calls().await, 1);
+
+    // A restart (a new cache on the same store) reuses the persisted token: zero calls.
+    let restarted = Arc::new(EcrTokens::new(
+        EcrClient::new(Duration::from_secs(10)),
+        store(dir.path()).await,
+        clock.clone(),
+        settings(),
+    ));
+    let token = restarted.token(&request()).await.unwrap();
+    assert_eq!(token.password.expose(), "123456789012-auth-token");
+    assert_eq!(restarted.aws_calls(), 0);
+    assert_eq!(fixture.calls().await, 1);
+
+    // Nothing in the database file holds the token in plain text.
+    let mut dump = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("regkeep.db") {
+            dump.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    common::assert_no_secrets(
+        "the SQLite files",
+        &String::from_utf8_lossy(&dump),
+        &["123456789012-auth-token", "fixture-secret-key"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_fixture_renewal_at_half_life_and_failures_keep_the_valid_token() {
+    let fixture = Fixture::reset().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(SystemClock.now());
+    fixture.lifetime_from(&clock, 43200).await;
+    let tokens = Arc::new(EcrTokens::new(
+        EcrClient::new(Duration::from_secs(10)),
+        store(dir.path()).await,
+        clock.clone(),
+        settings(),
+    ));
+    tokens.token(&request()).await.unwrap();
+    assert_eq!(fixture.calls().await, 1);
+
+    // Before half-life nothing is due; after it, the background step renews once.
+    clock.advance(Duration::from_secs(6 * 3600 - 60));
+    assert_eq!(tokens.renew_due_once().await, (0, 0));
+    clock.advance(Duration::from_secs(120));
+    fixture.lifetime_from(&clock, 43200).await;
+    assert_eq!(tokens.renew_due_once().await, (1, 0));
+    assert_eq!(fixture.calls().await, 2);
+
+    // AWS unavailable at the next half-life: renewal fails, every use still gets the valid token.
+    fixture.control(json!({"fail": "unavailable"})).await;
+    clock.advance(Duration::from_secs(6 * 3600 + 60));
+    assert_eq!(tokens.renew_due_once().await, (0, 1));
+    for _ in 0..100 {
+        assert!(tokens.token(&request()).await.is_ok());
+    }
+    // Backing off: an immediate second pass makes no call.
+    let calls = fixture.calls().await;
+    assert_eq!(tokens.renew_due_once().await, (0, 0));
+    assert_eq!(fixture.calls().await, calls);
+
+    // Past the expiry, with AWS still down: a clear error naming AWS's answer.
+    clock.advance(Duration::from_secs(6 * 3600 + 60));
+    let err = tokens
+        .token(&request())
+        .await
+        .expect_err("expired and unrenewable");
+    let text = err.to_string();
+    assert!(
+        text.contains("ServiceUnavailable") || text.contains("unavailable"),
+        "{text}"
+    );
+
+    // AWS back: the next attempt after the backoff succeeds.
+    clock.advance(Duration::from_secs(700));
+    fixture
+        .control(json!({"fail": null, "expires_at": clock.now().unix() + 43200}))
+        .await;
+    assert!(tokens.token(&request()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_fixture_token_expired_on_arrival_is_used_for_the_floor() {
+    let fixture = Fixture::reset().await;
+    let now = SystemClock.now();
+    // The answer says the token expired 100 s ago (clocks disagree, or moto).
+    fixture
+        .control(json!({"expires_at": now.unix() - 100}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(now);
+    let tokens = Arc::new(EcrTokens::new(
+        EcrClient::new(Duration::from_secs(10)),
+        store(dir.path()).await,
+        clock.clone(),
+        settings(),
+    ));
+    for _ in 0..200 {
+        tokens
+            .token(&request())
+            .await
+            .expect("used despite the expiry in the answer");
+    }
+    assert_eq!(fixture.calls().await, 1, "not one call per use");
+    clock.advance(Duration::from_secs(50));
+    tokens.token(&request()).await.unwrap();
+    assert_eq!(fixture.calls().await, 1, "still within the 60 s floor");
+    clock.advance(Duration::from_secs(15));
+    tokens.token(&request()).await.unwrap();
+    assert_eq!(fixture.calls().await, 2, "after the floor, one new call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_fixture_throttling_backs_off_longer() {
+    let fixture = Fixture::reset().await;
+    fixture.control(json!({"fail": "throttle"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(SystemClock.now());
+    let tokens = Arc::new(EcrTokens::new(
+        EcrClient::new(Duration::from_secs(10)),
+        store(dir.path()).await,
+        clock.clone(),
+        settings(),
+    ));
+    let err = tokens.token(&request()).await.expect_err("throttled");
+    assert!(err.to_string().contains("ThrottlingException"), "{err}");
+    let calls = fixture.calls().await;
+    // Within the throttled backoff (at least min_backoff × throttle_factor × 0.5 = 20 s), uses
+    // get the cause without calling AWS again.
+    clock.advance(Duration::from_secs(15));
+    let err = tokens
+        .token(&request())
+        .await
+        .expect_err("still backing off");
+    assert!(err.to_string().contains("next attempt"), "{err}");
+    assert_eq!(fixture.calls().await, calls);
+}

@@ -1,0 +1,337 @@
+//! ECR end to end under the real host name: inside the test namespace,
+//! `123456789012.dkr.ecr.us-east-1.amazonaws.com` is a TLS docker-registry (private CA) whose
+//! only user is `AWS` with the password moto mints; AWS is moto with signature checking on, an
+//! IMDSv2 fixture, and the ECR-API fixture. Each test is its own process (nextest), so each sets
+//! the AWS environment it needs.
+
+mod common;
+
+use common::{assert_no_secrets, captured_logs, enc, Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh (it runs them in the namespace with the AWS peers)"))
+}
+
+/// Points the AWS SDK at the loopback peers and removes any ambient identity.
+fn aws_environment(ecr_endpoint: &str) {
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ] {
+        std::env::remove_var(name);
+    }
+    std::env::set_var("AWS_ENDPOINT_URL_ECR", ecr_endpoint);
+    std::env::set_var("AWS_ENDPOINT_URL_STS", var("REGKEEP_TEST_MOTO_URL"));
+    std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/regkeep-test/config");
+    std::env::set_var(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/regkeep-test/credentials",
+    );
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+fn body(registry: &str, user: &str, pass: &str) -> Value {
+    json!({"registry": registry, "registry_user": user, "registry_pass": pass})
+}
+
+async fn app(backend: Backend, allow_host_identity: bool) -> TestApp {
+    let ca = std::path::PathBuf::from(var("REGKEEP_TEST_CA"));
+    TestApp::spawn_with(backend, move |s| {
+        s.tls.ca_bundle = Some(ca);
+        s.allow_awsecr_iam_auto = allow_host_identity;
+    })
+    .await
+}
+
+const MOTO_TOKEN: &str = "123456789012-auth-token";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
+    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+    let key = var("REGKEEP_TEST_AWS_ACCESS_KEY_ID");
+    let secret = var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY");
+    let app = app(Backend::Sqlite, false).await;
+
+    let cases = [
+        (
+            key.clone(),
+            "wrong-secret-access-key-000000000000000".to_owned(),
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "AKIAUNKNOWNUNKNOWN00".to_owned(),
+            secret.clone(),
+            "InvalidClientTokenId",
+        ),
+        (
+            var("REGKEEP_TEST_AWS_NOPERM_ACCESS_KEY_ID"),
+            var("REGKEEP_TEST_AWS_NOPERM_SECRET_ACCESS_KEY"),
+            "AccessDenied",
+        ),
+    ];
+    for (user, pass, code) in &cases {
+        let (status, answer) = app.post("/v1/registries", body(&ecr, user, pass)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{code}: {answer}");
+        assert_eq!(answer["detail"]["reason"], "aws_refused", "{answer}");
+        let got = answer["detail"]["aws_code"].as_str().unwrap_or_default();
+        assert!(
+            got.contains(code)
+                || (*code == "InvalidClientTokenId" && got.contains("UnrecognizedClient")),
+            "expected {code}: {answer}"
+        );
+        assert_eq!(
+            app.get("/v1/registries").await.1,
+            json!([]),
+            "nothing stored"
+        );
+    }
+
+    // Right keys: the type is guessed, a token is minted from moto and the registry accepts it.
+    let (status, answer) = app.post("/v1/registries", body(&ecr, &key, &secret)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let record = &answer[0];
+    assert_eq!(record["registry_type"], "awsecr");
+    let (_, got) = app.get(&format!("/v1/registries/{}", enc(&ecr))).await;
+    assert!(
+        got[0]["token_expires_at"].is_string(),
+        "token state is visible: {got}"
+    );
+    assert!(got[0]["token_renewed_at"].is_string());
+    assert!(got[0].get("token_last_error").is_none());
+    let everything = format!("{answer}{got}{}", app.get("/v1/registries").await.1);
+    assert_no_secrets("API answers", &everything, &[&secret, MOTO_TOKEN]);
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &[
+            &secret,
+            MOTO_TOKEN,
+            "wrong-secret-access-key-000000000000000",
+        ],
+    );
+    let mut app = app;
+    app.stop().await;
+    let mut dump = Vec::new();
+    for entry in std::fs::read_dir(app.data_dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("regkeep.db") {
+            dump.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert_no_secrets(
+        "the SQLite files",
+        &String::from_utf8_lossy(&dump),
+        &[&secret, MOTO_TOKEN],
+    );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_assume_role_and_awsauto_from_environment_keys() {
+    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
+    // The host's identity: keys in the environment.
+    std::env::set_var("AWS_ACCESS_KEY_ID", var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"));
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"),
+    );
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+
+    // Off by default: refused, naming the setting.
+    let off = app(Backend::Sqlite, false).await;
+    let (status, answer) = off
+        .post("/v1/registries", body(&ecr, "awsauto", "awsauto"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["message"]
+        .as_str()
+        .unwrap()
+        .contains("allow_awsecr_iam_auto"));
+    off.finish().await;
+
+    let app = app(Backend::Sqlite, true).await;
+    let role = format!("{};ext-id-1", var("REGKEEP_TEST_AWS_ROLE_ARN"));
+    let (status, answer) = app
+        .post("/v1/registries", body(&ecr, "_iam_role", &role))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "assume role through moto's STS: {answer}"
+    );
+    let (status, _) = app.delete(&format!("/v1/registries/{}", enc(&ecr))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = app
+        .post("/v1/registries", body(&ecr, "awsauto", "awsauto"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "awsauto from environment keys: {answer}"
+    );
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &[&var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"), MOTO_TOKEN],
+    );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_awsauto_from_imdsv2() {
+    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
+    std::env::remove_var("AWS_EC2_METADATA_DISABLED");
+    std::env::set_var(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        var("REGKEEP_TEST_IMDS_URL"),
+    );
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+    let app = app(Backend::Sqlite, true).await;
+    let (status, answer) = app
+        .post("/v1/registries", body(&ecr, "awsauto", "awsauto"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "awsauto from the instance role (IMDSv2): {answer}"
+    );
+    let calls: Value = reqwest::get(format!("{}/_calls", var("REGKEEP_TEST_IMDS_URL")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let asked = calls["PUT /latest/api/token"].as_u64().unwrap_or(0);
+    assert!(
+        asked > 0,
+        "the IMDS fixture was asked for an IMDSv2 token: {calls}"
+    );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
+    let fixture = var("REGKEEP_TEST_ECR_FIXTURE_URL");
+    aws_environment(&fixture);
+    let http = reqwest::Client::new();
+    let control = |b: Value| http.post(format!("{fixture}/_control")).json(&b).send();
+    let calls = || async {
+        let v: Value = http
+            .get(format!("{fixture}/_calls"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["GetAuthorizationToken"].as_u64().unwrap()
+    };
+    assert!(http
+        .post(format!("{fixture}/_reset"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+    let app = app(Backend::Sqlite, false).await;
+    let check = format!("/v1/registries/{}/check", enc(&ecr));
+
+    // Validation: AWS mints a token the registry refuses: one renewal, one retry, then a clear 422.
+    assert!(control(json!({"token": "a-token-the-registry-refuses"}))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let (status, answer) = app
+        .post(
+            "/v1/registries",
+            body(&ecr, "AKIAFIXTURE", "fixture-secret"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["detail"]["reason"], "refused");
+    assert_eq!(
+        calls().await,
+        2,
+        "exactly one renewal after the refusal, not a loop"
+    );
+
+    // Use: the cached token is refused by the registry; one renewal (now accepted), one retry.
+    let (status, _) = app
+        .post(
+            "/v1/registries?validate=false",
+            body(&ecr, "AKIAFIXTURE", "fixture-secret"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = app.post(&check, json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(
+        calls().await,
+        3,
+        "the token cached by validation, then exactly one renewal"
+    );
+    assert!(control(json!({"token": MOTO_TOKEN}))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let (status, answer) = app.post(&check, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["renewed_after_refusal"], true);
+    assert_eq!(
+        calls().await,
+        4,
+        "the refused cached token was renewed once"
+    );
+    // Now the cached token works: no more calls.
+    let (status, answer) = app.post(&check, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["renewed_after_refusal"], false);
+    assert_eq!(calls().await, 4);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_awsauto_stops_working_when_the_setting_is_turned_off() {
+    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
+    std::env::set_var("AWS_ACCESS_KEY_ID", var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"));
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"),
+    );
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+    let app = app(Backend::Sqlite, true).await;
+    let (status, answer) = app
+        .post("/v1/registries", body(&ecr, "awsauto", "awsauto"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let check = format!("/v1/registries/{}/check", enc(&ecr));
+    assert_eq!(app.post(&check, json!({})).await.0, StatusCode::OK);
+
+    let mut app = app;
+    app.settings.allow_awsecr_iam_auto = false;
+    let app = app.restart().await;
+    let (status, answer) = app.post(&check, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["message"]
+        .as_str()
+        .unwrap()
+        .contains("allow_awsecr_iam_auto"));
+    let (status, answer) = app
+        .put(
+            &format!("/v1/registries/{}?validate=false", enc(&ecr)),
+            body(&ecr, "awsauto", "awsauto"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    app.finish().await;
+}

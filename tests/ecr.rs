@@ -160,6 +160,27 @@ async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
     assert_eq!(restarted.aws_calls(), 0);
     assert_eq!(fixture.calls().await, 1);
 
+    // AWS unreachable (nothing listens there) while the token is valid: every resolution
+    // succeeds from the persisted copy.
+    std::env::set_var("AWS_ENDPOINT_URL_ECR", "http://127.0.0.1:1");
+    let offline = Arc::new(EcrTokens::new(
+        EcrClient::new(Duration::from_secs(5)),
+        store(dir.path()).await,
+        clock.clone(),
+        settings(),
+    ));
+    for _ in 0..100 {
+        assert!(offline.token(&request()).await.is_ok());
+    }
+    // Expired and still unreachable: a clear error that names the cause.
+    clock.advance(Duration::from_secs(13 * 3600));
+    let err = offline
+        .token(&request())
+        .await
+        .expect_err("expired and unreachable");
+    assert!(err.to_string().contains("unavailable"), "{err}");
+    assert_eq!(fixture.calls().await, 1);
+
     // Nothing in the database file holds the token in plain text.
     let mut dump = Vec::new();
     for entry in std::fs::read_dir(dir.path()).unwrap() {

@@ -244,6 +244,58 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
     let app = app(Backend::Sqlite, false).await;
     let check = format!("/v1/registries/{}/check", enc(&ecr));
 
+    // AWS refuses: 422 with AWS's code; the refusal is visible on the registry afterwards.
+    assert!(control(json!({"fail": "denied"}))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let (status, answer) = app
+        .post(
+            "/v1/registries",
+            body(&ecr, "AKIAFIXTURE", "fixture-secret"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["detail"]["aws_code"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AccessDenied"),
+        "{answer}"
+    );
+    let (status, _) = app
+        .post(
+            "/v1/registries?validate=false",
+            body(&ecr, "AKIAFIXTURE", "fixture-secret"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, got) = app.get(&format!("/v1/registries/{}", enc(&ecr))).await;
+    assert!(
+        got[0]["token_last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AccessDenied"),
+        "{got}"
+    );
+    assert_eq!(
+        app.delete(&format!("/v1/registries/{}", enc(&ecr))).await.0,
+        StatusCode::OK
+    );
+    assert!(control(json!({"fail": null}))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    assert!(http
+        .post(format!("{fixture}/_reset"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+
     // Validation: AWS mints a token the registry refuses: one renewal, one retry, then a clear 422.
     assert!(control(json!({"token": "a-token-the-registry-refuses"}))
         .await

@@ -285,6 +285,15 @@ mod tests {
             "x.public.ecr.aws",
             "public.ecr.aws.evil.example",
             "123456789012.dkr.ecr.useast1.amazonaws.com",
+            "123456789012.dkr.ecr..amazonaws.com",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.co",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.cn.evil",
+            "123456789012.dkr.ecr-fips-.us-east-1.amazonaws.com",
+            "123456789012.dkr..ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr-ecr.us-east-1.on.aws.example",
+            "123456789012.dkr-ecrfips.us-east-1.on.aws",
+            "123456789012.dkr.ecr.us-east-1",
+            "",
         ];
         for host in cases {
             assert_eq!(EcrHost::parse(host), None, "{host}");

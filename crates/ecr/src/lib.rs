@@ -452,6 +452,24 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_shows_secrets() {
+        let keys = AwsCredentialSource::StaticKeys {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_access_key: Secret::new("debug-aws-secret"),
+        };
+        let role = AwsCredentialSource::AssumeRole {
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            external_id: Some(Secret::new("debug-external-id")),
+        };
+        for shown in [format!("{keys:?}"), format!("{role:?}")] {
+            assert!(
+                !shown.contains("debug-aws-secret") && !shown.contains("debug-external-id"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
     fn reads_xml_errors() {
         let body = "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error></Errors></ErrorResponse>";
         assert_eq!(

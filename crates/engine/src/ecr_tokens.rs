@@ -433,3 +433,20 @@ impl EcrTokens {
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let token = Token {
+            username: "AWS".into(),
+            password: Secret::new("debug-ecr-token"),
+            usable_until: Timestamp::from_unix(2),
+            obtained_at: Timestamp::from_unix(0),
+            renew_at: Timestamp::from_unix(1),
+        };
+        assert!(!format!("{token:?}").contains("debug-ecr-token"));
+    }
+}

@@ -387,3 +387,77 @@ async fn moto_awsauto_stops_working_when_the_setting_is_turned_off() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     app.finish().await;
 }
+
+/// regkeep's CLI: an ECR host is guessed as `awsecr` (and says so); `awsauto` and `_iam_role`
+/// work the same way, with the secret on standard input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_cli_adds_ecr_registries_in_every_mode() {
+    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
+    std::env::set_var("AWS_ACCESS_KEY_ID", var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"));
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"),
+    );
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+    let app = app(Backend::Sqlite, true).await;
+    let run = |args: Vec<String>, stdin: String| {
+        let base = app.base.clone();
+        let pass = app.admin_pass.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_regkeep"))
+                .env_clear()
+                .env("REGKEEP_URL", base)
+                .env("REGKEEP_USER", "admin")
+                .env("REGKEEP_PASS", pass)
+                .args(&args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+    };
+    let secret = var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY");
+    let modes = [
+        (var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"), secret.clone()),
+        ("awsauto".to_owned(), "awsauto".to_owned()),
+        ("_iam_role".to_owned(), var("REGKEEP_TEST_AWS_ROLE_ARN")),
+    ];
+    for (user, pass) in modes {
+        let args = vec![
+            "registry".into(),
+            "add".into(),
+            ecr.clone(),
+            user.clone(),
+            "--password-stdin".into(),
+        ];
+        let out = run(args, format!("{pass}\n")).await.unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{user}: {text}");
+        assert!(
+            text.contains("guessed `awsecr`") && text.contains("awsecr"),
+            "{user}: {text}"
+        );
+        assert_no_secrets("CLI output", &text, &[&secret, MOTO_TOKEN]);
+        let out = run(
+            vec!["registry".into(), "del".into(), ecr.clone()],
+            String::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+    }
+    app.finish().await;
+}

@@ -84,9 +84,6 @@ pub enum EngineError {
         #[source]
         source: ValidationError,
     },
-    /// A feature this build does not have for this input: 422, with what to do instead.
-    #[error("{0}")]
-    NotSupported(String),
     /// Something broke inside: 500. The message is logged, never sent to clients.
     #[error("internal error: {0}")]
     Internal(String),

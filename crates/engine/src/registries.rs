@@ -157,7 +157,7 @@ impl Engine {
     /// step fails.
     ///
     /// # Errors
-    /// BadInput, Conflict, ValidationFailed, NotSupported.
+    /// BadInput, Conflict, ValidationFailed.
     #[instrument(skip_all, fields(account = %account, registry = %request.registry))]
     pub async fn add_registry(
         &self,
@@ -172,12 +172,7 @@ impl Engine {
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        let validated = if validate {
-            self.validate(&spec, ecr.as_ref()).await?;
-            Some(self.clock.now())
-        } else {
-            None
-        };
+        let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
         let now = self.clock.now();
         let record = RegistryRecord {
             account: account.clone(),
@@ -213,7 +208,7 @@ impl Engine {
     /// else), validating first when `validate`. The path's registry and the body's must agree.
     ///
     /// # Errors
-    /// BadInput, NotFound, ValidationFailed, NotSupported.
+    /// BadInput, NotFound, ValidationFailed.
     #[instrument(skip_all, fields(account = %account, registry = %path_registry))]
     pub async fn update_registry(
         &self,
@@ -236,12 +231,7 @@ impl Engine {
             Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
             Err(e) => return Err(e.into()),
         };
-        let validated = if validate {
-            self.validate(&spec, ecr.as_ref()).await?;
-            Some(self.clock.now())
-        } else {
-            None
-        };
+        let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
         let record = RegistryRecord {
             registry_name: spec.registry_name.clone(),
             registry_user: spec.registry_user.clone(),
@@ -300,6 +290,21 @@ impl Engine {
                 .map(Some),
             RegistryType::DockerV2 => Ok(None),
         }
+    }
+
+    /// When `validate`: checks the credentials and gives the time they were found good;
+    /// otherwise `None` (never checked).
+    async fn validated_at(
+        &self,
+        spec: &RegistrySpec,
+        ecr: Option<&TokenRequest>,
+        validate: bool,
+    ) -> Result<Option<regkeep_domain::Timestamp>, EngineError> {
+        if !validate {
+            return Ok(None);
+        }
+        self.validate(spec, ecr).await?;
+        Ok(Some(self.clock.now()))
     }
 
     async fn validate(

@@ -21,12 +21,39 @@ pub(crate) struct RegistryCache {
     entries: Mutex<Entries>,
 }
 
+type Key = (AccountName, RegistryName);
+
+/// Values with the time they were read.
+struct Timed<V>(HashMap<Key, (V, Instant)>);
+
+impl<V: Clone> Timed<V> {
+    fn get(&self, key: &Key, ttl: Duration) -> Option<V> {
+        self.0
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put(&mut self, key: Key, value: V) {
+        if self.0.len() >= MAX_ENTRIES {
+            self.0.clear();
+        }
+        self.0.insert(key, (value, Instant::now()));
+    }
+}
+
+impl<V> Default for Timed<V> {
+    fn default() -> Self {
+        Timed(HashMap::new())
+    }
+}
+
 #[derive(Default)]
 struct Entries {
-    records: HashMap<(AccountName, RegistryName), (RegistryRecord, Instant)>,
+    records: Timed<RegistryRecord>,
     /// Opened passwords, so resolving a credential does not unseal on every use. Process
     /// memory only, like every secret regkeep uses.
-    secrets: HashMap<(AccountName, RegistryName), (Secret, Instant)>,
+    secrets: Timed<Secret>,
     /// Bumped by every clear. A reader notes it before reading the database and may insert what
     /// it read only if no write cleared the cache meanwhile: a slow read never re-inserts a
     /// record that a concurrent write replaced.
@@ -41,23 +68,37 @@ impl RegistryCache {
         }
     }
 
+    /// Runs `f` on the entries unless the cache is off.
+    fn with<T>(&self, f: impl FnOnce(&mut Entries) -> Option<T>) -> Option<T> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        f(&mut self.entries.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub(crate) fn get(
         &self,
         account: &AccountName,
         registry: &RegistryName,
     ) -> Option<RegistryRecord> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .records
-            .get(&(account.clone(), registry.clone()))
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(record, _)| record.clone())
+        self.with(|e| {
+            e.records
+                .get(&(account.clone(), registry.clone()), self.ttl)
+        })
     }
 
-    /// The current generation: take it before reading the database, give it to [`Self::put`].
+    pub(crate) fn get_secret(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+    ) -> Option<Secret> {
+        self.with(|e| {
+            e.secrets
+                .get(&(account.clone(), registry.clone()), self.ttl)
+        })
+    }
+
+    /// The current generation: take it before reading the database, give it to the `put`s.
     pub(crate) fn generation(&self) -> u64 {
         self.entries
             .lock()
@@ -68,38 +109,17 @@ impl RegistryCache {
     /// Remembers `record`, read from the database during `generation`, unless a write has
     /// cleared the cache since.
     pub(crate) fn put(&self, record: &RegistryRecord, generation: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.generation != generation {
-            return;
-        }
-        if entries.records.len() >= MAX_ENTRIES {
-            entries.records.clear();
-        }
-        entries.records.insert(
-            (record.account.clone(), record.registry.clone()),
-            (record.clone(), Instant::now()),
-        );
+        self.with(|e| {
+            (e.generation == generation).then(|| {
+                e.records.put(
+                    (record.account.clone(), record.registry.clone()),
+                    record.clone(),
+                )
+            })
+        });
     }
 
-    pub(crate) fn get_secret(
-        &self,
-        account: &AccountName,
-        registry: &RegistryName,
-    ) -> Option<Secret> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .secrets
-            .get(&(account.clone(), registry.clone()))
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(secret, _)| secret.clone())
-    }
-
+    /// As [`Self::put`], for the registry's opened password.
     pub(crate) fn put_secret(
         &self,
         account: &AccountName,
@@ -107,27 +127,19 @@ impl RegistryCache {
         secret: &Secret,
         generation: u64,
     ) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.generation != generation {
-            return;
-        }
-        if entries.secrets.len() >= MAX_ENTRIES {
-            entries.secrets.clear();
-        }
-        entries.secrets.insert(
-            (account.clone(), registry.clone()),
-            (secret.clone(), Instant::now()),
-        );
+        self.with(|e| {
+            (e.generation == generation).then(|| {
+                e.secrets
+                    .put((account.clone(), registry.clone()), secret.clone())
+            })
+        });
     }
 
     /// Forgets everything: called after every write to registries or accounts.
     pub(crate) fn clear(&self) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.records.clear();
-        entries.secrets.clear();
+        entries.records = Timed::default();
+        entries.secrets = Timed::default();
         entries.generation += 1;
     }
 }

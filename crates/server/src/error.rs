@@ -47,7 +47,6 @@ impl From<EngineError> for ApiError {
             EngineError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            EngineError::NotSupported(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             err @ EngineError::ValidationFailed { .. } => {
                 let EngineError::ValidationFailed { registry, source } = &err else {
                     unreachable!("matched above")

@@ -349,6 +349,17 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["renewed_after_refusal"], false);
     assert_eq!(calls().await, 4);
+    // Resolution alone (no login): the cached token, no call.
+    let (status, answer) = app.post(&format!("{check}?login=false"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["logged_in"], false);
+    assert!(answer["token_usable_until"].is_string());
+    assert_no_secrets(
+        "the check answer",
+        &answer.to_string(),
+        &[MOTO_TOKEN, "fixture-secret"],
+    );
+    assert_eq!(calls().await, 4);
     app.finish().await;
 }
 

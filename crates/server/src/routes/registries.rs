@@ -72,10 +72,14 @@ pub async fn delete(
 /// `POST /v1/registries/{registry}/check`: resolves the registry's credential now (minting an
 /// ECR token if needed) and logs in to the registry with it. Answers what it found, never the
 /// credential.
+///
+/// `?login=false` only resolves the credential (no registry contact): what a client that is about
+/// to pull would get.
 pub async fn check(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(path): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Some(registry) = path.strip_suffix("/check") else {
         return Err(ApiError::new(
@@ -83,10 +87,24 @@ pub async fn check(
             "POST on a registry is only `/v1/registries/{registry}/check`; add registries with POST /v1/registries",
         ));
     };
+    let login = bool_flag(query.as_deref(), "login")?;
+    if !login {
+        let credential = state
+            .engine
+            .resolve_credential(&auth.account, registry)
+            .await?;
+        return Ok(Json(serde_json::json!({
+            "registry": credential.registry.to_string(),
+            "ok": true,
+            "logged_in": false,
+            "token_usable_until": credential.usable_until,
+        })));
+    }
     let report = state.engine.check_registry(&auth.account, registry).await?;
     Ok(Json(serde_json::json!({
         "registry": report.registry.to_string(),
         "ok": true,
+        "logged_in": true,
         "checked_at": report.checked_at,
         "token_usable_until": report.usable_until,
         "renewed_after_refusal": report.renewed_after_refusal,
@@ -96,21 +114,26 @@ pub async fn check(
 /// `validate` from the query string: true/false in any case (anchore-cli sends `True`/`False`);
 /// absent means true.
 fn validate_flag(query: Option<&str>) -> Result<bool, ApiError> {
-    let mut validate = true;
+    bool_flag(query, "validate")
+}
+
+/// A boolean query parameter, true/false in any case; absent means true.
+fn bool_flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
+    let mut flag = true;
     for (key, value) in url_pairs(query.unwrap_or_default()) {
-        if key == "validate" {
-            validate = match value.to_ascii_lowercase().as_str() {
+        if key == name {
+            flag = match value.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" => false,
                 _ => {
                     return Err(ApiError::bad_request(format!(
-                        "query parameter validate=`{value}` is not a boolean: use true or false"
+                        "query parameter {name}=`{value}` is not a boolean: use true or false"
                     )))
                 }
             };
         }
     }
-    Ok(validate)
+    Ok(flag)
 }
 
 fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {

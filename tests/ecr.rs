@@ -113,6 +113,20 @@ async fn store(dir: &std::path::Path) -> Store {
         .unwrap()
 }
 
+/// A token lifecycle on the store in `dir`, with the test clock and an AWS timeout in seconds.
+async fn lifecycle(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    timeout_secs: u64,
+) -> Arc<EcrTokens> {
+    Arc::new(EcrTokens::new(
+        EcrClient::new(Duration::from_secs(timeout_secs)),
+        store(dir).await,
+        clock.clone(),
+        settings(),
+    ))
+}
+
 fn settings() -> LifecycleSettings {
     LifecycleSettings {
         min_backoff: Duration::from_secs(10),
@@ -127,12 +141,7 @@ async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
     fixture.control(json!({"lifetime_seconds": 43200})).await;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at(SystemClock.now());
-    let tokens = Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(10)),
-        store(dir.path()).await,
-        clock.clone(),
-        settings(),
-    ));
+    let tokens = lifecycle(dir.path(), &clock, 10).await;
 
     // 1,000 concurrent resolutions on a cold cache: exactly one AWS call.
     let mut tasks = Vec::new();
@@ -149,12 +158,7 @@ async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
     assert_eq!(fixture.calls().await, 1);
 
     // A restart (a new cache on the same store) reuses the persisted token: zero calls.
-    let restarted = Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(10)),
-        store(dir.path()).await,
-        clock.clone(),
-        settings(),
-    ));
+    let restarted = lifecycle(dir.path(), &clock, 10).await;
     let token = restarted.token(&request()).await.unwrap();
     assert_eq!(token.password.expose(), "123456789012-auth-token");
     assert_eq!(restarted.aws_calls(), 0);
@@ -163,12 +167,7 @@ async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
     // AWS unreachable (nothing listens there) while the token is valid: every resolution
     // succeeds from the persisted copy.
     std::env::set_var("AWS_ENDPOINT_URL_ECR", "http://127.0.0.1:1");
-    let offline = Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(5)),
-        store(dir.path()).await,
-        clock.clone(),
-        settings(),
-    ));
+    let offline = lifecycle(dir.path(), &clock, 5).await;
     for _ in 0..100 {
         assert!(offline.token(&request()).await.is_ok());
     }
@@ -202,12 +201,7 @@ async fn ecr_fixture_renewal_at_half_life_and_failures_keep_the_valid_token() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at(SystemClock.now());
     fixture.lifetime_from(&clock, 43200).await;
-    let tokens = Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(10)),
-        store(dir.path()).await,
-        clock.clone(),
-        settings(),
-    ));
+    let tokens = lifecycle(dir.path(), &clock, 10).await;
     tokens.token(&request()).await.unwrap();
     assert_eq!(fixture.calls().await, 1);
 
@@ -261,12 +255,7 @@ async fn ecr_fixture_token_expired_on_arrival_is_used_for_the_floor() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at(now);
-    let tokens = Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(10)),
-        store(dir.path()).await,
-        clock.clone(),
-        settings(),
-    ));
+    let tokens = lifecycle(dir.path(), &clock, 10).await;
     for _ in 0..200 {
         tokens
             .token(&request())
@@ -288,12 +277,7 @@ async fn ecr_fixture_throttling_backs_off_longer() {
     fixture.control(json!({"fail": "throttle"})).await;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at(SystemClock.now());
-    let tokens = Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(10)),
-        store(dir.path()).await,
-        clock.clone(),
-        settings(),
-    ));
+    let tokens = lifecycle(dir.path(), &clock, 10).await;
     let err = tokens.token(&request()).await.expect_err("throttled");
     assert!(err.to_string().contains("ThrottlingException"), "{err}");
     let calls = fixture.calls().await;

@@ -36,6 +36,16 @@ fn aws_environment(ecr_endpoint: &str) {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
 }
 
+/// As [`aws_environment`] for moto, with the host's identity given by environment keys.
+fn host_identity_from_environment_keys() {
+    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
+    std::env::set_var("AWS_ACCESS_KEY_ID", var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"));
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"),
+    );
+}
+
 fn body(registry: &str, user: &str, pass: &str) -> Value {
     json!({"registry": registry, "registry_user": user, "registry_pass": pass})
 }
@@ -135,13 +145,7 @@ async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_assume_role_and_awsauto_from_environment_keys() {
-    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
-    // The host's identity: keys in the environment.
-    std::env::set_var("AWS_ACCESS_KEY_ID", var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"));
-    std::env::set_var(
-        "AWS_SECRET_ACCESS_KEY",
-        var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"),
-    );
+    host_identity_from_environment_keys();
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
 
     // Off by default: refused, naming the setting.
@@ -365,12 +369,7 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_awsauto_stops_working_when_the_setting_is_turned_off() {
-    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
-    std::env::set_var("AWS_ACCESS_KEY_ID", var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"));
-    std::env::set_var(
-        "AWS_SECRET_ACCESS_KEY",
-        var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"),
-    );
+    host_identity_from_environment_keys();
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
     let app = app(Backend::Sqlite, true).await;
     let (status, answer) = app
@@ -403,12 +402,7 @@ async fn moto_awsauto_stops_working_when_the_setting_is_turned_off() {
 /// work the same way, with the secret on standard input.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_cli_adds_ecr_registries_in_every_mode() {
-    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
-    std::env::set_var("AWS_ACCESS_KEY_ID", var("REGKEEP_TEST_AWS_ACCESS_KEY_ID"));
-    std::env::set_var(
-        "AWS_SECRET_ACCESS_KEY",
-        var("REGKEEP_TEST_AWS_SECRET_ACCESS_KEY"),
-    );
+    host_identity_from_environment_keys();
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
     let app = app(Backend::Sqlite, true).await;
     let run = |args: Vec<String>, stdin: String| {

@@ -4,6 +4,7 @@
 //! - [`registry_name`]: the `registry` strings operators register (DESIGN 3.1).
 //! - [`ecr_host`]: which hosts are Amazon ECR, and what account/region/partition they name (DESIGN 3.2).
 //! - [`registry_kind`]: `docker_v2` / `awsecr`, type guessing, and ECR credential modes (DESIGN 3.2, 3.3).
+//! - [`image_reference`]: image references and which registered credential serves an image (DESIGN 3.5).
 //! - [`account`]: account and user names, types and states (DESIGN 2).
 //! - [`secret`]: the secret newtype whose `Debug` never shows its value.
 //! - [`clock`]: timestamps and the injected clock.
@@ -12,6 +13,7 @@
 pub mod account;
 pub mod clock;
 pub mod ecr_host;
+pub mod image_reference;
 pub mod registry_kind;
 pub mod registry_name;
 pub mod secret;
@@ -20,6 +22,7 @@ pub mod wire;
 pub use account::{AccountName, AccountState, AccountType, UserName};
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use ecr_host::{EcrHost, Partition};
+pub use image_reference::{ImageReference, ImageReferenceError};
 pub use registry_kind::{EcrCredentialMode, RegistryType};
 pub use registry_name::{Host, RegistryName, RegistryNameError};
 pub use secret::Secret;

@@ -9,6 +9,7 @@
 //! redirects are never followed with credentials.
 
 pub mod challenge;
+pub mod manifests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ pub enum RegistryError {
     },
     #[error("{url} is not a working registry API: {detail}")]
     Protocol { url: String, detail: String },
+    #[error("{what} was not found at {url}: check the repository and tag")]
+    NotFound { url: String, what: String },
     #[error(transparent)]
     TlsSettings(#[from] TlsError),
 }
@@ -90,6 +93,7 @@ impl RegistryError {
             RegistryError::Timeout { .. } => "timeout",
             RegistryError::Refused { .. } => "refused",
             RegistryError::Protocol { .. } => "protocol",
+            RegistryError::NotFound { .. } => "not_found",
         }
     }
 
@@ -232,7 +236,7 @@ impl RegistryClient {
                         &realm,
                         service.as_deref(),
                         scope.as_deref(),
-                        credentials,
+                        Some(credentials),
                     )
                     .await?;
                 format!("Bearer {}", token.expose())
@@ -296,7 +300,7 @@ impl RegistryClient {
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
-        credentials: &BasicCredentials,
+        credentials: Option<&BasicCredentials>,
     ) -> Result<Secret, RegistryError> {
         let mut url = url::Url::parse(realm).map_err(|e| RegistryError::Protocol {
             url: realm.to_owned(),
@@ -318,17 +322,19 @@ impl RegistryClient {
                     query.append_pair("scope", s);
                 }
             }
-            query.append_pair("account", &credentials.username);
+            if let Some(credentials) = credentials {
+                query.append_pair("account", &credentials.username);
+            }
         }
         let shown = realm.to_owned();
-        let response = send(
-            client
+        // Without credentials the token server is asked for an anonymous (pull) token.
+        let request = match credentials {
+            Some(c) => client
                 .get(url)
-                .header(header::AUTHORIZATION, basic_header(credentials)),
-            &shown,
-            self.timeouts,
-        )
-        .await?;
+                .header(header::AUTHORIZATION, basic_header(c)),
+            None => client.get(url),
+        };
+        let response = send(request, &shown, self.timeouts).await?;
         match response.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {

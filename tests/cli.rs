@@ -102,9 +102,14 @@ impl Served {
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    fn terminate(self) -> (std::process::ExitStatus, String) {
+        self.stop_with("-TERM")
+    }
+
+    /// Sends `signal` (`-TERM`, `-INT`), then waits (bounded) for the exit.
+    fn stop_with(mut self, signal: &str) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -995,8 +1000,10 @@ fn start_up_errors_are_clear() {
     let data = dir.path().join("data");
     let database = TestDatabase::sqlite();
     let served = Served::start(&data, &database, Some("first-admin-pass"), &[]);
-    let (status, _) = served.terminate();
-    assert!(status.success());
+    // SIGINT (Ctrl-C) is a clean stop too.
+    let (status, logs) = served.stop_with("-INT");
+    assert!(status.success(), "SIGINT is a clean exit: {status}");
+    assert!(logs.contains("regkeep stopped"));
     std::fs::write(
         data.join("secret.key"),
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",

@@ -9,7 +9,7 @@
 //! background task's one step, [`EcrTokens::renew_due_once`], is public for the same reason.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -102,6 +102,11 @@ struct Entry {
     current: RwLock<Option<Token>>,
     /// Held while minting: one AWS call at a time per entry (single-flight).
     attempts: tokio::sync::Mutex<Attempts>,
+    /// A background renewal has been started and has not finished: uses start no other.
+    renewal_pending: AtomicBool,
+    /// Unix time before which no renewal is tried (the backoff after a failure), readable
+    /// without the attempts lock so busy uses do not start renewals that would only back off.
+    not_before: AtomicI64,
 }
 
 #[derive(Default)]
@@ -173,6 +178,8 @@ impl EcrTokens {
                     request: Mutex::new(request.clone()),
                     current: RwLock::new(None),
                     attempts: tokio::sync::Mutex::new(Attempts::default()),
+                    renewal_pending: AtomicBool::new(false),
+                    not_before: AtomicI64::new(0),
                 })
             })
             .clone()
@@ -253,17 +260,22 @@ impl EcrTokens {
     }
 
     fn renew_in_background(self: &Arc<Self>, entry: Arc<Entry>) {
+        if self.clock.now().unix() < entry.not_before.load(Ordering::Relaxed)
+            || entry.renewal_pending.swap(true, Ordering::AcqRel)
+        {
+            // Backing off, or one is already under way.
+            return;
+        }
         let this = self.clone();
         tokio::spawn(async move {
-            // Someone is already minting: nothing to add.
-            let Ok(mut attempts) = entry.attempts.try_lock() else {
-                return;
-            };
-            let now = this.clock.now();
-            if !this.is_due(&entry, &attempts, now) {
-                return;
+            // Someone else may be minting already: then there is nothing to add.
+            if let Ok(mut attempts) = entry.attempts.try_lock() {
+                let now = this.clock.now();
+                if this.is_due(&entry, &attempts, now) {
+                    let _ = this.mint_locked(&entry, &mut attempts).await;
+                }
             }
-            let _ = this.mint_locked(&entry, &mut attempts).await;
+            entry.renewal_pending.store(false, Ordering::Release);
         });
     }
 
@@ -342,6 +354,7 @@ impl EcrTokens {
                 let token = self.shape(auth.username, auth.password, auth.expires_at, now);
                 entry.set_current(Some(token.clone()));
                 *attempts = Attempts::default();
+                entry.not_before.store(0, Ordering::Relaxed);
                 let stored = StoredToken {
                     username: token.username.clone(),
                     password: token.password.clone(),
@@ -362,6 +375,7 @@ impl EcrTokens {
                     now.unix() + i64::try_from(delay.as_secs()).unwrap_or(i64::MAX / 2),
                 );
                 attempts.next_attempt = Some(next);
+                entry.not_before.store(next.unix(), Ordering::Relaxed);
                 attempts.last_error = Some(error.clone());
                 warn!(error = %error, failures = attempts.failures, next_attempt = %next, "ECR token renewal failed");
                 if let Err(e) = self

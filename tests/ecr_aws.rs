@@ -115,7 +115,13 @@ async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
     );
     assert!(got[0]["token_renewed_at"].is_string());
     assert!(got[0].get("token_last_error").is_none());
-    let everything = format!("{answer}{got}{}", app.get("/v1/registries").await.1);
+    // The image behind it resolves with the minted token (ECR end to end).
+    let (status, image) = app
+        .post("/v1/images", json!({"tag": format!("{ecr}/test/hello:v1")}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{image}");
+    assert_eq!(image[0]["imageDigest"], var("REGKEEP_TEST_IMAGE_DIGEST"));
+    let everything = format!("{answer}{got}{image}{}", app.get("/v1/registries").await.1);
     assert_no_secrets("API answers", &everything, &[&secret, MOTO_TOKEN]);
     assert_no_secrets(
         "logs",

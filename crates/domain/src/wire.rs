@@ -126,6 +126,56 @@ pub struct Version {
     pub api_version: String,
 }
 
+/// `POST /v1/images` (Anchore's `ImageAnalysisRequest`, the parts regkeep uses).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImageAddRequest {
+    /// `host/repo:tag`, e.g. `registry.example.com/team/app:1.0` or `alpine`.
+    pub tag: String,
+    /// Pins the tag to this digest (`sha256:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `os/arch[/variant]` for multi-platform images; default `linux/amd64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// One way an image was reached (Anchore's `image_detail` entry).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageDetail {
+    pub registry: String,
+    pub repo: String,
+    pub tag: Option<String>,
+    pub fulltag: Option<String>,
+    pub digest: String,
+    pub fulldigest: String,
+    #[serde(rename = "imageDigest")]
+    pub image_digest: String,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
+/// An image record. `resolution_status` says what regkeep did (`resolved`); regkeep does not
+/// scan and has no analysis status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    #[serde(rename = "imageDigest")]
+    pub image_digest: String,
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    pub resolution_status: String,
+    pub image_detail: Vec<ImageDetail>,
+    pub media_type: String,
+    pub manifest_digest: String,
+    pub platform: String,
+    pub config_digest: String,
+    pub image_created: Option<String>,
+    pub layer_count: i64,
+    pub image_size: i64,
+    pub resolved_at: Timestamp,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ pub struct ResolvedCredential {
     /// For ECR tokens: until when the token may be used.
     pub usable_until: Option<Timestamp>,
     /// For ECR tokens: what was asked, and the token, to renew after a refusal.
-    ecr: Option<(TokenRequest, Token)>,
+    pub(crate) ecr: Option<(TokenRequest, Token)>,
 }
 
 impl std::fmt::Debug for ResolvedCredential {

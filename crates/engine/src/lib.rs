@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod credentials;
 pub mod ecr_tokens;
+pub mod images;
 pub mod passwords;
 pub mod registries;
 mod registry_cache;
@@ -81,6 +82,13 @@ pub enum EngineError {
     #[error("validating credentials for registry {registry} failed: {source}")]
     ValidationFailed {
         registry: String,
+        #[source]
+        source: ValidationError,
+    },
+    /// An image could not be resolved: 422, with what the registry (or AWS) answered.
+    #[error("resolving image {image} failed: {source}")]
+    ResolutionFailed {
+        image: String,
         #[source]
         source: ValidationError,
     },

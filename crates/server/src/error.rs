@@ -64,6 +64,23 @@ impl From<EngineError> for ApiError {
                     detail,
                 }
             }
+            err @ EngineError::ResolutionFailed { .. } => {
+                let EngineError::ResolutionFailed { image, source } = &err else {
+                    unreachable!("matched above")
+                };
+                let detail = json!({
+                    "image": image,
+                    "reason": source.kind(),
+                    "registry_status": source.status(),
+                    "aws_code": source.aws_code(),
+                    "answer": source.to_string(),
+                });
+                ApiError {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    message: err.to_string(),
+                    detail,
+                }
+            }
             EngineError::Internal(m) => {
                 error!(error = %m, "internal error");
                 ApiError::new(

@@ -19,7 +19,7 @@ use regkeep_domain::{AccountName, AccountState, RegistryName, Secret, Timestamp,
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use records::{AccountRecord, RegistryRecord, TokenStatus, UserRecord};
+pub use records::{AccountRecord, ImageRecord, RegistryRecord, TokenStatus, UserRecord};
 use sealing::{
     ecr_token_context, registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT,
 };
@@ -275,7 +275,7 @@ impl Store {
     /// [`StoreError::NotFound`].
     pub async fn delete_account(&self, name: &AccountName) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for table in ["registries", "users"] {
+        for table in ["images", "registries", "users"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account = $1"))
                 .bind(name.as_str())
                 .execute(&mut *tx)
@@ -488,6 +488,82 @@ impl Store {
         expect_one(done.rows_affected())
     }
 
+    // ---- images ----
+
+    /// Inserts an image record, or refreshes the one with the same digest (keeping its
+    /// `created_at`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn upsert_image(&self, image: &ImageRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO images (account, image_digest, registry, repository, tag, media_type, \
+             manifest_digest, platform, config_digest, image_created, layer_count, total_size, \
+             resolved_at, created_at, last_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (account, image_digest) DO UPDATE SET registry = excluded.registry, \
+             repository = excluded.repository, tag = excluded.tag, media_type = excluded.media_type, \
+             manifest_digest = excluded.manifest_digest, platform = excluded.platform, \
+             config_digest = excluded.config_digest, image_created = excluded.image_created, \
+             layer_count = excluded.layer_count, total_size = excluded.total_size, \
+             resolved_at = excluded.resolved_at, last_updated = excluded.last_updated",
+        )
+        .bind(image.account.as_str())
+        .bind(image.image_digest.clone())
+        .bind(image.registry.clone())
+        .bind(image.repository.clone())
+        .bind(image.tag.clone())
+        .bind(image.media_type.clone())
+        .bind(image.manifest_digest.clone())
+        .bind(image.platform.clone())
+        .bind(image.config_digest.clone())
+        .bind(image.image_created.clone())
+        .bind(image.layer_count)
+        .bind(image.total_size)
+        .bind(image.resolved_at.unix())
+        .bind(image.created_at.unix())
+        .bind(image.last_updated.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn get_image(&self, account: &AccountName, digest: &str) -> Result<ImageRecord> {
+        let row = sqlx::query(&format!(
+            "{IMAGE_SELECT} WHERE account = $1 AND image_digest = $2"
+        ))
+        .bind(account.as_str())
+        .bind(digest)
+        .fetch_one(&self.pool)
+        .await?;
+        ImageRecord::from_row(&row)
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn list_images(&self, account: &AccountName) -> Result<Vec<ImageRecord>> {
+        let rows = sqlx::query(&format!(
+            "{IMAGE_SELECT} WHERE account = $1 ORDER BY created_at, image_digest"
+        ))
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ImageRecord::from_row).collect()
+    }
+
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn delete_image(&self, account: &AccountName, digest: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM images WHERE account = $1 AND image_digest = $2")
+            .bind(account.as_str())
+            .bind(digest)
+            .execute(&self.pool)
+            .await?;
+        expect_one(done.rows_affected())
+    }
+
     // ---- ECR tokens ----
 
     /// The persisted token under `key`, opened; `None` when there is none.
@@ -588,6 +664,9 @@ impl Store {
 
 const ACCOUNT_SELECT: &str =
     "SELECT name, email, account_type, state, created_at, last_updated FROM accounts";
+const IMAGE_SELECT: &str = "SELECT account, image_digest, registry, repository, tag, media_type, \
+     manifest_digest, platform, config_digest, image_created, layer_count, total_size, resolved_at, \
+     created_at, last_updated FROM images";
 const USER_SELECT: &str =
     "SELECT username, account, user_type, source, password_hash, created_at, last_updated FROM users";
 const REGISTRY_SELECT: &str = "SELECT r.account, r.registry, r.registry_name, r.registry_user, \

@@ -139,3 +139,47 @@ impl RegistryRecord {
         })
     }
 }
+
+/// An image an account resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageRecord {
+    pub account: AccountName,
+    pub image_digest: String,
+    /// `host[:port]`.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub media_type: String,
+    pub manifest_digest: String,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub config_digest: String,
+    pub image_created: Option<String>,
+    pub layer_count: i64,
+    pub total_size: i64,
+    pub resolved_at: Timestamp,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
+impl ImageRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(ImageRecord {
+            account: parse_column(row, "account")?,
+            image_digest: row.try_get("image_digest")?,
+            registry: row.try_get("registry")?,
+            repository: row.try_get("repository")?,
+            tag: row.try_get("tag")?,
+            media_type: row.try_get("media_type")?,
+            manifest_digest: row.try_get("manifest_digest")?,
+            platform: row.try_get("platform")?,
+            config_digest: row.try_get("config_digest")?,
+            image_created: row.try_get("image_created")?,
+            layer_count: row.try_get("layer_count")?,
+            total_size: row.try_get("total_size")?,
+            resolved_at: time(row, "resolved_at")?,
+            created_at: time(row, "created_at")?,
+            last_updated: time(row, "last_updated")?,
+        })
+    }
+}

@@ -2,6 +2,7 @@
 //! (`/v1/registries`), [`accounts`] (`/v1/account`, `/v1/user`, `/v1/accounts/...`).
 
 pub mod accounts;
+pub mod images;
 pub mod registries;
 pub mod system;
 
@@ -27,6 +28,11 @@ pub fn router() -> Router<AppState> {
                 .put(registries::update)
                 .delete(registries::delete)
                 .post(registries::check),
+        )
+        .route("/v1/images", get(images::list).post(images::add))
+        .route(
+            "/v1/images/{digest}",
+            get(images::get).delete(images::delete),
         )
         .route("/v1/account", get(accounts::own_account))
         .route("/v1/user", get(accounts::own_user))

@@ -1,0 +1,203 @@
+//! Image records (issue 4, first use-case): resolve a tag (or digest) with the credential that
+//! serves it (DESIGN 3.5; anonymous with TLS verification on when none does), and record what it
+//! resolved to. regkeep records resolutions; it does not scan.
+
+use regkeep_domain::{AccountName, ImageReference, RegistryName};
+use regkeep_registry::manifests::{Platform, ResolvedImage};
+use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
+use regkeep_store::{ImageRecord, StoreError};
+use tracing::info;
+
+use crate::ecr_tokens::TokenError;
+use crate::{Engine, EngineError, ValidationError};
+
+impl Engine {
+    /// Resolves `tag` (pinned to `digest` when given) for `platform` (default linux/amd64) and
+    /// stores the record.
+    ///
+    /// # Errors
+    /// BadInput for a malformed reference, digest or platform; ResolutionFailed with what the
+    /// registry (or AWS) answered.
+    pub async fn add_image(
+        &self,
+        account: &AccountName,
+        tag: &str,
+        digest: Option<&str>,
+        platform: Option<&str>,
+    ) -> Result<ImageRecord, EngineError> {
+        let text = match digest {
+            Some(d) => format!("{tag}@{d}"),
+            None => tag.to_owned(),
+        };
+        let image: ImageReference =
+            text.parse()
+                .map_err(|e: regkeep_domain::ImageReferenceError| {
+                    EngineError::BadInput(e.to_string())
+                })?;
+        let platform = match platform {
+            Some(p) => Platform::parse(p).map_err(EngineError::BadInput)?,
+            None => Platform::default_linux(),
+        };
+        let resolved = self.resolve_image(account, &image, &platform).await?;
+        let now = self.clock.now();
+        let created_at = match self.store.get_image(account, &resolved.digest).await {
+            Ok(existing) => existing.created_at,
+            Err(StoreError::NotFound) => now,
+            Err(e) => return Err(e.into()),
+        };
+        let record = ImageRecord {
+            account: account.clone(),
+            image_digest: resolved.digest.clone(),
+            registry: image.authority().to_owned(),
+            repository: image.repository().to_owned(),
+            tag: image.tag().map(str::to_owned),
+            media_type: resolved.media_type.clone(),
+            manifest_digest: resolved.manifest_digest.clone(),
+            platform: resolved.platform.to_string(),
+            config_digest: resolved.config_digest.clone(),
+            image_created: resolved.created.clone(),
+            layer_count: i64::try_from(resolved.layers.len()).unwrap_or(i64::MAX),
+            total_size: i64::try_from(resolved.total_size).unwrap_or(i64::MAX),
+            resolved_at: now,
+            created_at,
+            last_updated: now,
+        };
+        self.store.upsert_image(&record).await?;
+        info!(image = %image, digest = %record.image_digest, "image resolved");
+        Ok(record)
+    }
+
+    /// Resolves an image with the credential that serves it; an ECR token the registry refuses
+    /// is renewed once and the request retried once.
+    async fn resolve_image(
+        &self,
+        account: &AccountName,
+        image: &ImageReference,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, EngineError> {
+        let registries: Vec<RegistryName> = self
+            .store
+            .list_registries(account)
+            .await?
+            .into_iter()
+            .map(|r| r.registry)
+            .collect();
+        let failed = |source: ValidationError| EngineError::ResolutionFailed {
+            image: image.to_string(),
+            source,
+        };
+        let reference = image
+            .digest()
+            .or(image.tag())
+            .unwrap_or("latest")
+            .to_owned();
+        let Some(registry) = image.select_credential(&registries) else {
+            // No credential matches: anonymous, TLS verified (Anchore turned verification off).
+            let endpoint = Endpoint {
+                authority: image.authority().to_owned(),
+                verify_tls: true,
+            };
+            return self
+                .registry_client
+                .resolve_image(&endpoint, None, image.repository(), &reference, platform)
+                .await
+                .map_err(|e| failed(ValidationError::Registry(e)));
+        };
+        let credential = self.resolve_credential(account, registry.as_str()).await?;
+        let endpoint = Endpoint {
+            authority: image.authority().to_owned(),
+            verify_tls: credential.verify_tls,
+        };
+        let basic = BasicCredentials {
+            username: credential.username.clone(),
+            password: credential.password.clone(),
+        };
+        let first = self
+            .registry_client
+            .resolve_image(
+                &endpoint,
+                Some(&basic),
+                image.repository(),
+                &reference,
+                platform,
+            )
+            .await;
+        match (first, &credential.ecr) {
+            (
+                Err(RegistryError::Refused {
+                    status: 401 | 403, ..
+                }),
+                Some((request, token)),
+            ) => {
+                let renewed = self
+                    .ecr_tokens
+                    .renew_after_rejection(request, token)
+                    .await
+                    .map_err(|e| match e {
+                        TokenError::Aws(aws) | TokenError::BackingOff(aws, _) => {
+                            failed(ValidationError::Aws(aws))
+                        }
+                        TokenError::Store(m) => EngineError::Internal(m),
+                    })?;
+                let basic = BasicCredentials {
+                    username: renewed.username,
+                    password: renewed.password,
+                };
+                self.registry_client
+                    .resolve_image(
+                        &endpoint,
+                        Some(&basic),
+                        image.repository(),
+                        &reference,
+                        platform,
+                    )
+                    .await
+                    .map_err(|e| failed(ValidationError::Registry(e)))
+            }
+            (result, _) => result.map_err(|e| failed(ValidationError::Registry(e))),
+        }
+    }
+
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_images(
+        &self,
+        account: &AccountName,
+    ) -> Result<Vec<ImageRecord>, EngineError> {
+        Ok(self.store.list_images(account).await?)
+    }
+
+    /// # Errors
+    /// NotFound.
+    pub async fn get_image(
+        &self,
+        account: &AccountName,
+        digest: &str,
+    ) -> Result<ImageRecord, EngineError> {
+        match self.store.get_image(account, digest).await {
+            Ok(r) => Ok(r),
+            Err(StoreError::NotFound) => Err(image_not_found(account, digest)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// # Errors
+    /// NotFound.
+    pub async fn delete_image(
+        &self,
+        account: &AccountName,
+        digest: &str,
+    ) -> Result<(), EngineError> {
+        match self.store.delete_image(account, digest).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(image_not_found(account, digest)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn image_not_found(account: &AccountName, digest: &str) -> EngineError {
+    EngineError::NotFound(format!(
+        "image {digest} is not recorded in account {account}: `GET /v1/images` lists the recorded ones"
+    ))
+}

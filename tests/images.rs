@@ -278,3 +278,196 @@ async fn repository_credentials_beat_host_credentials(backend: Backend) {
     );
     app.finish().await;
 }
+
+/// Pushes a blob with the distribution API (monolithic upload) and gives its digest and size.
+async fn push_blob(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    auth: (&str, &str),
+    bytes: &[u8],
+) -> (String, usize) {
+    use sha2::Digest as _;
+    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)));
+    let start = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .basic_auth(auth.0, Some(auth.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::ACCEPTED);
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{url}{sep}digest={digest}"))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.status(),
+        StatusCode::CREATED,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    (digest, bytes.len())
+}
+
+async fn push_manifest(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    auth: (&str, &str),
+    reference: &str,
+    media_type: &str,
+    body: &serde_json::Value,
+) -> (String, usize) {
+    use sha2::Digest as _;
+    let bytes = serde_json::to_vec(body).unwrap();
+    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(&bytes)));
+    let put = http
+        .put(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", media_type)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.status(),
+        StatusCode::CREATED,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    (digest, bytes.len())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A two-platform image in both formats (an OCI index, and a Docker schema 2 manifest list),
+/// pushed through the registry's own API: resolved to the asked platform.
+#[tokio::test]
+async fn indexes_and_manifest_lists_resolve_to_a_platform() {
+    let p = peers();
+    let base = format!("http://{}", p.http);
+    let http = reqwest::Client::new();
+    let auth = (p.user.as_str(), p.pass.as_str());
+    let repo = format!("test/multi-{}", common::random_hex(4));
+    let formats = [
+        (
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
+        (
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        ),
+    ];
+    for (index_type, manifest_type, config_type, layer_type) in formats {
+        let mut entries = Vec::new();
+        let mut manifests = std::collections::HashMap::new();
+        for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
+            let config = json!({"architecture": arch, "os": "linux", "variant": variant, "created": "2020-01-01T00:00:00Z",
+                "rootfs": {"type": "layers", "diff_ids": []}});
+            let (config_digest, config_size) = push_blob(
+                &http,
+                &base,
+                &repo,
+                auth,
+                &serde_json::to_vec(&config).unwrap(),
+            )
+            .await;
+            let (layer_digest, layer_size) = push_blob(
+                &http,
+                &base,
+                &repo,
+                auth,
+                format!("layer for {arch} {index_type}").as_bytes(),
+            )
+            .await;
+            let manifest = json!({"schemaVersion": 2, "mediaType": manifest_type,
+                "config": {"mediaType": config_type, "digest": config_digest, "size": config_size},
+                "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer_size}]});
+            let (digest, size) = push_manifest(
+                &http,
+                &base,
+                &repo,
+                auth,
+                &format!("{arch}-{}", index_type.len()),
+                manifest_type,
+                &manifest,
+            )
+            .await;
+            manifests.insert(arch, digest.clone());
+            let mut platform = json!({"os": "linux", "architecture": arch});
+            if let Some(v) = variant {
+                platform["variant"] = json!(v);
+            }
+            entries.push(json!({"mediaType": manifest_type, "digest": digest, "size": size, "platform": platform}));
+        }
+        let index = json!({"schemaVersion": 2, "mediaType": index_type, "manifests": entries});
+        let tag = format!("multi-{}", index_type.len());
+        let (index_digest, _) =
+            push_manifest(&http, &base, &repo, auth, &tag, index_type, &index).await;
+
+        let endpoint = Endpoint {
+            authority: p.http.clone(),
+            verify_tls: false,
+        };
+        let user = creds(&p.user, &p.pass);
+        for (wanted, arch) in [
+            ("linux/amd64", "amd64"),
+            ("linux/arm64", "arm64"),
+            ("linux/arm64/v8", "arm64"),
+        ] {
+            let image = client(false)
+                .resolve_image(
+                    &endpoint,
+                    Some(&user),
+                    &repo,
+                    &tag,
+                    &Platform::parse(wanted).unwrap(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{index_type} {wanted}: {e}"));
+            assert_eq!(
+                image.digest, index_digest,
+                "{index_type}: the tag's digest is the index's"
+            );
+            assert_eq!(image.media_type, index_type);
+            assert_eq!(
+                image.manifest_digest, manifests[arch],
+                "{index_type} {wanted}"
+            );
+            assert_eq!(image.platform.architecture, arch);
+            assert_eq!(image.created.as_deref(), Some("2020-01-01T00:00:00Z"));
+        }
+        let err = client(false)
+            .resolve_image(
+                &endpoint,
+                Some(&user),
+                &repo,
+                &tag,
+                &Platform::parse("linux/s390x").unwrap(),
+            )
+            .await
+            .expect_err("no such platform");
+        assert!(
+            err.to_string().contains("linux/amd64") && err.to_string().contains("linux/s390x"),
+            "{err}"
+        );
+    }
+}

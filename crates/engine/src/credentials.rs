@@ -85,14 +85,12 @@ impl Engine {
                     .token(&request)
                     .await
                     .map_err(|e| token_failed(&record.registry, e))?;
-                Ok(ResolvedCredential {
-                    registry: record.registry,
-                    verify_tls: record.registry_verify,
-                    username: token.username.clone(),
-                    password: token.password.clone(),
-                    usable_until: Some(token.usable_until),
-                    ecr: Some((request, token)),
-                })
+                Ok(ResolvedCredential::from_token(
+                    record.registry,
+                    record.registry_verify,
+                    request,
+                    token,
+                ))
             }
         }
     }
@@ -108,29 +106,50 @@ impl Engine {
         registry: &str,
     ) -> Result<CheckReport, EngineError> {
         let credential = self.resolve_credential(account, registry).await?;
-        let endpoint = Endpoint {
+        let endpoint = &Endpoint {
             authority: credential.registry.authority().to_owned(),
             verify_tls: credential.verify_tls,
         };
-        let failed = |source: RegistryError| EngineError::ValidationFailed {
+        let failed = |source| EngineError::ValidationFailed {
             registry: credential.registry.to_string(),
-            source: ValidationError::Registry(source),
+            source,
         };
-        let basic = BasicCredentials {
-            username: credential.username.clone(),
-            password: credential.password.clone(),
-        };
-        let mut report = CheckReport {
+        let client = &self.registry_client;
+        let ((), renewed) = self
+            .with_renewal_on_refusal(&credential, failed, |basic| async move {
+                client.ping(endpoint, Some(&basic)).await
+            })
+            .await?;
+        Ok(CheckReport {
             registry: credential.registry.clone(),
             checked_at: self.clock.now(),
-            usable_until: credential.usable_until,
-            renewed_after_refusal: false,
-        };
-        match (
-            self.registry_client.ping(&endpoint, Some(&basic)).await,
-            &credential.ecr,
-        ) {
-            (Ok(()), _) => Ok(report),
+            usable_until: renewed
+                .as_ref()
+                .map(|t| t.usable_until)
+                .or(credential.usable_until),
+            renewed_after_refusal: renewed.is_some(),
+        })
+    }
+
+    /// Runs `call` with `credential`; when the registry refuses an ECR token regkeep believed
+    /// valid (401/403), renews the token once and runs `call` once more — never more. Gives the
+    /// renewed token when there was one. The one place of that rule, for validation, checks and
+    /// image resolution alike.
+    ///
+    /// # Errors
+    /// `failed` of what the registry or AWS answered; Internal for the token store.
+    pub(crate) async fn with_renewal_on_refusal<T, F, Fut>(
+        &self,
+        credential: &ResolvedCredential,
+        failed: impl Fn(ValidationError) -> EngineError,
+        call: F,
+    ) -> Result<(T, Option<Token>), EngineError>
+    where
+        F: Fn(BasicCredentials) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        let first = call(credential.basic()).await;
+        match (first, &credential.ecr) {
             (
                 Err(RegistryError::Refused {
                     status: 401 | 403, ..
@@ -141,30 +160,63 @@ impl Engine {
                     .ecr_tokens
                     .renew_after_rejection(request, token)
                     .await
-                    .map_err(|e| token_failed(&credential.registry, e))?;
+                    .map_err(|e| from_token_error(e, &failed))?;
                 let basic = BasicCredentials {
-                    username: renewed.username,
-                    password: renewed.password,
+                    username: renewed.username.clone(),
+                    password: renewed.password.clone(),
                 };
-                self.registry_client
-                    .ping(&endpoint, Some(&basic))
+                let value = call(basic)
                     .await
-                    .map_err(failed)?;
-                report.usable_until = Some(renewed.usable_until);
-                report.renewed_after_refusal = true;
-                Ok(report)
+                    .map_err(|e| failed(ValidationError::Registry(e)))?;
+                Ok((value, Some(renewed)))
             }
-            (Err(e), _) => Err(failed(e)),
+            (result, _) => result
+                .map(|v| (v, None))
+                .map_err(|e| failed(ValidationError::Registry(e))),
         }
     }
 }
 
-fn token_failed(registry: &RegistryName, error: TokenError) -> EngineError {
+impl ResolvedCredential {
+    /// A credential made of a freshly minted ECR token (validation of new credentials).
+    pub(crate) fn from_token(
+        registry: RegistryName,
+        verify_tls: bool,
+        request: TokenRequest,
+        token: Token,
+    ) -> Self {
+        ResolvedCredential {
+            registry,
+            verify_tls,
+            username: token.username.clone(),
+            password: token.password.clone(),
+            usable_until: Some(token.usable_until),
+            ecr: Some((request, token)),
+        }
+    }
+
+    fn basic(&self) -> BasicCredentials {
+        BasicCredentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        }
+    }
+}
+
+/// A token that cannot be had: AWS's answer through `failed`; a token-store failure is internal.
+pub(crate) fn from_token_error(
+    error: TokenError,
+    failed: impl Fn(ValidationError) -> EngineError,
+) -> EngineError {
     match error {
-        TokenError::Aws(aws) | TokenError::BackingOff(aws, _) => EngineError::ValidationFailed {
-            registry: registry.to_string(),
-            source: ValidationError::Aws(aws),
-        },
+        TokenError::Aws(aws) | TokenError::BackingOff(aws, _) => failed(ValidationError::Aws(aws)),
         TokenError::Store(m) => EngineError::Internal(m),
     }
+}
+
+fn token_failed(registry: &RegistryName, error: TokenError) -> EngineError {
+    from_token_error(error, |source| EngineError::ValidationFailed {
+        registry: registry.to_string(),
+        source,
+    })
 }

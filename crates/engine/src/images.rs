@@ -4,11 +4,10 @@
 
 use regkeep_domain::{AccountName, ImageReference, RegistryName};
 use regkeep_registry::manifests::{Platform, ResolvedImage};
-use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
+use regkeep_registry::Endpoint;
 use regkeep_store::{ImageRecord, StoreError};
 use tracing::info;
 
-use crate::ecr_tokens::TokenError;
 use crate::{Engine, EngineError, ValidationError};
 
 impl Engine {
@@ -104,58 +103,25 @@ impl Engine {
                 .map_err(|e| failed(ValidationError::Registry(e)));
         };
         let credential = self.resolve_credential(account, registry.as_str()).await?;
-        let endpoint = Endpoint {
+        let endpoint = &Endpoint {
             authority: image.authority().to_owned(),
             verify_tls: credential.verify_tls,
         };
-        let basic = BasicCredentials {
-            username: credential.username.clone(),
-            password: credential.password.clone(),
-        };
-        let first = self
-            .registry_client
-            .resolve_image(
-                &endpoint,
-                Some(&basic),
-                image.repository(),
-                &reference,
-                platform,
-            )
-            .await;
-        match (first, &credential.ecr) {
-            (
-                Err(RegistryError::Refused {
-                    status: 401 | 403, ..
-                }),
-                Some((request, token)),
-            ) => {
-                let renewed = self
-                    .ecr_tokens
-                    .renew_after_rejection(request, token)
-                    .await
-                    .map_err(|e| match e {
-                        TokenError::Aws(aws) | TokenError::BackingOff(aws, _) => {
-                            failed(ValidationError::Aws(aws))
-                        }
-                        TokenError::Store(m) => EngineError::Internal(m),
-                    })?;
-                let basic = BasicCredentials {
-                    username: renewed.username,
-                    password: renewed.password,
-                };
-                self.registry_client
+        let (client, reference) = (&self.registry_client, reference.as_str());
+        let (resolved, _) = self
+            .with_renewal_on_refusal(&credential, failed, |basic| async move {
+                client
                     .resolve_image(
-                        &endpoint,
+                        endpoint,
                         Some(&basic),
                         image.repository(),
-                        &reference,
+                        reference,
                         platform,
                     )
                     .await
-                    .map_err(|e| failed(ValidationError::Registry(e)))
-            }
-            (result, _) => result.map_err(|e| failed(ValidationError::Registry(e))),
-        }
+            })
+            .await?;
+        Ok(resolved)
     }
 
     /// # Errors

@@ -5,12 +5,12 @@ use regkeep_domain::registry_kind::EcrCredentialMode;
 use regkeep_domain::wire::RegistryConfigurationRequest;
 use regkeep_domain::{AccountName, EcrHost, Host, RegistryName, RegistryType, Secret};
 use regkeep_ecr::{AwsCredentialSource, EcrTarget};
-use regkeep_registry::RegistryError;
 use regkeep_registry::{BasicCredentials, Endpoint};
 use regkeep_store::{RegistryRecord, StoreError};
 use tracing::{info, instrument, warn};
 
-use crate::ecr_tokens::{TokenError, TokenRequest};
+use crate::credentials::ResolvedCredential;
+use crate::ecr_tokens::TokenRequest;
 use crate::{Engine, EngineError, ValidationError};
 
 /// Longest `registry_user` and `registry_name` accepted, in bytes.
@@ -332,40 +332,18 @@ impl Engine {
                     .mint_now(request)
                     .await
                     .map_err(|e| failed(ValidationError::Aws(e)))?;
-                let credentials = BasicCredentials {
-                    username: token.username.clone(),
-                    password: token.password.clone(),
-                };
-                match self
-                    .registry_client
-                    .ping(&endpoint, Some(&credentials))
-                    .await
-                {
-                    Ok(()) => Ok(()),
-                    Err(RegistryError::Refused {
-                        status: 401 | 403, ..
-                    }) => {
-                        let renewed = self
-                            .ecr_tokens
-                            .renew_after_rejection(request, &token)
-                            .await
-                            .map_err(|e| match e {
-                                TokenError::Aws(aws) | TokenError::BackingOff(aws, _) => {
-                                    failed(ValidationError::Aws(aws))
-                                }
-                                TokenError::Store(m) => EngineError::Internal(m),
-                            })?;
-                        let credentials = BasicCredentials {
-                            username: renewed.username,
-                            password: renewed.password,
-                        };
-                        self.registry_client
-                            .ping(&endpoint, Some(&credentials))
-                            .await
-                            .map_err(|e| failed(ValidationError::Registry(e)))
-                    }
-                    Err(e) => Err(failed(ValidationError::Registry(e))),
-                }
+                let credential = ResolvedCredential::from_token(
+                    spec.registry.clone(),
+                    spec.registry_verify,
+                    request.clone(),
+                    token,
+                );
+                let (client, endpoint) = (&self.registry_client, &endpoint);
+                self.with_renewal_on_refusal(&credential, failed, |basic| async move {
+                    client.ping(endpoint, Some(&basic)).await
+                })
+                .await
+                .map(|_| ())
             }
             _ => {
                 let credentials = BasicCredentials {

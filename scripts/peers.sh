@@ -21,6 +21,13 @@
 #   127.0.0.1:15002  docker-registry, Bearer token auth, plain HTTP, realm http://127.0.0.1:15003/token
 #   127.0.0.1:15003  fixtures/token_server.py, the token server of 15002 (same user and password)
 #   127.0.0.1:15004  docker-registry, no auth, plain HTTP
+#   127.0.0.1:15005  fixtures/redirect_registry.py, a redirecting registry front: HTTP Basic (same user and
+#                    password; else 401 Basic realm="regkeep-redirect"), GET|HEAD /v2/ and manifests
+#                    proxied to 15000, blob GETs answered 307 to the blob host below
+#   127.0.0.3:15006  its blob host (another address, so a foreign host to clients): /blobs/<name>/<digest>
+#                    fetched from 15000 with the fixture's own credentials; counts its requests and those
+#                    that carried an Authorization header: GET /_seen {"requests","with_authorization"},
+#                    POST /_reset (both are zero when start returns)
 #   127.0.0.1:15010  moto server (AWS: IAM, STS, ECR), signature and IAM-policy checking ON after seeding
 #                    by fixtures/seed_aws.py (users regkeep-test, regkeep-noperm; role regkeep-pull)
 #   127.0.0.1:15011  fixtures/imds.py, IMDSv2 (role regkeep-role: AssumeRole credentials minted from moto)
@@ -30,17 +37,29 @@
 #                    ca.pem), htpasswd user AWS password 123456789012-auth-token: namespace mode only
 #   127.0.0.1:5432   a private PostgreSQL 15 (initdb into target/peers/postgres, socket there too, never
 #                    /var/run/postgresql), role regkeep/regkeep with CREATEDB
-# Each registry holds test/hello:v1 (a one-layer OCI image, built by seed_images below).
+# Content (built deterministically and pushed by seed_images below; 15005 shows what 15000 holds):
+#   test/hello:v1        every registry: a one-layer linux/amd64 OCI image (OCI manifest)
+#   test/multi:v1        15000, 15001, 15002, 15004: an OCI image index of two one-layer OCI images,
+#                        linux/amd64 and linux/arm64 variant v8 (own config and layer each)
+#   test/hello-v2s2:v1   15000, 15001, 15002, 15004: test/hello as a Docker schema 2 manifest (skopeo
+#                        --format v2s2; same digest in all four, checked)
 #
 # The env file ($REPO/target/peers/env, mode 0600) exports:
 #   REGKEEP_TEST_REGISTRY_HTTP|_TLS|_BEARER|_ANON   host:port of each registry
-#   REGKEEP_TEST_REGISTRY_USER, REGKEEP_TEST_REGISTRY_PASS   credentials of the three with auth (the password
-#                                                 is new on every start)
+#   REGKEEP_TEST_REGISTRY_REDIRECT     127.0.0.1:15005, the redirecting registry (same user and password)
+#   REGKEEP_TEST_REDIRECT_SEEN_URL     http://127.0.0.3:15006/_seen (POST .../_reset zeroes it)
+#   REGKEEP_TEST_REGISTRY_USER, REGKEEP_TEST_REGISTRY_PASS   credentials of the three with auth and of the
+#                                                 redirecting one (the password is new on every start)
 #   REGKEEP_TEST_REGISTRY_ECR          123456789012.dkr.ecr.us-east-1.amazonaws.com (namespace mode only;
 #                                      port 443, CA REGKEEP_TEST_CA, user AWS)
 #   REGKEEP_TEST_CA                    the CA that signed the TLS registries' certs
 #   REGKEEP_TEST_TOKEN_REALM           the token server's URL
-#   REGKEEP_TEST_IMAGE, REGKEEP_TEST_IMAGE_DIGEST   the seeded image (repo:tag) and its manifest digest
+#   REGKEEP_TEST_IMAGE, REGKEEP_TEST_IMAGE_DIGEST   test/hello:v1 and its manifest digest
+#   REGKEEP_TEST_MULTI_IMAGE, REGKEEP_TEST_MULTI_DIGEST   test/multi:v1 and its index's digest
+#   REGKEEP_TEST_MULTI_AMD64_DIGEST, REGKEEP_TEST_MULTI_ARM64_DIGEST   its linux/amd64 and linux/arm64/v8
+#                                      manifests' digests
+#   REGKEEP_TEST_V2S2_IMAGE, REGKEEP_TEST_V2S2_DIGEST   test/hello-v2s2:v1 and its manifest's digest (as
+#                                      read back from the registries)
 #   REGKEEP_TEST_POSTGRES_URL          postgres://regkeep:regkeep@127.0.0.1:5432/postgres
 #   REGKEEP_TEST_MOTO_URL              http://127.0.0.1:15010
 #   REGKEEP_TEST_AWS_ACCESS_KEY_ID, REGKEEP_TEST_AWS_SECRET_ACCESS_KEY   user regkeep-test (ecr:*, sts:AssumeRole)
@@ -67,6 +86,9 @@ LOCK_FILE=$REPO/target/peers.lock
 
 REG_USER=regkeep-test
 HTTP_PORT=15000 TLS_PORT=15001 BEARER_PORT=15002 TOKEN_PORT=15003 ANON_PORT=15004
+# The redirecting registry: its front, and the blob host its blob GETs redirect to (another address).
+REDIRECT_PORT=15005 BLOB_HOST_ADDR=127.0.0.3 BLOB_HOST_PORT=15006
+REDIRECT_SEEN_URL=http://$BLOB_HOST_ADDR:$BLOB_HOST_PORT/_seen
 TOKEN_REALM=http://127.0.0.1:$TOKEN_PORT/token TOKEN_SERVICE=test-registry TOKEN_ISSUER=test-issuer
 PG_BIN=/usr/lib/postgresql/15/bin PG_PORT=5432
 PG_URL=postgres://regkeep:regkeep@127.0.0.1:$PG_PORT/postgres
@@ -79,7 +101,7 @@ SEED_FILE=$PEERS/aws/seed.json    # moto's users and keys (secrets: 0600)
 # fixtures/ecr_api.py put in their tokens by default.
 ECR_HOST=$AWS_ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com ECR_ADDR=127.0.0.2 ECR_PORT=443
 ECR_USER=AWS ECR_PASS=$AWS_ACCOUNT-auth-token
-IMAGE=test/hello:v1
+IMAGE=test/hello:v1 MULTI_IMAGE=test/multi:v1 V2S2_IMAGE=test/hello-v2s2:v1
 WAIT_SECS=20
 
 say() { printf 'peers: %s\n' "$*"; }
@@ -263,12 +285,22 @@ start_token_server() { # PASS
         --issuer "$TOKEN_ISSUER" --service "$TOKEN_SERVICE"
 }
 
+# start_redirect PASS: fixtures/redirect_registry.py, a front to the Basic registry on $HTTP_PORT that
+# redirects blob GETs to its blob host on $BLOB_HOST_ADDR (same user and password).
+start_redirect() {
+    mkdir -p "$PEERS/redirect-registry"
+    REDIRECT_USER=$REG_USER REDIRECT_PASS=$1 spawn redirect-registry "$PEERS_PY" "$REPO/fixtures/redirect_registry.py" \
+        --front "127.0.0.1:$REDIRECT_PORT" --blob-host "$BLOB_HOST_ADDR:$BLOB_HOST_PORT" --upstream "127.0.0.1:$HTTP_PORT"
+}
+
 wait_registries() {
     wait_http registry-http 401 "http://127.0.0.1:$HTTP_PORT/v2/"
     wait_http registry-tls 401 "https://127.0.0.1:$TLS_PORT/v2/" --cacert "$PEERS/ca.pem"
     wait_http registry-bearer 401 "http://127.0.0.1:$BEARER_PORT/v2/"
     wait_http registry-anon 200 "http://127.0.0.1:$ANON_PORT/v2/"
     wait_http token-server 401 "$TOKEN_REALM?service=$TOKEN_SERVICE"
+    wait_http redirect-registry 401 "http://127.0.0.1:$REDIRECT_PORT/v2/"
+    wait_http redirect-registry 200 "$REDIRECT_SEEN_URL"
     if ((ECR_MODE)); then
         # By name: proves the private /etc/hosts, the cert's name and the CA together.
         wait_http registry-ecr 401 "https://$ECR_HOST/v2/" --cacert "$PEERS/ca.pem"
@@ -394,49 +426,135 @@ blob() {
     echo "sha256:$hex $size"
 }
 
-# build_layout: a deterministic one-layer OCI image layout at $LAYOUT, tag v1 (same digests on every
-# run and machine: fixed content, mode, owner and mtime, gzip without name or time).
-build_layout() {
-    local work=$PEERS/oci/work diff_id layer_digest layer_size config_digest config_size manifest_size
-    rm -rf "$LAYOUT" "$work"
-    mkdir -p "$LAYOUT/blobs/sha256" "$work/rootfs"
-    printf 'hello from the regkeep test image\n' >"$work/rootfs/hello.txt"
+# image_manifest WORK TEXT PLATFORM_JSON: a one-layer image in $LAYOUT's blob store (the layer: file
+# hello.txt holding TEXT; the config: PLATFORM_JSON, e.g. "architecture":"amd64","os":"linux", plus
+# the layer's diff_id); prints its OCI manifest's "sha256:<hex> <size>". Deterministic: fixed content,
+# mode, owner and mtime, gzip without name or time.
+image_manifest() {
+    local work=$1 text=$2 platform=$3 out diff_id layer_digest layer_size config_digest config_size
+    rm -rf "$work" && mkdir -p "$work/rootfs"
+    printf '%s\n' "$text" >"$work/rootfs/hello.txt"
     chmod 0644 "$work/rootfs/hello.txt"
     tar --sort=name --mtime='2020-01-01 00:00:00Z' --owner=0 --group=0 --numeric-owner \
         -C "$work/rootfs" -cf "$work/layer.tar" hello.txt
     diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
     gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
-    read -r layer_digest layer_size < <(blob "$work/layer.tar.gz")
-    printf '%s' '{"architecture":"amd64","os":"linux","created":"2020-01-01T00:00:00Z","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:'"$diff_id"'"]}}' >"$work/config.json"
-    read -r config_digest config_size < <(blob "$work/config.json")
+    out=$(blob "$work/layer.tar.gz")
+    read -r layer_digest layer_size <<<"$out"
+    printf '%s' '{'"$platform"',"created":"2020-01-01T00:00:00Z","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:'"$diff_id"'"]}}' >"$work/config.json"
+    out=$(blob "$work/config.json")
+    read -r config_digest config_size <<<"$out"
     printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$config_digest"'","size":'"$config_size"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"'"$layer_digest"'","size":'"$layer_size"'}]}' >"$work/manifest.json"
-    read -r MANIFEST_DIGEST manifest_size < <(blob "$work/manifest.json")
-    printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$LAYOUT/oci-layout"
-    printf '%s' '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"'"$MANIFEST_DIGEST"'","size":'"$manifest_size"',"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' >"$LAYOUT/index.json"
+    blob "$work/manifest.json"
     rm -rf "$work"
 }
 
-# seed_images: pushes test/hello:v1 into every registry with skopeo, all at once (creds from
-# auth.json, the CA via a cert dir, plain HTTP via --dest-tls-verify=false). The OCI manifest goes in
-# unchanged, so its digest in each registry is $MANIFEST_DIGEST.
+# layout_index MEDIA_TYPE DIGEST SIZE: $LAYOUT's oci-layout and index.json, tag v1 naming DIGEST.
+layout_index() {
+    printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$LAYOUT/oci-layout"
+    printf '%s' '{"schemaVersion":2,"manifests":[{"mediaType":"'"$1"'","digest":"'"$2"'","size":'"$3"',"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' >"$LAYOUT/index.json"
+}
+
+# build_layout: test/hello, a deterministic one-layer OCI image layout at $LAYOUT, tag v1 (same
+# digests on every run and machine); sets MANIFEST_DIGEST.
+build_layout() {
+    local out manifest_size
+    rm -rf "$LAYOUT" && mkdir -p "$LAYOUT/blobs/sha256"
+    out=$(image_manifest "$PEERS/oci/work" 'hello from the regkeep test image' '"architecture":"amd64","os":"linux"')
+    read -r MANIFEST_DIGEST manifest_size <<<"$out"
+    layout_index application/vnd.oci.image.manifest.v1+json "$MANIFEST_DIGEST" "$manifest_size"
+}
+
+# build_multi_layout: test/multi, a deterministic two-platform OCI image layout at $LAYOUT: tag v1 is
+# an OCI image index (a blob of the layout, named by index.json) of two one-layer manifests,
+# linux/amd64 and linux/arm64 variant v8, each with its own config and layer. Sets MULTI_DIGEST (the
+# index), MULTI_AMD64_DIGEST and MULTI_ARM64_DIGEST.
+build_multi_layout() {
+    local out amd64_size arm64_size index_size m=application/vnd.oci.image.manifest.v1+json
+    rm -rf "$LAYOUT" && mkdir -p "$LAYOUT/blobs/sha256"
+    out=$(image_manifest "$PEERS/oci/work" 'hello from the regkeep test image, linux/amd64' \
+        '"architecture":"amd64","os":"linux"')
+    read -r MULTI_AMD64_DIGEST amd64_size <<<"$out"
+    out=$(image_manifest "$PEERS/oci/work" 'hello from the regkeep test image, linux/arm64/v8' \
+        '"architecture":"arm64","os":"linux","variant":"v8"')
+    read -r MULTI_ARM64_DIGEST arm64_size <<<"$out"
+    printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"'$m'","digest":"'"$MULTI_AMD64_DIGEST"'","size":'"$amd64_size"',"platform":{"architecture":"amd64","os":"linux"}},{"mediaType":"'$m'","digest":"'"$MULTI_ARM64_DIGEST"'","size":'"$arm64_size"',"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}' >"$PEERS/oci/multi-index.json"
+    out=$(blob "$PEERS/oci/multi-index.json")
+    read -r MULTI_DIGEST index_size <<<"$out"
+    layout_index application/vnd.oci.image.index.v1+json "$MULTI_DIGEST" "$index_size"
+}
+
+# registry_flags HOST PREFIX: sets FLAGS to skopeo's TLS and credential options for registry HOST,
+# each option prefixed with PREFIX ("dest-" for copy's destination, "" for inspect): the CA via a cert
+# dir or plain HTTP (tls-verify=false); creds from auth.json, none for the anonymous registry.
+registry_flags() {
+    local p=$2
+    case $1 in
+    "127.0.0.1:$TLS_PORT" | "$ECR_HOST") FLAGS=("--${p}cert-dir" "$PEERS/certs.d") ;;
+    *) FLAGS=("--${p}tls-verify=false") ;;
+    esac
+    if [[ $1 == "127.0.0.1:$ANON_PORT" ]]; then FLAGS+=("--${p}no-creds"); else FLAGS+=("--${p}authfile" "$PEERS/auth.json"); fi
+}
+
+# seed_images: builds the layouts and pushes them with skopeo, every push at once:
+#   test/hello:v1       into every registry; the OCI manifest goes in unchanged, so its digest in each
+#                       registry is $MANIFEST_DIGEST
+#   test/multi:v1       (copy --all) into the four on 127.0.0.1; index and manifests go in unchanged
+#   test/hello-v2s2:v1  (copy --format v2s2 of test/hello) into the same four; skopeo converts, so the
+#                       digest (V2S2_DIGEST) is read back from the registries
+# then reads both back from each of the four (skopeo inspect --raw, hashed): test/multi:v1 must be
+# $MULTI_DIGEST everywhere, test/hello-v2s2:v1 a Docker schema 2 manifest, the same everywhere.
 seed_images() {
     LAYOUT=$PEERS/oci/hello
     build_layout
-    local targets=("127.0.0.1:$HTTP_PORT plain creds" "127.0.0.1:$TLS_PORT ca creds"
-        "127.0.0.1:$BEARER_PORT plain creds" "127.0.0.1:$ANON_PORT plain none") target host tls auth args
-    local -A pids=()
-    if ((ECR_MODE)); then targets+=("$ECR_HOST ca creds"); fi
-    for target in "${targets[@]}"; do
-        read -r host tls auth <<<"$target"
-        if [[ $tls == plain ]]; then args=(--dest-tls-verify=false); else args=(--dest-cert-dir "$PEERS/certs.d"); fi
-        if [[ $auth == creds ]]; then args+=(--dest-authfile "$PEERS/auth.json"); else args+=(--dest-no-creds); fi
-        timeout 60 skopeo --insecure-policy copy -q "${args[@]}" \
-            "oci:$LAYOUT:v1" "docker://$host/$IMAGE" </dev/null >"$PEERS/oci/seed-${host//[:.]/_}.log" 2>&1 &
-        pids[$host]=$!
+    LAYOUT=$PEERS/oci/multi
+    build_multi_layout
+    local hosts=("127.0.0.1:$HTTP_PORT" "127.0.0.1:$TLS_PORT" "127.0.0.1:$BEARER_PORT" "127.0.0.1:$ANON_PORT")
+    local host kind job digest jobs=() from=() FLAGS=()
+    local -A pids=() images=([hello]=$IMAGE [multi]=$MULTI_IMAGE [v2s2]=$V2S2_IMAGE)
+    for host in "${hosts[@]}"; do jobs+=("$host hello" "$host multi" "$host v2s2"); done
+    if ((ECR_MODE)); then jobs+=("$ECR_HOST hello"); fi
+    for job in "${jobs[@]}"; do
+        read -r host kind <<<"$job"
+        registry_flags "$host" dest-
+        case $kind in
+        hello) from=("oci:$PEERS/oci/hello:v1") ;;
+        multi) from=(--all "oci:$PEERS/oci/multi:v1") ;;
+        v2s2) from=(--format v2s2 "oci:$PEERS/oci/hello:v1") ;;
+        esac
+        timeout 60 skopeo --insecure-policy copy -q "${FLAGS[@]}" "${from[@]}" "docker://$host/${images[$kind]}" \
+            </dev/null >"$PEERS/oci/seed-$kind-${host//[:.]/_}.log" 2>&1 &
+        pids[$job]=$!
     done
-    for host in "${!pids[@]}"; do
-        wait "${pids[$host]}" || { cat "$PEERS/oci/seed-${host//[:.]/_}.log" >&2; die "seeding $IMAGE into $host failed"; }
+    for job in "${!pids[@]}"; do
+        read -r host kind <<<"$job"
+        wait "${pids[$job]}" || { cat "$PEERS/oci/seed-$kind-${host//[:.]/_}.log" >&2; die "seeding ${images[$kind]} into $host failed"; }
     done
+
+    pids=()
+    for host in "${hosts[@]}"; do
+        registry_flags "$host" ""
+        for kind in multi v2s2; do
+            timeout 60 skopeo inspect --raw "${FLAGS[@]}" "docker://$host/${images[$kind]}" \
+                </dev/null >"$PEERS/oci/raw-$kind-${host//[:.]/_}.json" 2>"$PEERS/oci/raw-$kind-${host//[:.]/_}.log" &
+            pids["$host $kind"]=$!
+        done
+    done
+    for job in "${!pids[@]}"; do
+        read -r host kind <<<"$job"
+        wait "${pids[$job]}" || { cat "$PEERS/oci/raw-$kind-${host//[:.]/_}.log" >&2; die "skopeo inspect --raw docker://$host/${images[$kind]} failed"; }
+    done
+    V2S2_DIGEST=
+    for host in "${hosts[@]}"; do
+        digest=sha256:$(sha256sum <"$PEERS/oci/raw-multi-${host//[:.]/_}.json" | cut -d' ' -f1)
+        [[ $digest == "$MULTI_DIGEST" ]] || die "$host/$MULTI_IMAGE has digest $digest, not $MULTI_DIGEST (the layout's index)"
+        jq -e '.mediaType == "application/vnd.docker.distribution.manifest.v2+json"' \
+            "$PEERS/oci/raw-v2s2-${host//[:.]/_}.json" >/dev/null || die "$host/$V2S2_IMAGE is not a Docker schema 2 manifest"
+        digest=sha256:$(sha256sum <"$PEERS/oci/raw-v2s2-${host//[:.]/_}.json" | cut -d' ' -f1)
+        : "${V2S2_DIGEST:=$digest}"
+        [[ $digest == "$V2S2_DIGEST" ]] || die "$V2S2_IMAGE differs between registries: $digest in $host, $V2S2_DIGEST in ${hosts[0]}"
+    done
+    say "seeded $IMAGE ($MANIFEST_DIGEST), $MULTI_IMAGE ($MULTI_DIGEST), $V2S2_IMAGE ($V2S2_DIGEST)"
 }
 
 # --- env file ---------------------------------------------------------------------------------
@@ -452,12 +570,20 @@ write_env() { # PASS
                 REGKEEP_TEST_REGISTRY_TLS "127.0.0.1:$TLS_PORT" \
                 REGKEEP_TEST_REGISTRY_BEARER "127.0.0.1:$BEARER_PORT" \
                 REGKEEP_TEST_REGISTRY_ANON "127.0.0.1:$ANON_PORT" \
+                REGKEEP_TEST_REGISTRY_REDIRECT "127.0.0.1:$REDIRECT_PORT" \
+                REGKEEP_TEST_REDIRECT_SEEN_URL "$REDIRECT_SEEN_URL" \
                 REGKEEP_TEST_REGISTRY_USER "$REG_USER" \
                 REGKEEP_TEST_REGISTRY_PASS "$1" \
                 REGKEEP_TEST_CA "$PEERS/ca.pem" \
                 REGKEEP_TEST_TOKEN_REALM "$TOKEN_REALM" \
                 REGKEEP_TEST_IMAGE "$IMAGE" \
                 REGKEEP_TEST_IMAGE_DIGEST "$MANIFEST_DIGEST" \
+                REGKEEP_TEST_MULTI_IMAGE "$MULTI_IMAGE" \
+                REGKEEP_TEST_MULTI_DIGEST "$MULTI_DIGEST" \
+                REGKEEP_TEST_MULTI_AMD64_DIGEST "$MULTI_AMD64_DIGEST" \
+                REGKEEP_TEST_MULTI_ARM64_DIGEST "$MULTI_ARM64_DIGEST" \
+                REGKEEP_TEST_V2S2_IMAGE "$V2S2_IMAGE" \
+                REGKEEP_TEST_V2S2_DIGEST "$V2S2_DIGEST" \
                 REGKEEP_TEST_POSTGRES_URL "$PG_URL" \
                 REGKEEP_TEST_MOTO_URL "$MOTO_URL" \
                 REGKEEP_TEST_AWS_ACCESS_KEY_ID "$AWS_KEY" \
@@ -520,6 +646,37 @@ check_peers() {
     curl -sf --max-time 5 -X POST "$IMDS_URL/_reset" >/dev/null || die "IMDS: /_reset failed"
 }
 
+# check_redirect PASS: the redirecting registry with curl (credentials through stdin, -K -): 401 without
+# them; test/hello:v1's manifest through the front; a blob GET answered 307 to the blob host; curl -L
+# gets the blob there without the Authorization header (curl keeps credentials to the first host);
+# /_seen counts it; /_reset zeroes the counters.
+check_redirect() {
+    local front=http://127.0.0.1:$REDIRECT_PORT check=$PEERS/redirect-registry/check creds got digest layer seen
+    creds=$(printf 'user = "%s:%s"' "$REG_USER" "$1")
+    got=$(curl -s -o /dev/null -w '%{http_code} %header{www-authenticate}' --max-time 5 "$front/v2/")
+    [[ $got == '401 Basic realm="regkeep-redirect"' ]] || die "redirect front: /v2/ without credentials answered '$got'"
+    curl -sf --max-time 5 -K - -H 'Accept: application/vnd.oci.image.manifest.v1+json' -o "$check.json" \
+        -D "$check.headers" "$front/v2/test/hello/manifests/v1" <<<"$creds" \
+        || die "redirect front: GET /v2/test/hello/manifests/v1 failed"
+    digest=sha256:$(sha256sum <"$check.json" | cut -d' ' -f1)
+    [[ $digest == "$MANIFEST_DIGEST" ]] || die "redirect front: test/hello:v1 has digest $digest, not $MANIFEST_DIGEST"
+    grep -qixF "docker-content-digest: $MANIFEST_DIGEST"$'\r' "$check.headers" \
+        || die "redirect front: no Docker-Content-Digest $MANIFEST_DIGEST"
+    layer=$(jq -r '.layers[0].digest' "$check.json")
+    got=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 -K - "$front/v2/test/hello/blobs/$layer" <<<"$creds")
+    [[ $got == "307 http://$BLOB_HOST_ADDR:$BLOB_HOST_PORT/blobs/test/hello/$layer" ]] \
+        || die "redirect front: a blob GET answered '$got', not a 307 to the blob host"
+    digest=sha256:$(curl -sfL --max-time 10 -K - "$front/v2/test/hello/blobs/$layer" <<<"$creds" | sha256sum | cut -d' ' -f1)
+    [[ $digest == "$layer" ]] || die "redirect blob host: the blob read back as $digest, not $layer"
+    seen=$(curl -sf --max-time 5 "$REDIRECT_SEEN_URL") || die "redirect blob host: GET /_seen failed"
+    [[ $(jq -c . <<<"$seen") == '{"requests":1,"with_authorization":0}' ]] \
+        || die "redirect blob host: /_seen after one credential-free fetch says $seen"
+    curl -sf --max-time 5 -X POST "${REDIRECT_SEEN_URL%/_seen}/_reset" >/dev/null || die "redirect blob host: /_reset failed"
+    [[ $(curl -sf --max-time 5 "$REDIRECT_SEEN_URL" | jq -c .) == '{"requests":0,"with_authorization":0}' ]] \
+        || die "redirect blob host: /_reset did not zero the counters"
+    say "check: ok: redirect registry (curl): 401 Basic realm=\"regkeep-redirect\" without credentials, $IMAGE through the front, blob GET 307 to $BLOB_HOST_ADDR:$BLOB_HOST_PORT, fetched there without Authorization (/_seen), /_reset"
+}
+
 # --- commands ---------------------------------------------------------------------------------
 
 cmd_start() {
@@ -535,7 +692,8 @@ cmd_start() {
     ECR_MODE=0
     if ecr_mode; then ECR_MODE=1; fi
     ports=("$HTTP_PORT:registry http" "$TLS_PORT:registry tls" "$BEARER_PORT:registry bearer"
-        "$TOKEN_PORT:token server" "$ANON_PORT:registry anon" "$MOTO_PORT:moto" "$IMDS_PORT:IMDS fixture"
+        "$TOKEN_PORT:token server" "$ANON_PORT:registry anon" "$REDIRECT_PORT:redirect registry front"
+        "$BLOB_HOST_PORT:redirect registry blob host" "$MOTO_PORT:moto" "$IMDS_PORT:IMDS fixture"
         "$ECR_API_PORT:ECR API fixture" "$PG_PORT:PostgreSQL")
     if ((ECR_MODE)); then ports+=("$ECR_PORT:registry ecr"); fi
     for port in "${ports[@]}"; do
@@ -547,13 +705,14 @@ cmd_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    rm -rf "$PEERS"/registry-* "$PEERS/token-server" "$PEERS/oci" "$PEERS/moto" "$PEERS/imds" "$PEERS/ecr-api" "$PEERS/aws"
+    rm -rf "$PEERS"/registry-* "$PEERS/token-server" "$PEERS/redirect-registry" "$PEERS/oci" "$PEERS/moto" "$PEERS/imds" "$PEERS/ecr-api" "$PEERS/aws"
     make_certs
     pass=$(openssl rand -hex 16)
     make_credentials "$pass"
     # Everything that needs no one else first, so they boot while PostgreSQL is set up.
     start_registries
     start_token_server "$pass"
+    start_redirect "$pass"
     start_moto
     start_ecr_api
     start_postgres
@@ -568,6 +727,7 @@ cmd_start() {
     say "peers up in $((SECONDS - t0))s ($( ((ECR_MODE)) && echo "namespace mode: with $ECR_HOST" \
         || echo "host mode: no ECR-name registry")); checking them"
     check_peers
+    check_redirect "$pass"
     trap - EXIT INT TERM
     say "all peers up and checked in $((SECONDS - t0))s; env: $ENV_FILE"
 }

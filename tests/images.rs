@@ -5,8 +5,8 @@
 mod common;
 
 use common::{enc, peers, registry_body, Backend, TestApp};
+use regkeep_domain::oci::Platform;
 use regkeep_domain::Secret;
-use regkeep_registry::manifests::Platform;
 use regkeep_registry::{
     BasicCredentials, Endpoint, RegistryClient, RegistryError, Timeouts, TlsSettings,
 };

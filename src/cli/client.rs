@@ -83,6 +83,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(120))
+            .read_timeout(std::time::Duration::from_secs(120))
             .user_agent(concat!("regkeep-cli/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Client {
@@ -99,6 +100,38 @@ impl Client {
                 .map(regkeep_domain::Secret::new),
             as_account: global.as_account.clone(),
         })
+    }
+
+    /// Starts a GET whose answer is read as it arrives (pull content): the whole-request
+    /// timeout is lifted, a stalled read still ends it. `Ok(Err(refusal))` on a server error.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<Result<reqwest::Response, Refusal>> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(6 * 3600));
+        if let Some(user) = &self.user {
+            request = request.basic_auth(user, self.pass.as_ref().map(|p| p.expose()));
+        }
+        if let Some(account) = &self.as_account {
+            request = request.header("x-anchore-account", account);
+        }
+        let response = request.send().await.with_context(|| {
+            format!("cannot reach regkeep at {}: is `regkeep serve` running there? (--url / REGKEEP_URL)", self.base)
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Ok(response));
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        Ok(Err(Refusal {
+            status,
+            body: serde_json::from_slice(&bytes).ok(),
+            raw: String::from_utf8_lossy(&bytes).into_owned(),
+        }))
     }
 
     /// Sends a request; `Ok(Err(refusal))` when the server answered with an error.

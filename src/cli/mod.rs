@@ -1,12 +1,14 @@
 //! Command-line parsing and the commands.
 //!
 //! Layout: this module (arguments, global options, dispatch), [`client`] (the HTTP client and
-//! how answers become exit codes), [`output`] (tables and JSON), [`registry`], [`account`]
-//! (the client commands), [`serve`] (the service).
+//! how answers become exit codes), [`output`] (tables and JSON), [`registry`], [`account`],
+//! [`image`] (the client commands), [`pull`] (writing an OCI image layout), [`serve`] (the service).
 
 mod account;
 mod client;
+mod image;
 mod output;
+mod pull;
 mod registry;
 mod serve;
 
@@ -37,7 +39,9 @@ const EXAMPLES: &str = "Examples:
   export REGKEEP_USER=admin REGKEEP_PASS=...     # or --u admin --p ...
   regkeep registry add registry.example.com:5000 ci-bot --password-stdin < pass.txt
   regkeep registry add 123456789012.dkr.ecr.us-east-1.amazonaws.com AKIA... --password-stdin
-  regkeep registry list --json";
+  regkeep registry list --json
+  regkeep image add registry.example.com:5000/team/app:1.2
+  regkeep image pull registry.example.com:5000/team/app:1.2 --output ./app-layout";
 
 /// Options every client command takes.
 #[derive(Args, Debug, Clone)]
@@ -73,6 +77,9 @@ pub enum Command {
     /// Manage the users of an account (admin).
     #[command(subcommand)]
     User(account::UserCommand),
+    /// Resolve, record and pull images with the stored credentials.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 /// Parses arguments and runs the command.
@@ -96,6 +103,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
             Command::User(cmd) => {
                 account::run_user(&client::Client::new(&cli.global)?, &cli.global, cmd).await
+            }
+            Command::Image(cmd) => {
+                image::run(&client::Client::new(&cli.global)?, &cli.global, cmd).await
             }
         }
     })

@@ -5,6 +5,7 @@
 //! - [`ecr_host`]: which hosts are Amazon ECR, and what account/region/partition they name (DESIGN 3.2).
 //! - [`registry_kind`]: `docker_v2` / `awsecr`, type guessing, and ECR credential modes (DESIGN 3.2, 3.3).
 //! - [`image_reference`]: image references and which registered credential serves an image (DESIGN 3.5).
+//! - [`oci`]: manifests, indexes, descriptors, platforms and digests (OCI image and distribution specs).
 //! - [`account`]: account and user names, types and states (DESIGN 2).
 //! - [`secret`]: the secret newtype whose `Debug` never shows its value.
 //! - [`clock`]: timestamps and the injected clock.
@@ -14,6 +15,7 @@ pub mod account;
 pub mod clock;
 pub mod ecr_host;
 pub mod image_reference;
+pub mod oci;
 pub mod registry_kind;
 pub mod registry_name;
 pub mod secret;

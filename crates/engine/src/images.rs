@@ -2,9 +2,10 @@
 //! serves it (DESIGN 3.5; anonymous with TLS verification on when none does), and record what it
 //! resolved to. regkeep records resolutions; it does not scan.
 
+use regkeep_domain::oci::Platform;
 use regkeep_domain::{AccountName, ImageReference, RegistryName};
-use regkeep_registry::manifests::{Platform, ResolvedImage};
-use regkeep_registry::Endpoint;
+use regkeep_registry::manifests::ResolvedImage;
+use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 use regkeep_store::{ImageRecord, StoreError};
 use tracing::info;
 
@@ -66,62 +67,75 @@ impl Engine {
         Ok(record)
     }
 
-    /// Resolves an image with the credential that serves it; an ECR token the registry refuses
-    /// is renewed once and the request retried once.
-    async fn resolve_image(
+    /// Resolves an image with the credential that serves it.
+    pub(crate) async fn resolve_image(
         &self,
         account: &AccountName,
         image: &ImageReference,
         platform: &Platform,
     ) -> Result<ResolvedImage, EngineError> {
-        let registries: Vec<RegistryName> = self
-            .store
-            .list_registries(account)
-            .await?
-            .into_iter()
-            .map(|r| r.registry)
-            .collect();
-        let failed = |source: ValidationError| EngineError::ResolutionFailed {
-            image: image.to_string(),
-            source,
-        };
         let reference = image
             .digest()
             .or(image.tag())
             .unwrap_or("latest")
             .to_owned();
+        let (client, reference) = (&self.registry_client, reference.as_str());
+        self.with_image_credential(account, image, |endpoint, basic| async move {
+            client
+                .resolve_image(
+                    &endpoint,
+                    basic.as_ref(),
+                    image.repository(),
+                    reference,
+                    platform,
+                )
+                .await
+        })
+        .await
+    }
+
+    /// Runs `call` with the endpoint and credential that serve `image` (DESIGN 3.5): the longest
+    /// matching registry of the account, or anonymous with TLS verification on when none
+    /// matches. An ECR token the registry refuses is renewed once and `call` run once more.
+    ///
+    /// # Errors
+    /// ResolutionFailed with what the registry (or AWS) answered; storage errors.
+    pub(crate) async fn with_image_credential<T, F, Fut>(
+        &self,
+        account: &AccountName,
+        image: &ImageReference,
+        call: F,
+    ) -> Result<T, EngineError>
+    where
+        F: Fn(Endpoint, Option<BasicCredentials>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        let registries: Vec<RegistryName> = self.registry_names(account).await?;
+        let failed = |source: ValidationError| EngineError::ResolutionFailed {
+            image: image.to_string(),
+            source,
+        };
         let Some(registry) = image.select_credential(&registries) else {
             // No credential matches: anonymous, TLS verified (Anchore turned verification off).
             let endpoint = Endpoint {
                 authority: image.authority().to_owned(),
                 verify_tls: true,
             };
-            return self
-                .registry_client
-                .resolve_image(&endpoint, None, image.repository(), &reference, platform)
+            return call(endpoint, None)
                 .await
                 .map_err(|e| failed(ValidationError::Registry(e)));
         };
         let credential = self.resolve_credential(account, registry.as_str()).await?;
-        let endpoint = &Endpoint {
+        let endpoint = Endpoint {
             authority: image.authority().to_owned(),
             verify_tls: credential.verify_tls,
         };
-        let (client, reference) = (&self.registry_client, reference.as_str());
-        let (resolved, _) = self
-            .with_renewal_on_refusal(&credential, failed, |basic| async move {
-                client
-                    .resolve_image(
-                        endpoint,
-                        Some(&basic),
-                        image.repository(),
-                        reference,
-                        platform,
-                    )
-                    .await
+        let (value, _) = self
+            .with_renewal_on_refusal(&credential, failed, |basic| {
+                call(endpoint.clone(), Some(basic))
             })
             .await?;
-        Ok(resolved)
+        Ok(value)
     }
 
     /// # Errors

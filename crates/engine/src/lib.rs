@@ -1,10 +1,14 @@
 //! regkeep's use-cases: the rules that tie the domain to storage and to registries.
 //!
 //! Layout: [`accounts`] (accounts, users, authentication, who may act where), [`registries`]
-//! (add, validate, update, delete and read registries), [`passwords`] (Argon2id hashing).
+//! (add, validate, update, delete and read registries), [`passwords`] (Argon2id hashing),
+//! [`credentials`] (the credential serving a registry now), [`ecr_tokens`] (ECR token
+//! lifecycle), [`images`] (resolving and recording images), [`content`] (pull-through of
+//! manifests and blobs).
 //! The server calls these; they never see HTTP.
 
 pub mod accounts;
+pub mod content;
 pub mod credentials;
 pub mod ecr_tokens;
 pub mod images;

@@ -117,6 +117,27 @@ pub struct Saved {
 }
 
 impl Engine {
+    /// The names of the account's registries (for credential selection), from the cache when
+    /// it has them.
+    pub(crate) async fn registry_names(
+        &self,
+        account: &AccountName,
+    ) -> Result<Vec<RegistryName>, EngineError> {
+        if let Some(names) = self.registry_cache.get_names(account) {
+            return Ok(names);
+        }
+        let generation = self.registry_cache.generation();
+        let names: Vec<RegistryName> = self
+            .store
+            .list_registries(account)
+            .await?
+            .into_iter()
+            .map(|r| r.registry)
+            .collect();
+        self.registry_cache.put_names(account, &names, generation);
+        Ok(names)
+    }
+
     /// Lists the account's registries.
     ///
     /// # Errors

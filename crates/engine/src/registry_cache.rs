@@ -24,17 +24,17 @@ pub(crate) struct RegistryCache {
 type Key = (AccountName, RegistryName);
 
 /// Values with the time they were read.
-struct Timed<V>(HashMap<Key, (V, Instant)>);
+struct Timed<K, V>(HashMap<K, (V, Instant)>);
 
-impl<V: Clone> Timed<V> {
-    fn get(&self, key: &Key, ttl: Duration) -> Option<V> {
+impl<K: std::hash::Hash + Eq, V: Clone> Timed<K, V> {
+    fn get(&self, key: &K, ttl: Duration) -> Option<V> {
         self.0
             .get(key)
             .filter(|(_, at)| at.elapsed() < ttl)
             .map(|(v, _)| v.clone())
     }
 
-    fn put(&mut self, key: Key, value: V) {
+    fn put(&mut self, key: K, value: V) {
         if self.0.len() >= MAX_ENTRIES {
             self.0.clear();
         }
@@ -42,7 +42,7 @@ impl<V: Clone> Timed<V> {
     }
 }
 
-impl<V> Default for Timed<V> {
+impl<K, V> Default for Timed<K, V> {
     fn default() -> Self {
         Timed(HashMap::new())
     }
@@ -50,10 +50,12 @@ impl<V> Default for Timed<V> {
 
 #[derive(Default)]
 struct Entries {
-    records: Timed<RegistryRecord>,
+    records: Timed<Key, RegistryRecord>,
+    /// Each account's registry names (credential selection for images reads them all).
+    names: Timed<AccountName, Vec<RegistryName>>,
     /// Opened passwords, so resolving a credential does not unseal on every use. Process
     /// memory only, like every secret regkeep uses.
-    secrets: Timed<Secret>,
+    secrets: Timed<Key, Secret>,
     /// Bumped by every clear. A reader notes it before reading the database and may insert what
     /// it read only if no write cleared the cache meanwhile: a slow read never re-inserts a
     /// record that a concurrent write replaced.
@@ -98,6 +100,17 @@ impl RegistryCache {
         })
     }
 
+    pub(crate) fn get_names(&self, account: &AccountName) -> Option<Vec<RegistryName>> {
+        self.with(|e| e.names.get(account, self.ttl))
+    }
+
+    /// As [`Self::put`], for the account's registry names.
+    pub(crate) fn put_names(&self, account: &AccountName, names: &[RegistryName], generation: u64) {
+        self.with(|e| {
+            (e.generation == generation).then(|| e.names.put(account.clone(), names.to_vec()))
+        });
+    }
+
     /// The current generation: take it before reading the database, give it to the `put`s.
     pub(crate) fn generation(&self) -> u64 {
         self.entries
@@ -140,6 +153,7 @@ impl RegistryCache {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.records = Timed::default();
         entries.secrets = Timed::default();
+        entries.names = Timed::default();
         entries.generation += 1;
     }
 }

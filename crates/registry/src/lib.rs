@@ -8,8 +8,11 @@
 //! Credentials are sent only to the registry's own host and to the token realm it names;
 //! redirects are never followed with credentials.
 
+pub mod blobs;
 pub mod challenge;
 pub mod manifests;
+mod retry;
+mod session;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -119,6 +122,8 @@ pub struct RegistryClient {
     /// certificates, so they are made once. A std Mutex: held only to look up or insert, never
     /// across an await.
     clients: Arc<Mutex<HashMap<ClientKey, reqwest::Client>>>,
+    /// Pull sessions (base URL and authorization per registry, credential and repository).
+    sessions: Arc<session::SessionCache>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -150,6 +155,8 @@ struct TokenBody {
     token: Option<String>,
     #[serde(default)]
     access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
 }
 
 impl RegistryClient {
@@ -158,7 +165,13 @@ impl RegistryClient {
             timeouts,
             tls: Arc::new(tls),
             clients: Arc::new(Mutex::new(HashMap::new())),
+            sessions: Arc::default(),
         }
+    }
+
+    /// Forgets every pull session (the next request to each repository starts with a ping).
+    pub fn forget_sessions(&self) {
+        self.sessions.clear();
     }
 
     fn http_client(&self, endpoint: &Endpoint) -> Result<reqwest::Client, RegistryError> {
@@ -179,6 +192,8 @@ impl RegistryClient {
         let builder = reqwest::Client::builder()
             .connect_timeout(self.timeouts.connect)
             .timeout(self.timeouts.total)
+            // Blob downloads lift the total timeout; a stalled read still ends them.
+            .read_timeout(self.timeouts.total)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("regkeep/", env!("CARGO_PKG_VERSION")));
         let builder = self
@@ -230,7 +245,7 @@ impl RegistryClient {
                 service,
                 scope,
             }) => {
-                let token = self
+                let (token, _) = self
                     .fetch_token(
                         &client,
                         &realm,
@@ -301,7 +316,7 @@ impl RegistryClient {
         service: Option<&str>,
         scope: Option<&str>,
         credentials: Option<&BasicCredentials>,
-    ) -> Result<Secret, RegistryError> {
+    ) -> Result<(Secret, Option<u64>), RegistryError> {
         let mut url = url::Url::parse(realm).map_err(|e| RegistryError::Protocol {
             url: realm.to_owned(),
             detail: format!("the Bearer realm is not a URL: {e}"),
@@ -346,10 +361,11 @@ impl RegistryClient {
             url: shown.clone(),
             detail: format!("the token answer is not JSON with a `token`: {e}"),
         })?;
+        let expires_in = body.expires_in;
         body.token
             .or(body.access_token)
             .filter(|t| !t.is_empty())
-            .map(Secret::new)
+            .map(|t| (Secret::new(t), expires_in))
             .ok_or_else(|| RegistryError::Protocol {
                 url: shown,
                 detail: "the token answer has no `token` or `access_token`".into(),
@@ -379,12 +395,13 @@ fn basic_header(credentials: &BasicCredentials) -> String {
     )
 }
 
+/// Every registry request is an idempotent GET: 429 and 502/503/504 are retried ([`retry`]).
 async fn send(
     request: reqwest::RequestBuilder,
     url: &str,
     timeouts: Timeouts,
 ) -> Result<reqwest::Response, RegistryError> {
-    request.send().await.map_err(|e| classify(e, url, timeouts))
+    retry::send_retrying(request, url, timeouts).await
 }
 
 /// Sorts a transport error into TLS, timeout or unreachable, keeping the deepest cause's text.

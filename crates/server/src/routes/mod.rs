@@ -1,7 +1,9 @@
 //! The HTTP routes: [`system`] (`/health`, `/version`, `GET /v1`), [`registries`]
-//! (`/v1/registries`), [`accounts`] (`/v1/account`, `/v1/user`, `/v1/accounts/...`).
+//! (`/v1/registries`), [`accounts`] (`/v1/account`, `/v1/user`, `/v1/accounts/...`), [`images`]
+//! (`/v1/images`), [`content`] (`/v1/content/...`, the pull-through).
 
 pub mod accounts;
+pub mod content;
 pub mod images;
 pub mod registries;
 pub mod system;
@@ -34,6 +36,7 @@ pub fn router() -> Router<AppState> {
             "/v1/images/{digest}",
             get(images::get).delete(images::delete),
         )
+        .route("/v1/content/{*path}", get(content::get))
         .route("/v1/account", get(accounts::own_account))
         .route("/v1/user", get(accounts::own_user))
         .route("/v1/accounts", get(accounts::list).post(accounts::create))

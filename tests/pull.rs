@@ -1,0 +1,291 @@
+//! `regkeep image pull` end to end: the binary pulls through a regkeep served in-process from the
+//! real registries the peers seed (pushed with skopeo), writes an OCI image layout, and skopeo
+//! copies that layout back into a registry with the same digest. Also: a registry that redirects
+//! blobs to another host never sees the credentials there, and an interrupted pull leaves no
+//! half-written blob under its final name.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{
+    assert_no_secrets, captured_logs, peers, random_hex, registry_body, Backend, TestApp,
+};
+use reqwest::StatusCode;
+use sha2::{Digest as _, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_regkeep");
+
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// The regkeep CLI against `app`, as admin, the password through the environment.
+async fn regkeep(app: &TestApp, args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REGKEEP_URL", &app.base)
+        .env("REGKEEP_USER", "admin")
+        .env("REGKEEP_PASS", &app.admin_pass);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn skopeo(args: &[&str]) -> Output {
+    Command::new(var("REGKEEP_TEST_SKOPEO"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every blob under its final name in the layout has the digest its name says; no temporary
+/// file is left.
+fn assert_layout_blobs_verified(dir: &Path) {
+    for entry in std::fs::read_dir(dir.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "a temporary blob was left: {name}");
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert_eq!(sha256(&bytes), format!("sha256:{name}"), "blob {name}");
+    }
+}
+
+async fn app_with_registries() -> TestApp {
+    let p = peers();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.tls.ca_bundle = Some(p.ca.clone());
+    })
+    .await;
+    for registry in [&p.http, &p.bearer] {
+        let mut body = registry_body(registry, &p.user, &p.pass);
+        body["registry_verify"] = false.into();
+        let (status, answer) = app.post("/v1/registries", body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (status, answer) = app
+        .post("/v1/registries", registry_body(&p.tls, &p.user, &p.pass))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    app
+}
+
+#[tokio::test]
+async fn pulled_layouts_round_trip_through_skopeo_with_the_same_digest() {
+    let p = peers();
+    let app = app_with_registries().await;
+    let work = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            &p.http,
+            "test/hello:v1",
+            None,
+            var("REGKEEP_TEST_IMAGE_DIGEST"),
+        ),
+        (
+            &p.tls,
+            "test/hello-v2s2:v1",
+            None,
+            var("REGKEEP_TEST_V2S2_DIGEST"),
+        ),
+        (
+            &p.bearer,
+            "test/multi:v1",
+            Some("linux/arm64"),
+            var("REGKEEP_TEST_MULTI_ARM64_DIGEST"),
+        ),
+        (
+            &p.http,
+            "test/multi:v1",
+            None,
+            var("REGKEEP_TEST_MULTI_AMD64_DIGEST"),
+        ),
+    ];
+    for (i, (registry, image, platform, want)) in cases.into_iter().enumerate() {
+        let what = format!("{registry}/{image} {platform:?}");
+        let dir = work.path().join(format!("layout-{i}"));
+        let reference = format!("{registry}/{image}");
+        let mut args = vec![
+            "--json",
+            "image",
+            "pull",
+            &reference,
+            "--output",
+            dir.to_str().unwrap(),
+        ];
+        if let Some(platform) = platform {
+            args.extend(["--platform", platform]);
+        }
+        let out = regkeep(&app, &args).await;
+        assert!(out.status.success(), "{what}: {}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // A Docker schema 2 manifest is rewritten with OCI media types (a layout holds OCI
+        // manifests); the registry's digest is reported as converted_from.
+        let want = if image.contains("v2s2") {
+            assert_eq!(report["converted_from"], want.as_str(), "{what}");
+            assert_ne!(report["manifest_digest"], want.as_str(), "{what}");
+            report["manifest_digest"].as_str().unwrap().to_owned()
+        } else {
+            assert_eq!(report["manifest_digest"], want.as_str(), "{what}");
+            want
+        };
+        assert!(report["downloaded"].as_u64().unwrap() > 0, "{what}");
+        assert_layout_blobs_verified(&dir);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], want.as_str(), "{what}");
+        assert_eq!(
+            index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+            "v1"
+        );
+
+        // skopeo reads the layout and pushes it back, unchanged.
+        let target = format!("{}/roundtrip/{}-{}:v1", p.anon, random_hex(4), i);
+        let out = skopeo(&[
+            "--insecure-policy",
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", dir.display()),
+            &format!("docker://{target}"),
+        ]);
+        assert!(out.status.success(), "{what}: skopeo copy: {}", text(&out));
+        let out = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{target}"),
+        ]);
+        assert!(out.status.success(), "{what}: {}", text(&out));
+        assert_eq!(
+            sha256(&out.stdout),
+            want,
+            "{what}: the digest after the round trip"
+        );
+
+        // Pulling again into the same layout downloads nothing: every blob is already there.
+        let out = regkeep(&app, &args).await;
+        assert!(out.status.success(), "{what}: {}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["downloaded"], 0, "{what}");
+    }
+
+    // The index digest of the multi-platform image is what skopeo pushed; the layout holds the
+    // platform manifest.
+    let out = regkeep(
+        &app,
+        &[
+            "--json",
+            "image",
+            "pull",
+            &format!("{}/test/multi:v1", p.http),
+            "--output",
+            work.path().join("m").to_str().unwrap(),
+            "--platform",
+            "linux/s390x",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("linux/amd64, linux/arm64/v8"), "{stderr}");
+
+    // Unknown tag: the server's refusal, exit 1, nothing written under a final name.
+    let dir = work.path().join("missing");
+    let out = regkeep(
+        &app,
+        &[
+            "image",
+            "pull",
+            &format!("{}/test/hello:nope", p.http),
+            "--output",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.join("index.json").exists());
+
+    assert_no_secrets("server logs", &captured_logs(), &[&p.pass]);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_blob_redirect_to_another_host_carries_no_credentials() {
+    let p = peers();
+    let front = var("REGKEEP_TEST_REGISTRY_REDIRECT");
+    let seen_url = var("REGKEEP_TEST_REDIRECT_SEEN_URL");
+    let http = reqwest::Client::new();
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut body = registry_body(&front, &p.user, &p.pass);
+    body["registry_verify"] = false.into();
+    let (status, answer) = app.post("/v1/registries", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    http.post(seen_url.replace("/_seen", "/_reset"))
+        .send()
+        .await
+        .unwrap();
+
+    // Resolution reads the config blob through the redirect.
+    let (status, answer) = app
+        .post(
+            "/v1/images",
+            serde_json::json!({"tag": format!("{front}/test/hello:v1")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer[0]["imageDigest"],
+        var("REGKEEP_TEST_IMAGE_DIGEST").as_str()
+    );
+    // A pull reads the layer through it too.
+    let dir = tempfile::tempdir().unwrap();
+    let out = regkeep(
+        &app,
+        &[
+            "image",
+            "pull",
+            &format!("{front}/test/hello:v1"),
+            "--output",
+            dir.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_layout_blobs_verified(dir.path());
+
+    let seen: serde_json::Value = http
+        .get(&seen_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(seen["requests"].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(seen["with_authorization"], 0, "{seen}");
+    app.finish().await;
+}

@@ -2,7 +2,7 @@
 //!
 //! Layout: this module (arguments, global options, dispatch), [`client`] (the HTTP client and
 //! how answers become exit codes), [`output`] (tables and JSON), [`registry`], [`account`],
-//! [`image`] (the client commands), [`pull`] (writing an OCI image layout), [`serve`] (the service).
+//! [`image`], [`watch`] (the client commands), [`pull`] (writing an OCI image layout), [`serve`] (the service).
 
 mod account;
 mod client;
@@ -11,6 +11,7 @@ mod output;
 mod pull;
 mod registry;
 mod serve;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -80,6 +81,12 @@ pub enum Command {
     /// Resolve, record and pull images with the stored credentials.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Watch tags for new digests.
+    #[command(subcommand)]
+    Subscription(watch::SubscriptionCommand),
+    /// Read the event log (watched tags that moved, lookups that failed).
+    #[command(subcommand)]
+    Event(watch::EventCommand),
 }
 
 /// Parses arguments and runs the command.
@@ -106,6 +113,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
             Command::Image(cmd) => {
                 image::run(&client::Client::new(&cli.global)?, &cli.global, cmd).await
+            }
+            Command::Subscription(cmd) => {
+                watch::run_subscription(&client::Client::new(&cli.global)?, &cli.global, cmd).await
+            }
+            Command::Event(cmd) => {
+                watch::run_event(&client::Client::new(&cli.global)?, &cli.global, cmd).await
             }
         }
     })

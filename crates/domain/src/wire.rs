@@ -176,6 +176,97 @@ pub struct ImageRecord {
     pub last_updated: Timestamp,
 }
 
+/// `POST /v1/subscriptions` (Anchore's `SubscriptionRequest`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubscriptionRequest {
+    /// `tag_update` (the one type regkeep watches).
+    pub subscription_type: String,
+    /// For `tag_update`: the tag to watch, `host/repo:tag`.
+    pub subscription_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_value: Option<String>,
+    /// Absent means true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+/// `PUT /v1/subscriptions/{id}` (Anchore's `SubscriptionUpdate`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubscriptionUpdate {
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_value: Option<String>,
+}
+
+/// A subscription (Anchore's `Subscription`), with what the poller last saw.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Subscription {
+    pub subscription_id: String,
+    pub subscription_type: String,
+    pub subscription_key: String,
+    pub subscription_value: Option<String>,
+    pub active: bool,
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    /// The digest the tag pointed at when last polled.
+    pub last_digest: Option<String>,
+    pub last_polled_at: Option<Timestamp>,
+    /// Why the last poll failed (none when it succeeded).
+    pub last_error: Option<String>,
+    /// Polls failed in a row.
+    pub failures: i64,
+    pub next_poll_at: Timestamp,
+    pub created_at: Timestamp,
+    pub last_updated: Timestamp,
+}
+
+/// Where an event is about (Anchore's event `resource`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventResource {
+    pub user_id: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub id: String,
+}
+
+/// Who generated an event (Anchore's event `source`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventSource {
+    pub servicename: String,
+    pub hostid: String,
+    pub request_id: Option<String>,
+}
+
+/// The event itself (Anchore's event body).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventBody {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `INFO` or `ERROR`.
+    pub level: String,
+    pub message: String,
+    pub details: serde_json::Value,
+    pub timestamp: Timestamp,
+    pub resource: EventResource,
+    pub source: EventSource,
+}
+
+/// One entry of `GET /v1/events` (Anchore's `EventResponse`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventResponse {
+    pub generated_uuid: String,
+    pub created_at: Timestamp,
+    pub event: EventBody,
+}
+
+/// `GET /v1/events` (Anchore's `EventsList`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventsList {
+    pub results: Vec<EventResponse>,
+    pub next_page: bool,
+    pub item_count: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

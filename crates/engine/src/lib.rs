@@ -4,7 +4,7 @@
 //! (add, validate, update, delete and read registries), [`passwords`] (Argon2id hashing),
 //! [`credentials`] (the credential serving a registry now), [`ecr_tokens`] (ECR token
 //! lifecycle), [`images`] (resolving and recording images), [`content`] (pull-through of
-//! manifests and blobs).
+//! manifests and blobs), [`tag_watch`] (subscriptions, the poller, events).
 //! The server calls these; they never see HTTP.
 
 pub mod accounts;
@@ -15,6 +15,7 @@ pub mod images;
 pub mod passwords;
 pub mod registries;
 mod registry_cache;
+pub mod tag_watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use regkeep_registry::{RegistryClient, RegistryError};
 
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
 use regkeep_store::{Store, StoreError};
+pub use tag_watch::{PollSummary, WatchSettings};
 
 /// Settings the use-cases obey.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +39,8 @@ pub struct EngineConfig {
     pub registry_cache_ttl: Duration,
     /// Tuning of the ECR token lifecycle.
     pub ecr: LifecycleSettings,
+    /// How watched tags are polled.
+    pub watch: WatchSettings,
 }
 
 /// The use-cases, with what they need. Cheap to clone.
@@ -48,6 +52,7 @@ pub struct Engine {
     config: EngineConfig,
     registry_cache: Arc<registry_cache::RegistryCache>,
     ecr_tokens: Arc<EcrTokens>,
+    watch_limiter: Arc<tag_watch::RegistryLimiter>,
 }
 
 /// An authenticated user, and the account it belongs to.
@@ -163,6 +168,9 @@ impl Engine {
             clock.clone(),
             config.ecr.clone(),
         ));
+        let watch_limiter = Arc::new(tag_watch::RegistryLimiter::new(
+            config.watch.registry_requests_per_second,
+        ));
         Engine {
             store,
             registry_client,
@@ -170,6 +178,7 @@ impl Engine {
             config,
             registry_cache,
             ecr_tokens,
+            watch_limiter,
         }
     }
 

@@ -47,6 +47,8 @@ pub struct Application {
     state: AppState,
     /// The admin password generated on this start, if one was (shown once by the caller).
     pub generated_admin_password: Option<(Secret, std::path::PathBuf)>,
+    /// How often the tag watcher looks for due polls.
+    watch_tick: Duration,
 }
 
 impl Application {
@@ -99,6 +101,12 @@ impl Application {
                 allow_awsecr_iam_auto: settings.allow_awsecr_iam_auto,
                 registry_cache_ttl: Duration::from_secs(settings.registry_cache_seconds),
                 ecr: regkeep_engine::LifecycleSettings::default(),
+                watch: regkeep_engine::WatchSettings {
+                    interval: Duration::from_secs(settings.watch.interval_seconds.max(1)),
+                    concurrency: settings.watch.concurrency.max(1),
+                    registry_requests_per_second: settings.watch.registry_requests_per_second,
+                    ..regkeep_engine::WatchSettings::default()
+                },
             },
         );
         let generated_admin_password = seed_admin(&engine, settings).await?;
@@ -115,10 +123,15 @@ impl Application {
             ))),
             max_body_bytes: settings.max_body_bytes,
         };
+        // Due polls are looked for twice per interval (at most every 15 s, at least every 1 s),
+        // so a tag is polled within 1.5 intervals of its last poll.
+        let watch_tick = Duration::from_secs(settings.watch.interval_seconds / 2)
+            .clamp(Duration::from_secs(1), Duration::from_secs(15));
         Ok(Application {
             listener,
             state,
             generated_admin_password,
+            watch_tick,
         })
     }
 
@@ -139,7 +152,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.engine.store().clone();
-        // Background work: ECR token renewal. Stopped (and awaited) after the HTTP server.
+        // Background work: ECR token renewal and tag watching. Stopped (and awaited) after the
+        // HTTP server.
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(
@@ -149,6 +163,9 @@ impl Application {
                 .clone()
                 .run_until_stopped(cancel.clone()),
         );
+        let watcher = self.state.engine.clone();
+        let (tick, stop) = (self.watch_tick, cancel.clone());
+        tasks.spawn(async move { watcher.run_watch_until_stopped(tick, stop).await });
         tasks.close();
         let app = routes::router()
             .with_state(self.state)

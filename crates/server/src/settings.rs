@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -27,6 +27,7 @@ const KEYS: [&str; 14] = [
     "auth_cache_seconds",
     "registry_cache_seconds",
     "max_body_bytes",
+    "watch",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -64,6 +65,20 @@ pub struct Settings {
     pub registry_cache_seconds: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Tag watching.
+    pub watch: WatchConfig,
+}
+
+/// How watched tags are polled.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Seconds between two polls of one watched tag.
+    pub interval_seconds: u64,
+    /// Polls in flight at once.
+    pub concurrency: usize,
+    /// Requests per second the poller sends to one registry (0: no limit).
+    pub registry_requests_per_second: u32,
 }
 
 /// Timeouts for talking to registries.
@@ -118,6 +133,11 @@ impl Default for Settings {
             auth_cache_seconds: 30,
             registry_cache_seconds: 5,
             max_body_bytes: 64 * 1024,
+            watch: WatchConfig {
+                interval_seconds: 300,
+                concurrency: 8,
+                registry_requests_per_second: 10,
+            },
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod records;
 pub mod sealing;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub use records::{AccountRecord, ImageRecord, RegistryRecord, TokenStatus, UserR
 use sealing::{
     ecr_token_context, registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT,
 };
+pub use watch::{EventFilter, EventRecord, PollOutcome, SubscriptionRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

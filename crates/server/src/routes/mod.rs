@@ -1,12 +1,14 @@
 //! The HTTP routes: [`system`] (`/health`, `/version`, `GET /v1`), [`registries`]
 //! (`/v1/registries`), [`accounts`] (`/v1/account`, `/v1/user`, `/v1/accounts/...`), [`images`]
-//! (`/v1/images`), [`content`] (`/v1/content/...`, the pull-through).
+//! (`/v1/images`), [`content`] (`/v1/content/...`, the pull-through), [`watch`]
+//! (`/v1/subscriptions`, `/v1/events`).
 
 pub mod accounts;
 pub mod content;
 pub mod images;
 pub mod registries;
 pub mod system;
+pub mod watch;
 
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -37,6 +39,15 @@ pub fn router() -> Router<AppState> {
             get(images::get).delete(images::delete),
         )
         .route("/v1/content/{*path}", get(content::get))
+        .route("/v1/subscriptions", get(watch::list).post(watch::add))
+        .route(
+            "/v1/subscriptions/{id}",
+            get(watch::get).put(watch::update).delete(watch::delete),
+        )
+        .route(
+            "/v1/events",
+            get(watch::list_events).delete(watch::delete_events),
+        )
         .route("/v1/account", get(accounts::own_account))
         .route("/v1/user", get(accounts::own_user))
         .route("/v1/accounts", get(accounts::list).post(accounts::create))

@@ -1,0 +1,448 @@
+//! Tag watching (issue 4.6): `tag_update` subscriptions (Anchore's shape), a poller that asks
+//! each watched tag's registry what the tag points at now, and the event log.
+//!
+//! A poll costs one manifest GET in a kept registry session; only a new digest costs a full
+//! resolution (platform manifest and config), which becomes an image record and a
+//! `user.checks.tag_update` event. Time comes from the injected clock, so days of polling can
+//! be simulated. Polls run with bounded concurrency and a per-registry rate limit; each poll is
+//! claimed in the database first, so replicas sharing PostgreSQL never poll the same tag twice.
+//! The credential serving each poll is resolved at poll time: ECR tokens renewed since the last
+//! poll are simply used.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngCore as _;
+use regkeep_domain::wire::SubscriptionRequest;
+use regkeep_domain::{AccountName, ImageReference, Timestamp};
+use regkeep_store::{EventFilter, EventRecord, PollOutcome, StoreError, SubscriptionRecord};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{Engine, EngineError};
+
+/// The subscription type regkeep watches.
+pub const TAG_UPDATE: &str = "tag_update";
+/// The event of a watched tag pointing at a new digest.
+pub const EVENT_TAG_UPDATE: &str = "user.checks.tag_update";
+/// The event of a watched tag that could not be polled (Anchore's name for a failed lookup).
+pub const EVENT_LOOKUP_FAILED: &str = "system.image_analysis.registry_lookup_failed";
+
+/// How the poller runs.
+#[derive(Clone, Debug)]
+pub struct WatchSettings {
+    /// How often each watched tag is polled.
+    pub interval: Duration,
+    /// Polls in flight at once.
+    pub concurrency: usize,
+    /// Requests per second to one registry (host:port) from the poller; 0: no limit.
+    pub registry_requests_per_second: u32,
+    /// Most subscriptions taken in one round.
+    pub batch: i64,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            interval: Duration::from_secs(300),
+            concurrency: 8,
+            registry_requests_per_second: 10,
+            batch: 1000,
+        }
+    }
+}
+
+/// What one round of polling did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollSummary {
+    pub polled: usize,
+    /// Tags found pointing at a new digest.
+    pub changed: usize,
+    pub failed: usize,
+}
+
+/// The poller's per-registry rate limiter.
+pub(crate) struct RegistryLimiter(Option<DefaultKeyedRateLimiter<String>>);
+
+impl RegistryLimiter {
+    pub(crate) fn new(per_second: u32) -> Self {
+        RegistryLimiter(
+            NonZeroU32::new(per_second).map(|n| RateLimiter::keyed(Quota::per_second(n))),
+        )
+    }
+
+    async fn wait(&self, registry: &str) {
+        if let Some(limiter) = &self.0 {
+            limiter.until_key_ready(&registry.to_owned()).await;
+        }
+    }
+}
+
+impl Engine {
+    /// Creates a subscription and, when active, polls it at once so the answer shows the
+    /// digest the tag points at now (or why it could not be had).
+    ///
+    /// # Errors
+    /// BadInput for an unknown type or a key that is not `host/repo:tag`; Conflict when the
+    /// account already has it.
+    pub async fn add_subscription(
+        &self,
+        account: &AccountName,
+        request: &SubscriptionRequest,
+    ) -> Result<SubscriptionRecord, EngineError> {
+        if request.subscription_type != TAG_UPDATE {
+            return Err(EngineError::BadInput(format!(
+                "subscription_type `{}` is not supported: regkeep watches `{TAG_UPDATE}` (a tag's digest)",
+                request.subscription_type
+            )));
+        }
+        let key = watched_tag(&request.subscription_key)?;
+        let now = self.clock.now();
+        let record = SubscriptionRecord {
+            account: account.clone(),
+            subscription_id: random_id(),
+            subscription_type: TAG_UPDATE.into(),
+            subscription_key: key.to_string(),
+            subscription_value: request.subscription_value.clone(),
+            active: request.active.unwrap_or(true),
+            last_digest: None,
+            last_polled_at: None,
+            last_error: None,
+            failures: 0,
+            next_poll_at: now,
+            created_at: now,
+            last_updated: now,
+        };
+        match self.store.insert_subscription(&record).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists) => {
+                return Err(EngineError::Conflict(format!(
+                    "account {account} already watches {key}: `GET /v1/subscriptions` lists it"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        info!(%account, tag = %key, id = %record.subscription_id, "tag watch added");
+        if record.active {
+            let next = self.next_poll(now);
+            if self
+                .store
+                .claim_poll(account, &record.subscription_id, now, next)
+                .await?
+            {
+                // A failed first poll is kept on the subscription (last_error) and logged as an
+                // event; the subscription stands and the poller keeps trying.
+                if let Err(error) = self.poll_one(&record, &RegistryLimiter::new(0)).await {
+                    info!(%account, tag = %key, %error, "the first poll of a new tag watch failed");
+                }
+            }
+        }
+        self.get_subscription(account, &record.subscription_id)
+            .await
+    }
+
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_subscriptions(
+        &self,
+        account: &AccountName,
+    ) -> Result<Vec<SubscriptionRecord>, EngineError> {
+        Ok(self.store.list_subscriptions(account).await?)
+    }
+
+    /// # Errors
+    /// NotFound.
+    pub async fn get_subscription(
+        &self,
+        account: &AccountName,
+        id: &str,
+    ) -> Result<SubscriptionRecord, EngineError> {
+        self.store
+            .get_subscription(account, id)
+            .await
+            .map_err(|e| subscription_error(e, account, id))
+    }
+
+    /// Turns a subscription on (polled at once by the poller) or off.
+    ///
+    /// # Errors
+    /// NotFound.
+    pub async fn set_subscription_active(
+        &self,
+        account: &AccountName,
+        id: &str,
+        active: bool,
+    ) -> Result<SubscriptionRecord, EngineError> {
+        let now = self.clock.now();
+        self.store
+            .set_subscription_active(account, id, active, now, now)
+            .await
+            .map_err(|e| subscription_error(e, account, id))?;
+        self.get_subscription(account, id).await
+    }
+
+    /// # Errors
+    /// NotFound.
+    pub async fn delete_subscription(
+        &self,
+        account: &AccountName,
+        id: &str,
+    ) -> Result<(), EngineError> {
+        self.store
+            .delete_subscription(account, id)
+            .await
+            .map_err(|e| subscription_error(e, account, id))
+    }
+
+    /// The account's events matching `filter`, newest first; the flag says whether more follow.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_events(
+        &self,
+        account: &AccountName,
+        filter: &EventFilter,
+    ) -> Result<(Vec<EventRecord>, bool), EngineError> {
+        let mut asked = filter.clone();
+        asked.limit = filter.limit + 1;
+        let mut events = self.store.list_events(account, &asked).await?;
+        let more = events.len() > usize::try_from(filter.limit).unwrap_or(usize::MAX);
+        events.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+        Ok((events, more))
+    }
+
+    /// Deletes the account's events (all, or those before `before`).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn delete_events(
+        &self,
+        account: &AccountName,
+        before: Option<Timestamp>,
+    ) -> Result<u64, EngineError> {
+        Ok(self.store.delete_events(account, before).await?)
+    }
+
+    /// One round: every due subscription (up to the batch) is claimed and polled, with bounded
+    /// concurrency and the per-registry rate limit.
+    ///
+    /// # Errors
+    /// Storage errors reading what is due (a failed poll is counted, not an error).
+    pub async fn poll_due_once(&self) -> Result<PollSummary, EngineError> {
+        let now = self.clock.now();
+        let due = self
+            .store
+            .due_subscriptions(now, self.config.watch.batch)
+            .await?;
+        let next = self.next_poll(now);
+        let limiter = &self.watch_limiter;
+        let outcomes: Vec<Result<Option<bool>, EngineError>> = futures_util::stream::iter(due)
+            .map(|subscription| async move {
+                let claimed = self
+                    .store
+                    .claim_poll(
+                        &subscription.account,
+                        &subscription.subscription_id,
+                        subscription.next_poll_at,
+                        next,
+                    )
+                    .await?;
+                if !claimed {
+                    return Ok(None);
+                }
+                self.poll_one(&subscription, limiter).await.map(Some)
+            })
+            .buffer_unordered(self.config.watch.concurrency.max(1))
+            .collect()
+            .await;
+        let mut summary = PollSummary::default();
+        for outcome in outcomes {
+            match outcome {
+                Ok(None) => {}
+                Ok(Some(changed)) => {
+                    summary.polled += 1;
+                    summary.changed += usize::from(changed);
+                }
+                Err(e) => {
+                    summary.polled += 1;
+                    summary.failed += 1;
+                    warn!(error = %e, "a tag poll failed");
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Polls due subscriptions every `tick` until `stop` is cancelled.
+    pub async fn run_watch_until_stopped(&self, tick: Duration, stop: CancellationToken) {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = interval.tick() => {
+                    if let Err(e) = self.poll_due_once().await {
+                        warn!(error = %e, "the tag watch round failed; retrying at the next tick");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls one claimed subscription: gives whether the tag moved; an error when the poll
+    /// failed (stored on the subscription, and an event on the first failure in a row).
+    async fn poll_one(
+        &self,
+        subscription: &SubscriptionRecord,
+        limiter: &RegistryLimiter,
+    ) -> Result<bool, EngineError> {
+        let account = &subscription.account;
+        let image = watched_tag(&subscription.subscription_key)?;
+        limiter.wait(image.authority()).await;
+        let result = async {
+            let manifest = self.fetch_manifest(account, &image).await?;
+            if subscription.last_digest.as_deref() == Some(manifest.digest.as_str()) {
+                return Ok((manifest.digest, false));
+            }
+            // A new digest: record the image (resolved at that digest) before telling anyone.
+            let tag = image.to_string();
+            self.add_image(account, &tag, Some(&manifest.digest), None)
+                .await?;
+            Ok::<_, EngineError>((manifest.digest, true))
+        }
+        .await;
+        let now = self.clock.now();
+        match result {
+            Ok((digest, moved)) => {
+                self.store
+                    .record_poll(
+                        account,
+                        &subscription.subscription_id,
+                        &PollOutcome {
+                            last_digest: Some(digest.clone()),
+                            last_error: None,
+                            failures: 0,
+                            polled_at: now,
+                        },
+                    )
+                    .await?;
+                let changed = moved && subscription.last_digest.is_some();
+                if changed {
+                    info!(%account, tag = %image, %digest, "watched tag moved");
+                    self.record_event(
+                        account,
+                        EVENT_TAG_UPDATE,
+                        "INFO",
+                        "A watched tag points at a new image digest",
+                        "image_tag",
+                        &image.to_string(),
+                        serde_json::json!({
+                            "subscription_id": subscription.subscription_id,
+                            "previous_digest": subscription.last_digest,
+                            "digest": digest,
+                        }),
+                    )
+                    .await?;
+                }
+                Ok(changed)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                self.store
+                    .record_poll(
+                        account,
+                        &subscription.subscription_id,
+                        &PollOutcome {
+                            last_digest: subscription.last_digest.clone(),
+                            last_error: Some(message.clone()),
+                            failures: subscription.failures + 1,
+                            polled_at: now,
+                        },
+                    )
+                    .await?;
+                if subscription.failures == 0 {
+                    self.record_event(
+                        account,
+                        EVENT_LOOKUP_FAILED,
+                        "ERROR",
+                        "A watched tag could not be looked up in its registry",
+                        "image_reference",
+                        &image.to_string(),
+                        serde_json::json!({
+                            "subscription_id": subscription.subscription_id,
+                            "cause": message,
+                        }),
+                    )
+                    .await?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_event(
+        &self,
+        account: &AccountName,
+        event_type: &str,
+        level: &str,
+        message: &str,
+        resource_type: &str,
+        resource_id: &str,
+        details: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        self.store
+            .insert_event(&EventRecord {
+                account: account.clone(),
+                generated_uuid: random_id(),
+                created_at: self.clock.now(),
+                event_type: event_type.into(),
+                level: level.into(),
+                message: message.into(),
+                resource_type: resource_type.into(),
+                resource_id: resource_id.into(),
+                details: details.to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn next_poll(&self, now: Timestamp) -> Timestamp {
+        let seconds =
+            i64::try_from(self.config.watch.interval.as_secs().max(1)).unwrap_or(i64::MAX);
+        Timestamp::from_unix(now.unix().saturating_add(seconds))
+    }
+}
+
+/// A watched key: an image reference with a tag and no digest, normalised.
+fn watched_tag(key: &str) -> Result<ImageReference, EngineError> {
+    let image: ImageReference = key
+        .parse()
+        .map_err(|e: regkeep_domain::ImageReferenceError| {
+            EngineError::BadInput(format!("subscription_key: {e}"))
+        })?;
+    if image.digest().is_some() {
+        return Err(EngineError::BadInput(format!(
+            "subscription_key `{key}` names a digest, which never changes: watch a tag, e.g. registry.example.com/team/app:latest"
+        )));
+    }
+    Ok(image)
+}
+
+fn subscription_error(error: StoreError, account: &AccountName, id: &str) -> EngineError {
+    match error {
+        StoreError::NotFound => EngineError::NotFound(format!(
+            "subscription {id} does not exist in account {account}: `GET /v1/subscriptions` lists them"
+        )),
+        other => other.into(),
+    }
+}
+
+/// 32 random hex digits (Anchore's ids are UUID hex).
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,432 @@
+//! Tag watching end to end: subscriptions through the API and the CLI, the background poller
+//! against the real CNCF registry (a tag moved with skopeo becomes an image record and an event
+//! within two intervals), bad input, and — with an injected clock and the ECR-API fixture — 72
+//! simulated hours of polling an ECR repository under its real host name across the token's
+//! renewals with no failed poll.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_no_secrets, captured_logs, peers, random_hex, registry_body, Backend, TestApp,
+};
+use regkeep_domain::wire::{RegistryConfigurationRequest, SubscriptionRequest};
+use regkeep_domain::{AccountName, Clock, Secret, SystemClock, Timestamp};
+use regkeep_ecr::EcrClient;
+use regkeep_engine::{Engine, EngineConfig, LifecycleSettings, WatchSettings};
+use regkeep_registry::{RegistryClient, Timeouts, TlsSettings};
+use regkeep_store::{KeySource, Store};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+on_both_backends!(a_moved_tag_becomes_an_image_and_an_event);
+
+const BIN: &str = env!("CARGO_BIN_EXE_regkeep");
+const INTERVAL: u64 = 5;
+
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
+}
+
+/// skopeo copies `from` to `to` in the plain-HTTP Basic registry (its auth file from the peers).
+fn retag(registry: &str, from: &str, to: &str) {
+    let authfile = format!("{}/auth.json", var("REGKEEP_TEST_PEERS_DIR"));
+    let out = Command::new(var("REGKEEP_TEST_SKOPEO"))
+        .args([
+            "--insecure-policy",
+            "copy",
+            "-q",
+            "--all",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--authfile",
+            &authfile,
+            &format!("docker://{registry}/{from}"),
+            &format!("docker://{registry}/{to}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn tag_update_events(app: &TestApp) -> Vec<Value> {
+    let (status, list) = app
+        .get("/v1/events?event_type=user.checks.tag_update")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["results"].as_array().unwrap().clone()
+}
+
+async fn a_moved_tag_becomes_an_image_and_an_event(backend: Backend) {
+    let p = peers();
+    let app = TestApp::spawn_with(backend, |s| s.watch.interval_seconds = INTERVAL).await;
+    let mut body = registry_body(&p.http, &p.user, &p.pass);
+    body["registry_verify"] = false.into();
+    let (status, answer) = app.post("/v1/registries", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let repo = format!("watch/{}", random_hex(4));
+    retag(&p.http, "test/hello:v1", &format!("{repo}:latest"));
+    let key = format!("{}/{repo}:latest", p.http);
+
+    // Subscribing polls at once: the answer has the digest the tag points at now. No event yet.
+    let (status, subs) = app
+        .post(
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": key}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{subs}");
+    let sub = &subs[0];
+    let id = sub["subscription_id"].as_str().unwrap().to_owned();
+    assert_eq!(sub["subscription_key"], key.as_str());
+    assert_eq!(sub["active"], true);
+    assert_eq!(sub["userId"], "admin");
+    assert_eq!(
+        sub["last_digest"],
+        var("REGKEEP_TEST_IMAGE_DIGEST").as_str()
+    );
+    assert!(sub["last_error"].is_null(), "{sub}");
+    assert!(tag_update_events(&app).await.is_empty());
+    let (_, images) = app
+        .get(&format!("/v1/images/{}", var("REGKEEP_TEST_IMAGE_DIGEST")))
+        .await;
+    assert_eq!(
+        images[0]["image_detail"][0]["fulltag"],
+        key.as_str(),
+        "{images}"
+    );
+
+    // Move the tag: within two intervals the poller records the new image and an event.
+    let moved_to = var("REGKEEP_TEST_MULTI_DIGEST");
+    retag(&p.http, "test/multi:v1", &format!("{repo}:latest"));
+    let pushed = Instant::now();
+    let events = loop {
+        let events = tag_update_events(&app).await;
+        if !events.is_empty() || pushed.elapsed() > Duration::from_secs(2 * INTERVAL) {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        events.len(),
+        1,
+        "one event within two intervals ({INTERVAL} s each): {events:?}"
+    );
+    let event = &events[0]["event"];
+    assert_eq!(event["type"], "user.checks.tag_update");
+    assert_eq!(event["level"], "INFO");
+    assert_eq!(event["resource"]["type"], "image_tag");
+    assert_eq!(event["resource"]["id"], key.as_str());
+    assert_eq!(event["resource"]["user_id"], "admin");
+    assert_eq!(event["details"]["digest"], moved_to.as_str());
+    assert_eq!(
+        event["details"]["previous_digest"],
+        var("REGKEEP_TEST_IMAGE_DIGEST").as_str()
+    );
+    assert_eq!(event["details"]["subscription_id"], id.as_str());
+    let (status, images) = app.get(&format!("/v1/images/{moved_to}")).await;
+    assert_eq!(status, StatusCode::OK, "{images}");
+    assert_eq!(
+        images[0]["manifest_digest"],
+        var("REGKEEP_TEST_MULTI_AMD64_DIGEST").as_str()
+    );
+    let (_, subs) = app.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(subs[0]["last_digest"], moved_to.as_str());
+
+    // Polls that find nothing new add no event.
+    tokio::time::sleep(Duration::from_secs(INTERVAL + 2)).await;
+    assert_eq!(tag_update_events(&app).await.len(), 1);
+
+    // A tag that does not exist: the subscription is kept, with the reason, and one ERROR event.
+    let missing = format!("{}/{repo}:nope", p.http);
+    let (status, subs) = app
+        .post(
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": missing}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{subs}");
+    assert!(subs[0]["last_digest"].is_null());
+    assert!(
+        subs[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{subs}"
+    );
+    assert_eq!(subs[0]["failures"], 1);
+    let (_, errors) = app.get("/v1/events?level=error").await;
+    assert_eq!(
+        errors["results"][0]["event"]["type"],
+        "system.image_analysis.registry_lookup_failed"
+    );
+    assert_eq!(
+        errors["results"][0]["event"]["resource"]["id"],
+        missing.as_str()
+    );
+
+    // Bad input: each a 4xx naming the fix; nothing stored.
+    for (body, want, says) in [
+        (
+            json!({"subscription_type": "vuln_update", "subscription_key": key}),
+            StatusCode::BAD_REQUEST,
+            "tag_update",
+        ),
+        (
+            json!({"subscription_type": "tag_update", "subscription_key": format!("{key}@{moved_to}")}),
+            StatusCode::BAD_REQUEST,
+            "watch a tag",
+        ),
+        (
+            json!({"subscription_type": "tag_update", "subscription_key": "UPPER/Case:x"}),
+            StatusCode::BAD_REQUEST,
+            "subscription_key",
+        ),
+        (
+            json!({"subscription_type": "tag_update"}),
+            StatusCode::BAD_REQUEST,
+            "subscription_key",
+        ),
+        (
+            json!({"subscription_type": "tag_update", "subscription_key": key}),
+            StatusCode::CONFLICT,
+            "already watches",
+        ),
+    ] {
+        let (status, answer) = app.post("/v1/subscriptions", body.clone()).await;
+        assert_eq!(status, want, "{body}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(says),
+            "{body}: {answer}"
+        );
+    }
+    let (_, all) = app.get("/v1/subscriptions").await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let (status, _) = app.get("/v1/events?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app.get("/v1/events?since=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Another account sees none of it.
+    let (status, _) = app
+        .post(
+            "/v1/accounts",
+            json!({"name": "other", "email": "o@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, theirs) = app
+        .request(
+            reqwest::Method::GET,
+            "/v1/subscriptions",
+            None,
+            None,
+            Some("other"),
+        )
+        .await;
+    assert_eq!(theirs, json!([]));
+    let (_, theirs) = app
+        .request(
+            reqwest::Method::GET,
+            "/v1/events",
+            None,
+            None,
+            Some("other"),
+        )
+        .await;
+    assert_eq!(theirs["item_count"], 0);
+
+    // The CLI: list, events, deactivate by deleting.
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("REGKEEP_URL", &app.base)
+            .env("REGKEEP_USER", "admin")
+            .env("REGKEEP_PASS", &app.admin_pass)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["subscription", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&key) && text.contains(&moved_to),
+        "{text}"
+    );
+    let out = cli(&["--json", "event", "list", "--type", "user.checks"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["item_count"], 1, "{list}");
+    let out = cli(&["subscription", "del", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["subscription", "del", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let out = cli(&[
+        "subscription",
+        "add",
+        &format!("{}/{repo}:latest", p.http),
+        "--inactive",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inactive"));
+
+    assert_no_secrets("server logs", &captured_logs(), &[&p.pass]);
+    app.finish().await;
+}
+
+/// A clock the test moves by hand.
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
+    let _ = captured_logs(); // start capturing now
+    let fixture = var("REGKEEP_TEST_ECR_FIXTURE_URL");
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+    // The SDK reads its endpoint from the environment when it loads.
+    std::env::set_var("AWS_ENDPOINT_URL_ECR", &fixture);
+    let http = reqwest::Client::new();
+    http.post(format!("{fixture}/_reset")).send().await.unwrap();
+    let control = |body: Value| {
+        let http = http.clone();
+        let url = format!("{fixture}/_control");
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("regkeep.db").display());
+    let store = Store::open(&url, &KeySource::File(dir.path().join("secret.key")))
+        .await
+        .unwrap();
+    let start = SystemClock.now().unix();
+    let clock = Arc::new(ManualClock(AtomicI64::new(start)));
+    let tls = TlsSettings::new(Some(std::path::Path::new(&var("REGKEEP_TEST_CA"))), None).unwrap();
+    let engine = Engine::new(
+        store,
+        RegistryClient::new(Timeouts::default(), tls),
+        EcrClient::new(Duration::from_secs(10)),
+        clock.clone(),
+        EngineConfig {
+            registry_cache_ttl: Duration::from_secs(5),
+            ecr: LifecycleSettings::default(),
+            watch: WatchSettings {
+                interval: Duration::from_secs(300),
+                concurrency: 4,
+                registry_requests_per_second: 0,
+                batch: 100,
+            },
+            ..EngineConfig::default()
+        },
+    );
+    let admin = AccountName::admin();
+    engine
+        .bootstrap_admin(&Secret::new("admin-pass"))
+        .await
+        .unwrap();
+    const TOKEN_LIFE: i64 = 12 * 3600;
+    control(json!({"expires_at": start + TOKEN_LIFE})).await;
+    engine
+        .add_registry(
+            &admin,
+            RegistryConfigurationRequest {
+                registry: ecr.clone(),
+                registry_user: "AKIAWATCHTEST".into(),
+                registry_pass: Secret::new("watch-test-secret"),
+                registry_type: Some("awsecr".into()),
+                registry_verify: Some(true),
+                registry_name: None,
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    let key = format!("{ecr}/test/hello:v1");
+    let sub = engine
+        .add_subscription(
+            &admin,
+            &SubscriptionRequest {
+                subscription_type: "tag_update".into(),
+                subscription_key: key.clone(),
+                subscription_value: None,
+                active: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sub.last_digest.as_deref(),
+        Some(var("REGKEEP_TEST_IMAGE_DIGEST").as_str())
+    );
+    assert_eq!(sub.last_error, None);
+
+    // 72 simulated hours in 60 s steps: the renewal task's step and the poller's round at each.
+    let (mut polled, mut failed, mut changed) = (0, 0, 0);
+    for step in 1..=72 * 60 {
+        let now = start + step * 60;
+        clock.0.store(now, Ordering::SeqCst);
+        // The fixture's tokens live 12 h on the simulated clock.
+        control(json!({"expires_at": now + TOKEN_LIFE})).await;
+        engine.ecr_tokens().renew_due_once().await;
+        let round = engine.poll_due_once().await.unwrap();
+        polled += round.polled;
+        failed += round.failed;
+        changed += round.changed;
+    }
+    let renewals = engine.ecr_tokens().aws_calls();
+    println!("72 h simulated: {polled} polls, {failed} failed, {changed} changed; GetAuthorizationToken calls: {renewals}");
+    assert_eq!(failed, 0, "no poll failed");
+    assert_eq!(changed, 0);
+    assert!(polled >= 72 * 12 - 1, "a poll every 5 minutes: {polled}");
+    // The first mint (validation), then a renewal every half-life: at least six renewals.
+    assert!(renewals >= 7, "token renewals: {renewals}");
+    let sub = engine
+        .get_subscription(&admin, &sub.subscription_id)
+        .await
+        .unwrap();
+    assert_eq!(sub.failures, 0);
+    assert_eq!(
+        sub.last_polled_at.map(|t| t.unix()),
+        Some(start + 72 * 3600)
+    );
+    // From the store (the engine's registry read cache may hold a record a few seconds old).
+    let record = engine
+        .store()
+        .get_registry(&admin, &ecr.parse().unwrap())
+        .await
+        .unwrap();
+    let status = record.token_status.unwrap();
+    assert!(
+        status.expires_at.unwrap().unix() > start + 72 * 3600,
+        "the token is live at the end"
+    );
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &["watch-test-secret", "123456789012-auth-token"],
+    );
+}

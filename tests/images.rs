@@ -279,80 +279,6 @@ async fn repository_credentials_beat_host_credentials(backend: Backend) {
     app.finish().await;
 }
 
-/// Pushes a blob with the distribution API (monolithic upload) and gives its digest and size.
-async fn push_blob(
-    http: &reqwest::Client,
-    base: &str,
-    repo: &str,
-    auth: (&str, &str),
-    bytes: &[u8],
-) -> (String, usize) {
-    use sha2::Digest as _;
-    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)));
-    let start = http
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .basic_auth(auth.0, Some(auth.1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), StatusCode::ACCEPTED);
-    let location = start.headers()["location"].to_str().unwrap().to_owned();
-    let url = if location.starts_with("http") {
-        location
-    } else {
-        format!("{base}{location}")
-    };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let put = http
-        .put(format!("{url}{sep}digest={digest}"))
-        .basic_auth(auth.0, Some(auth.1))
-        .header("content-type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        put.status(),
-        StatusCode::CREATED,
-        "{}",
-        put.text().await.unwrap_or_default()
-    );
-    (digest, bytes.len())
-}
-
-async fn push_manifest(
-    http: &reqwest::Client,
-    base: &str,
-    repo: &str,
-    auth: (&str, &str),
-    reference: &str,
-    media_type: &str,
-    body: &serde_json::Value,
-) -> (String, usize) {
-    use sha2::Digest as _;
-    let bytes = serde_json::to_vec(body).unwrap();
-    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(&bytes)));
-    let put = http
-        .put(format!("{base}/v2/{repo}/manifests/{reference}"))
-        .basic_auth(auth.0, Some(auth.1))
-        .header("content-type", media_type)
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        put.status(),
-        StatusCode::CREATED,
-        "{}",
-        put.text().await.unwrap_or_default()
-    );
-    (digest, bytes.len())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A two-platform image in both formats (an OCI index, and a Docker schema 2 manifest list),
 /// pushed through the registry's own API: resolved to the asked platform.
 #[tokio::test]
@@ -382,7 +308,7 @@ async fn indexes_and_manifest_lists_resolve_to_a_platform() {
         for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
             let config = json!({"architecture": arch, "os": "linux", "variant": variant, "created": "2020-01-01T00:00:00Z",
                 "rootfs": {"type": "layers", "diff_ids": []}});
-            let (config_digest, config_size) = push_blob(
+            let (config_digest, config_size) = common::push_blob(
                 &http,
                 &base,
                 &repo,
@@ -390,7 +316,7 @@ async fn indexes_and_manifest_lists_resolve_to_a_platform() {
                 &serde_json::to_vec(&config).unwrap(),
             )
             .await;
-            let (layer_digest, layer_size) = push_blob(
+            let (layer_digest, layer_size) = common::push_blob(
                 &http,
                 &base,
                 &repo,
@@ -401,7 +327,7 @@ async fn indexes_and_manifest_lists_resolve_to_a_platform() {
             let manifest = json!({"schemaVersion": 2, "mediaType": manifest_type,
                 "config": {"mediaType": config_type, "digest": config_digest, "size": config_size},
                 "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer_size}]});
-            let (digest, size) = push_manifest(
+            let (digest, size) = common::push_manifest(
                 &http,
                 &base,
                 &repo,
@@ -421,7 +347,7 @@ async fn indexes_and_manifest_lists_resolve_to_a_platform() {
         let index = json!({"schemaVersion": 2, "mediaType": index_type, "manifests": entries});
         let tag = format!("multi-{}", index_type.len());
         let (index_digest, _) =
-            push_manifest(&http, &base, &repo, auth, &tag, index_type, &index).await;
+            common::push_manifest(&http, &base, &repo, auth, &tag, index_type, &index).await;
 
         let endpoint = Endpoint {
             authority: p.http.clone(),

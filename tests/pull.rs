@@ -289,3 +289,227 @@ async fn a_blob_redirect_to_another_host_carries_no_credentials() {
     assert_eq!(seen["with_authorization"], 0, "{seen}");
     app.finish().await;
 }
+
+/// Pushes a one-layer image whose layer is `size` random bytes to `repo:v1` of the anonymous
+/// registry; gives the layer's digest.
+async fn push_big_image(repo: &str, size: usize) -> String {
+    use rand::RngCore as _;
+    let base = format!("http://{}", peers().anon);
+    let http = reqwest::Client::new();
+    let mut layer = vec![0u8; size];
+    rand::thread_rng().fill_bytes(&mut layer);
+    let none = ("", "");
+    let (layer_digest, layer_size) = common::push_blob(&http, &base, repo, none, &layer).await;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (config_digest, config_size) = common::push_blob(&http, &base, repo, none, config).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+    });
+    common::push_manifest(
+        &http,
+        &base,
+        repo,
+        none,
+        "v1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    )
+    .await;
+    layer_digest
+}
+
+/// Starts `regkeep image pull` and stops it with `signal` once a layer is being written.
+/// Gives the exit status and whether the signal caught it mid-download.
+fn interrupt_pull(
+    app: &TestApp,
+    image: &str,
+    dir: &Path,
+    signal: &str,
+) -> (std::process::ExitStatus, bool) {
+    let mut child = Command::new(BIN)
+        .args(["image", "pull", image, "--output", dir.to_str().unwrap()])
+        .env_clear()
+        .env("REGKEEP_URL", &app.base)
+        .env("REGKEEP_USER", "admin")
+        .env("REGKEEP_PASS", &app.admin_pass)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let blobs = dir.join("blobs/sha256");
+    let mut caught = false;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, caught);
+        }
+        let partial = std::fs::read_dir(&blobs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_string_lossy().starts_with(".partial-")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            });
+        if partial && !caught {
+            caught = true;
+            let pid = child.id().to_string();
+            assert!(Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_pull_leaves_no_half_written_blob_under_its_final_name() {
+    let p = peers();
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    // The registry has no authentication but speaks plain HTTP: registered with verification
+    // off (an unregistered one is reached with TLS verification on).
+    let mut body = registry_body(&p.anon, "nobody", "unused");
+    body["registry_verify"] = false.into();
+    let (status, answer) = app.post("/v1/registries", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let repo = format!("big/{}", random_hex(4));
+    let layer = push_big_image(&repo, 128 * 1024 * 1024).await;
+    let image = format!("{}/{repo}:v1", p.anon);
+    let work = tempfile::tempdir().unwrap();
+
+    // Killed outright (SIGKILL: no chance to clean up) while the layer streams in.
+    let dir = work.path().join("killed");
+    let (app_ref, image_ref, dir_ref) = (&app, image.clone(), dir.clone());
+    let (status, caught) =
+        tokio::task::block_in_place(|| interrupt_pull(app_ref, &image_ref, &dir_ref, "-KILL"));
+    assert!(caught, "the pull was stopped while writing the layer");
+    assert!(!status.success());
+    assert!(!dir
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"))
+        .exists());
+    assert!(
+        !dir.join("index.json").exists(),
+        "no index names an incomplete image"
+    );
+    assert_layout_blobs_verified_except_partials(&dir);
+    // Pulled again, it completes and every blob verifies.
+    let out = regkeep(
+        &app,
+        &["image", "pull", &image, "--output", dir.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_layout_blobs_verified_except_partials(&dir);
+    assert!(dir
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"))
+        .exists());
+
+    // Interrupted with SIGINT (Ctrl-C): exit 130 and its temporary files are removed.
+    let dir = work.path().join("interrupted");
+    let dir_ref = dir.clone();
+    let (status, caught) =
+        tokio::task::block_in_place(|| interrupt_pull(&app, &image, &dir_ref, "-INT"));
+    assert!(caught);
+    assert_eq!(status.code(), Some(130));
+    assert_layout_blobs_verified(&dir);
+    assert!(!dir.join("index.json").exists());
+    app.finish().await;
+}
+
+/// As [`assert_layout_blobs_verified`], ignoring the temporary files a killed pull leaves.
+fn assert_layout_blobs_verified_except_partials(dir: &Path) {
+    for entry in std::fs::read_dir(dir.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".partial-") {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert_eq!(sha256(&bytes), format!("sha256:{name}"), "blob {name}");
+    }
+}
+
+#[tokio::test]
+async fn image_commands_add_get_list_del() {
+    let p = peers();
+    let app = app_with_registries().await;
+    let digest = var("REGKEEP_TEST_MULTI_DIGEST");
+    let image = format!("{}/test/multi:v1", p.bearer);
+    let out = regkeep(
+        &app,
+        &[
+            "--json",
+            "image",
+            "add",
+            &image,
+            "--platform",
+            "linux/arm64",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(added[0]["imageDigest"], digest.as_str());
+    assert_eq!(added[0]["platform"], "linux/arm64/v8");
+    assert_eq!(
+        added[0]["manifest_digest"],
+        var("REGKEEP_TEST_MULTI_ARM64_DIGEST").as_str()
+    );
+    assert_eq!(added[0]["image_detail"][0]["fulltag"], image.as_str());
+
+    let out = regkeep(&app, &["image", "list"]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && table.contains(&image) && table.contains(&digest),
+        "{table}"
+    );
+    assert!(table.contains("resolved"), "{table}");
+    let out = regkeep(&app, &["--json", "image", "get", &digest]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = regkeep(&app, &["image", "del", &digest]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = regkeep(&app, &["image", "get", &digest]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not recorded"),
+        "{}",
+        text(&out)
+    );
+
+    // Bad input: a clear local error, exit 2 (pull) or the server's 400, exit 1 (add).
+    let out = regkeep(&app, &["image", "add", "Bad Reference"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = regkeep(
+        &app,
+        &["image", "pull", "Bad Reference", "--output", "/tmp/x"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = regkeep(
+        &app,
+        &[
+            "image",
+            "pull",
+            &image,
+            "--output",
+            "/tmp/x",
+            "--platform",
+            "linux",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("os/arch"),
+        "{}",
+        text(&out)
+    );
+    app.finish().await;
+}

@@ -287,6 +287,55 @@ async fn a_moved_tag_becomes_an_image_and_an_event(backend: Backend) {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("inactive"));
 
+    // anchore-cli 0.9.3, unmodified: list, deactivate, activate, get, del by id.
+    let anchore = |args: &[&str]| {
+        let home = app.data_dir.path().join("anchore-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let out = Command::new(&p.anchore_cli)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("LC_ALL", "C.UTF-8")
+            .env("ANCHORE_CLI_URL", format!("{}/v1", app.base))
+            .env("ANCHORE_CLI_USER", "admin")
+            .env("ANCHORE_CLI_PASS", &app.admin_pass)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = anchore(&["subscription", "list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&missing) && text.contains("tag_update"),
+        "{text}"
+    );
+    let (code, text) = anchore(&["subscription", "deactivate", "tag_update", &missing]);
+    assert_eq!(code, Some(0), "{text}");
+    let (_, subs) = app
+        .get(&format!("/v1/subscriptions?subscription_key={missing}"))
+        .await;
+    assert_eq!(subs[0]["active"], false, "{subs}");
+    let (code, text) = anchore(&["subscription", "activate", "tag_update", &missing]);
+    assert_eq!(code, Some(0), "{text}");
+    let (_, subs) = app
+        .get(&format!("/v1/subscriptions?subscription_key={missing}"))
+        .await;
+    assert_eq!(subs[0]["active"], true, "{subs}");
+    let missing_id = subs[0]["subscription_id"].as_str().unwrap().to_owned();
+    let (code, text) = anchore(&["subscription", "get", &missing_id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&missing), "{text}");
+    let (code, text) = anchore(&["subscription", "del", &missing_id]);
+    assert_eq!(code, Some(0), "{text}");
+    let (status, _) = app.get(&format!("/v1/subscriptions/{missing_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     assert_no_secrets("server logs", &captured_logs(), &[&p.pass]);
     app.finish().await;
 }

@@ -8,9 +8,8 @@ use regkeep_domain::wire::{
 };
 use regkeep_domain::Secret;
 use reqwest::Method;
-use serde::Serialize;
 
-use super::client::{segment, Client, Refusal};
+use super::client::{segment, Client};
 use super::{output, read_stdin_secret, GlobalArgs};
 
 #[derive(Subcommand, Debug)]
@@ -84,26 +83,26 @@ pub async fn run_account(
     match command {
         AccountCommand::Add { name, email } => {
             let body = AccountCreationRequest { name, email };
-            finish(
+            output::finish(
                 client
                     .call::<Account, _>(Method::POST, "/accounts", Some(&body))
                     .await?,
-                global,
+                global.json,
                 print_accounts_one,
             )
         }
-        AccountCommand::List => finish(
+        AccountCommand::List => output::finish(
             client
                 .call::<Vec<Account>, ()>(Method::GET, "/accounts", None)
                 .await?,
-            global,
+            global.json,
             |a: &Vec<Account>| print_accounts(a),
         ),
         AccountCommand::Get { name } => {
             let path = format!("/accounts/{}", segment(&name));
-            finish(
+            output::finish(
                 client.call::<Account, ()>(Method::GET, &path, None).await?,
-                global,
+                global.json,
                 print_accounts_one,
             )
         }
@@ -139,7 +138,7 @@ pub async fn run_account(
             let answer = client
                 .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
                 .await?;
-            finish(answer, global, |_| {
+            output::finish(answer, global.json, |_| {
                 output::line(&format!("Deleted account {name}"))
             })
         }
@@ -159,7 +158,7 @@ async fn set_state(
     let answer = client
         .call::<AccountStatus, _>(Method::PUT, &path, Some(&body))
         .await?;
-    finish(answer, global, |s: &AccountStatus| {
+    output::finish(answer, global.json, |s: &AccountStatus| {
         output::line(&format!("Account {name} is now {}", s.state))
     })
 }
@@ -181,22 +180,22 @@ pub async fn run_user(
                 password: password_of(password, target.password_stdin)?,
             };
             let path = format!("/accounts/{}/users", segment(&account));
-            finish(
+            output::finish(
                 client
                     .call::<User, _>(Method::POST, &path, Some(&body))
                     .await?,
-                global,
+                global.json,
                 |u: &User| print_users(std::slice::from_ref(u)),
             )
         }
         UserCommand::List { target } => {
             let account = target_account(client, &target).await?;
             let path = format!("/accounts/{}/users", segment(&account));
-            finish(
+            output::finish(
                 client
                     .call::<Vec<User>, ()>(Method::GET, &path, None)
                     .await?,
-                global,
+                global.json,
                 |u: &Vec<User>| print_users(u),
             )
         }
@@ -210,7 +209,7 @@ pub async fn run_user(
             let answer = client
                 .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
                 .await?;
-            finish(answer, global, |_| {
+            output::finish(answer, global.json, |_| {
                 output::line(&format!("Deleted user {username}"))
             })
         }
@@ -232,7 +231,7 @@ pub async fn run_user(
             let answer = client
                 .call::<User, _>(Method::POST, &path, Some(&body))
                 .await?;
-            finish(answer, global, |_| {
+            output::finish(answer, global.json, |_| {
                 output::line(&format!("Password of {username} updated"))
             })
         }
@@ -270,24 +269,6 @@ fn password_of(arg: Option<String>, stdin: bool) -> anyhow::Result<Secret> {
 }
 
 /// Prints a success (JSON or the human form) or reports a refusal.
-fn finish<T: Serialize>(
-    answer: Result<T, Refusal>,
-    global: &GlobalArgs,
-    human: impl FnOnce(&T) -> anyhow::Result<()>,
-) -> anyhow::Result<ExitCode> {
-    match answer {
-        Ok(value) => {
-            if global.json {
-                output::json(&value)?;
-            } else {
-                human(&value)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(refusal) => Ok(refusal.report()),
-    }
-}
-
 fn print_accounts_one(account: &Account) -> anyhow::Result<()> {
     print_accounts(std::slice::from_ref(account))
 }

@@ -93,24 +93,11 @@ pub async fn run(
                 .await?
         }
         ImageCommand::Del { digest } => {
-            return match client
-                .call::<serde_json::Value, ()>(
-                    Method::DELETE,
-                    &format!("/images/{}", segment(&digest)),
-                    None,
-                )
-                .await?
-            {
-                Ok(_) => {
-                    if global.json {
-                        output::json(&serde_json::json!({ "deleted": digest }))?;
-                    } else {
-                        output::line(&format!("Deleted image record {digest}"))?;
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(refusal) => Ok(refusal.report()),
-            };
+            let path = format!("/images/{}", segment(&digest));
+            let answer = client
+                .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
+                .await?;
+            return output::deleted(answer, global.json, "image record", &digest);
         }
         ImageCommand::Pull {
             image,
@@ -120,13 +107,7 @@ pub async fn run(
             return run_pull(client, global, &image, &dir, platform.as_deref()).await;
         }
     };
-    match answer {
-        Ok(records) => {
-            print(&records, global.json)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(refusal) => Ok(refusal.report()),
-    }
+    output::finish(answer, global.json, |records| print(records))
 }
 
 async fn run_pull(
@@ -181,10 +162,7 @@ async fn run_pull(
     }
 }
 
-fn print(records: &[ImageRecord], json: bool) -> anyhow::Result<()> {
-    if json {
-        return output::json(&records);
-    }
+fn print(records: &[ImageRecord]) -> anyhow::Result<()> {
     let rows = records
         .iter()
         .map(|r| {

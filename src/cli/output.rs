@@ -2,10 +2,47 @@
 //! pipe) surface as I/O errors, which `main` turns into exit 0 for a broken pipe.
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
+
+use super::client::Refusal;
+
+/// Prints a server answer — JSON with `--json`, else `human` — or reports the refusal; gives the
+/// exit code.
+pub fn finish<T: Serialize>(
+    answer: Result<T, Refusal>,
+    json: bool,
+    human: impl FnOnce(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    match answer {
+        Ok(value) => {
+            if json {
+                self::json(&value)?;
+            } else {
+                human(&value)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refusal) => Ok(refusal.report()),
+    }
+}
+
+/// The answer to a DELETE: `{"deleted": name}` with `--json`, else `Deleted <what> <name>`.
+pub fn deleted<T>(
+    answer: Result<T, Refusal>,
+    json: bool,
+    what: &str,
+    name: &str,
+) -> anyhow::Result<ExitCode> {
+    finish(
+        answer.map(|_| serde_json::json!({ "deleted": name })),
+        json,
+        |_| line(&format!("Deleted {what} {name}")),
+    )
+}
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {

@@ -80,7 +80,7 @@ pub async fn pull(
     output: &Path,
 ) -> Result<PullReport, PullError> {
     let name = format!("{}/{}", image.authority(), image.repository());
-    let reference = image.digest().or(image.tag()).unwrap_or("latest");
+    let reference = image.reference();
     let blobs_dir = output.join("blobs").join("sha256");
     tokio::fs::create_dir_all(&blobs_dir)
         .await

@@ -86,20 +86,10 @@ pub async fn run(
         }
         RegistryCommand::Del { registry } => {
             let path = format!("/registries/{}", segment(&registry));
-            return match client
+            let answer = client
                 .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
-                .await?
-            {
-                Ok(_) => {
-                    if global.json {
-                        output::json(&serde_json::json!({"deleted": registry}))?;
-                    } else {
-                        output::line(&format!("Deleted registry {registry}"))?;
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(refusal) => Ok(refusal.report()),
-            };
+                .await?;
+            return output::deleted(answer, global.json, "registry", &registry);
         }
         RegistryCommand::Get { registry } => {
             let path = format!("/registries/{}", segment(&registry));
@@ -113,13 +103,7 @@ pub async fn run(
                 .await?
         }
     };
-    match answer {
-        Ok(records) => {
-            print(&records, global.json)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(refusal) => Ok(refusal.report()),
-    }
+    output::finish(answer, global.json, |records| print(records))
 }
 
 fn request(args: RegistryWrite) -> anyhow::Result<(RegistryConfigurationRequest, bool)> {
@@ -154,10 +138,7 @@ fn request(args: RegistryWrite) -> anyhow::Result<(RegistryConfigurationRequest,
     Ok((request, !args.skip_validate))
 }
 
-fn print(records: &[RegistryConfiguration], json: bool) -> anyhow::Result<()> {
-    if json {
-        return output::json(&records);
-    }
+fn print(records: &[RegistryConfiguration]) -> anyhow::Result<()> {
     let rows = records
         .iter()
         .map(|r| {

@@ -73,59 +73,41 @@ pub async fn run_subscription(
         }
         SubscriptionCommand::Del { id } => {
             let path = format!("/subscriptions/{}", segment(&id));
-            return match client
+            let answer = client
                 .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
-                .await?
-            {
-                Ok(_) => {
-                    if global.json {
-                        output::json(&serde_json::json!({ "deleted": id }))?;
-                    } else {
-                        output::line(&format!("Deleted subscription {id}"))?;
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(refusal) => Ok(refusal.report()),
-            };
+                .await?;
+            return output::deleted(answer, global.json, "subscription", &id);
         }
     };
-    match answer {
-        Ok(records) => {
-            if global.json {
-                output::json(&records)?;
-            } else {
-                let rows = records
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            s.subscription_id.clone(),
-                            s.subscription_type.clone(),
-                            s.subscription_key.clone(),
-                            if s.active { "active" } else { "inactive" }.to_owned(),
-                            s.last_digest.clone().unwrap_or_else(|| "-".into()),
-                            s.last_polled_at
-                                .map_or_else(|| "never".to_owned(), |t| t.to_string()),
-                            s.last_error.clone().unwrap_or_default(),
-                        ]
-                    })
-                    .collect();
-                output::table(
-                    &[
-                        "Id",
-                        "Type",
-                        "Key",
-                        "State",
-                        "Digest",
-                        "Polled",
-                        "Last error",
-                    ],
-                    rows,
-                )?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(refusal) => Ok(refusal.report()),
-    }
+    output::finish(answer, global.json, |records: &Vec<Subscription>| {
+        let rows = records
+            .iter()
+            .map(|s| {
+                vec![
+                    s.subscription_id.clone(),
+                    s.subscription_type.clone(),
+                    s.subscription_key.clone(),
+                    if s.active { "active" } else { "inactive" }.to_owned(),
+                    s.last_digest.clone().unwrap_or_else(|| "-".into()),
+                    s.last_polled_at
+                        .map_or_else(|| "never".to_owned(), |t| t.to_string()),
+                    s.last_error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "Id",
+                "Type",
+                "Key",
+                "State",
+                "Digest",
+                "Polled",
+                "Last error",
+            ],
+            rows,
+        )
+    })
 }
 
 pub async fn run_event(
@@ -151,31 +133,23 @@ pub async fn run_event(
         }
     }
     let path = format!("/events?{}", query.finish());
-    match client
+    let answer = client
         .call::<EventsList, ()>(Method::GET, &path, None)
-        .await?
-    {
-        Ok(list) => {
-            if global.json {
-                output::json(&list)?;
-            } else {
-                let rows = list
-                    .results
-                    .iter()
-                    .map(|e| {
-                        vec![
-                            e.created_at.to_string(),
-                            e.event.level.clone(),
-                            e.event.event_type.clone(),
-                            e.event.resource.id.clone(),
-                            e.event.message.clone(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["Time", "Level", "Type", "Resource", "Message"], rows)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(refusal) => Ok(refusal.report()),
-    }
+        .await?;
+    output::finish(answer, global.json, |list| {
+        let rows = list
+            .results
+            .iter()
+            .map(|e| {
+                vec![
+                    e.created_at.to_string(),
+                    e.event.level.clone(),
+                    e.event.event_type.clone(),
+                    e.event.resource.id.clone(),
+                    e.event.message.clone(),
+                ]
+            })
+            .collect();
+        output::table(&["Time", "Level", "Type", "Resource", "Message"], rows)
+    })
 }

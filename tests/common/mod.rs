@@ -342,3 +342,77 @@ pub fn assert_no_secrets(place: &str, text: &str, secrets: &[&str]) {
         assert!(!text.contains(secret), "a secret appeared in {place}");
     }
 }
+
+/// Pushes a blob with the distribution API (monolithic upload) and gives its digest and size.
+pub async fn push_blob(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    auth: (&str, &str),
+    bytes: &[u8],
+) -> (String, usize) {
+    use sha2::Digest as _;
+    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)));
+    let start = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .basic_auth(auth.0, Some(auth.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::ACCEPTED);
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{url}{sep}digest={digest}"))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.status(),
+        StatusCode::CREATED,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    (digest, bytes.len())
+}
+
+pub async fn push_manifest(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    auth: (&str, &str),
+    reference: &str,
+    media_type: &str,
+    body: &serde_json::Value,
+) -> (String, usize) {
+    use sha2::Digest as _;
+    let bytes = serde_json::to_vec(body).unwrap();
+    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(&bytes)));
+    let put = http
+        .put(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", media_type)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.status(),
+        StatusCode::CREATED,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    (digest, bytes.len())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

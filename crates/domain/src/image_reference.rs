@@ -55,6 +55,11 @@ impl ImageReference {
         self.digest.as_deref()
     }
 
+    /// What to ask the registry for: the digest when there is one, else the tag.
+    pub fn reference(&self) -> &str {
+        self.digest().or(self.tag()).unwrap_or("latest")
+    }
+
     /// `host/repository`, what credentials are matched against.
     pub fn name(&self) -> String {
         format!("{}/{}", self.authority, self.repository)

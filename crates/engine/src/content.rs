@@ -21,12 +21,7 @@ impl Engine {
         account: &AccountName,
         image: &ImageReference,
     ) -> Result<RawManifest, EngineError> {
-        let reference = image
-            .digest()
-            .or(image.tag())
-            .unwrap_or("latest")
-            .to_owned();
-        let (client, reference) = (&self.registry_client, reference.as_str());
+        let (client, reference) = (&self.registry_client, image.reference());
         self.with_image_credential(account, image, |endpoint, basic| async move {
             client
                 .fetch_manifest(&endpoint, basic.as_ref(), image.repository(), reference)

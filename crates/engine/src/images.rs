@@ -74,12 +74,7 @@ impl Engine {
         image: &ImageReference,
         platform: &Platform,
     ) -> Result<ResolvedImage, EngineError> {
-        let reference = image
-            .digest()
-            .or(image.tag())
-            .unwrap_or("latest")
-            .to_owned();
-        let (client, reference) = (&self.registry_client, reference.as_str());
+        let (client, reference) = (&self.registry_client, image.reference());
         self.with_image_credential(account, image, |endpoint, basic| async move {
             client
                 .resolve_image(

@@ -70,8 +70,14 @@ pub struct TokenStatus {
     pub last_error: Option<String>,
 }
 
-fn time(row: &AnyRow, column: &str) -> Result<Timestamp, StoreError> {
+pub(crate) fn time(row: &AnyRow, column: &str) -> Result<Timestamp, StoreError> {
     Ok(Timestamp::from_unix(row.try_get::<i64, _>(column)?))
+}
+
+pub(crate) fn optional_time(row: &AnyRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(row
+        .try_get::<Option<i64>, _>(column)?
+        .map(Timestamp::from_unix))
 }
 
 impl AccountRecord {

@@ -4,6 +4,7 @@ use regkeep_domain::{AccountName, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::records::{optional_time, time};
 use crate::{expect_one, parse_column, Result, Store};
 
 /// A subscription (Anchore's shape) and what the poller last saw.
@@ -70,16 +71,6 @@ pub struct EventFilter {
 const SUBSCRIPTION_SELECT: &str = "SELECT account, subscription_id, subscription_type, \
      subscription_key, subscription_value, active, last_digest, last_polled_at, last_error, \
      failures, next_poll_at, created_at, last_updated FROM subscriptions";
-
-fn optional_time(row: &AnyRow, column: &str) -> Result<Option<Timestamp>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(column)?
-        .map(Timestamp::from_unix))
-}
-
-fn time(row: &AnyRow, column: &str) -> Result<Timestamp> {
-    Ok(Timestamp::from_unix(row.try_get::<i64, _>(column)?))
-}
 
 impl SubscriptionRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {

@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/content/{*path}", get(content::get))
         .route("/v1/subscriptions", get(watch::list).post(watch::add))
+        .route("/v1/subscriptions/types", get(watch::types))
         .route(
             "/v1/subscriptions/{id}",
             get(watch::get).put(watch::update).delete(watch::delete),

@@ -46,6 +46,15 @@ pub async fn list(
     Query(query): Query<SubscriptionQuery>,
 ) -> Result<Json<Vec<Subscription>>, ApiError> {
     let records = state.engine.list_subscriptions(&auth.account).await?;
+    // Keys are stored normalised (`alpine` is `docker.io/library/alpine:latest`): so is the query.
+    let key = query.subscription_key.map(|k| {
+        k.parse::<regkeep_domain::ImageReference>()
+            .map_or(k, |i| i.to_string())
+    });
+    let query = SubscriptionQuery {
+        subscription_key: key,
+        subscription_type: query.subscription_type,
+    };
     Ok(Json(
         records
             .iter()
@@ -62,6 +71,11 @@ pub async fn list(
             .map(to_wire)
             .collect(),
     ))
+}
+
+/// `GET /v1/subscriptions/types`: the types regkeep watches.
+pub async fn types(_auth: Authenticated) -> Json<Vec<&'static str>> {
+    Json(vec![regkeep_engine::tag_watch::TAG_UPDATE])
 }
 
 pub async fn get(
@@ -117,19 +131,6 @@ pub async fn list_events(
     auth: Authenticated,
     Query(query): Query<EventQuery>,
 ) -> Result<Json<EventsList>, ApiError> {
-    let time = |name: &str, value: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
-        value
-            .as_deref()
-            .map(|v| {
-                Timestamp::parse_rfc3339(v).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("{name} `{v}` is not an RFC 3339 time: give one like 2026-11-29T03:00:00Z"),
-                    )
-                })
-            })
-            .transpose()
-    };
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::new(
@@ -155,8 +156,8 @@ pub async fn list_events(
         level,
         resource_type: query.resource_type,
         resource_id: query.resource_id,
-        since: time("since", &query.since)?,
-        before: time("before", &query.before)?,
+        since: parse_time("since", query.since.as_deref())?,
+        before: parse_time("before", query.before.as_deref())?,
         limit,
         offset: (page - 1).saturating_mul(limit),
     };
@@ -180,17 +181,25 @@ pub async fn delete_events(
     auth: Authenticated,
     Query(query): Query<DeleteEventsQuery>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let before = match query.before.as_deref() {
-        Some(v) => Some(Timestamp::parse_rfc3339(v).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("before `{v}` is not an RFC 3339 time: give one like 2026-11-29T03:00:00Z"),
-            )
-        })?),
-        None => None,
-    };
+    let before = parse_time("before", query.before.as_deref())?;
     state.engine.delete_events(&auth.account, before).await?;
     Ok(Json(Vec::new()))
+}
+
+/// An RFC 3339 query parameter.
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    value
+        .map(|v| {
+            Timestamp::parse_rfc3339(v).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{name} `{v}` is not an RFC 3339 time: give one like 2026-11-29T03:00:00Z"
+                    ),
+                )
+            })
+        })
+        .transpose()
 }
 
 fn to_wire(r: &SubscriptionRecord) -> Subscription {

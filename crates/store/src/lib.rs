@@ -145,6 +145,13 @@ impl Store {
                             sqlx::query("PRAGMA busy_timeout = 5000")
                                 .execute(&mut *conn)
                                 .await?;
+                            // With WAL, NORMAL syncs at checkpoints rather than on every commit:
+                            // the database cannot be corrupted, and only the last commits before a
+                            // power loss (not a crash) can be lost. SQLite's recommended setting
+                            // for WAL; FULL made every image record cost an fsync.
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
                             Ok(())
                         })
                     })

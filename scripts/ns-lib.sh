@@ -60,9 +60,18 @@ kill_netns() {
 #       it; in-namespace.sh and the tests get it), so in-namespace.sh stops the peers, as it does when
 #       timeout fires. (Signalling the group from here as well would deliver it twice.)
 run_in_namespace() {
-    local who=$1 mode=$2 ns_pid rc=0 hosts_before hosts_after ns
+    local who=$1 mode=$2 ns_pid rc=0 hosts_before hosts_after ns session_lock
     shift 2
     [[ $(id -u) == 0 ]] || { printf '%s: error: the test namespace needs root (unshare)\n' "$who" >&2; return 1; }
+    # One session at a time per checkout: the peers' ports are per namespace, but their PID files,
+    # data and env file live in target/peers, and a second `peers.sh start` would stop the first
+    # session's peers. A second session waits (bounded) for the first to end.
+    mkdir -p target
+    exec {session_lock}>target/peers.session.lock
+    if ! flock -n "$session_lock"; then
+        printf '%s: another test session of this checkout is running (test.sh, test-shell.sh or a bench); waiting for it to end (up to 60 min)\n' "$who" >&2
+        flock -w 3600 "$session_lock" || { printf '%s: error: the other test session did not end within 60 min\n' "$who" >&2; return 1; }
+    fi
     hosts_before=$(sha256sum /etc/hosts)
     rm -f "$NS_FILE_REL"
     if [[ $mode == fg ]]; then

@@ -61,6 +61,11 @@ async fn app(backend: Backend, allow_host_identity: bool) -> TestApp {
 
 const MOTO_TOKEN: &str = "123456789012-auth-token";
 
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
     aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
@@ -121,6 +126,26 @@ async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
         .await;
     assert_eq!(status, StatusCode::OK, "{image}");
     assert_eq!(image[0]["imageDigest"], var("REGKEEP_TEST_IMAGE_DIGEST"));
+    // And its bytes come through the pull-through (what `regkeep image pull` reads), digests
+    // verified here.
+    let content = |path: String| {
+        let request = app
+            .http
+            .get(format!("{}/v1/content/{ecr}/test/hello/{path}", app.base))
+            .basic_auth("admin", Some(&app.admin_pass));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.bytes().await.unwrap().to_vec()
+        }
+    };
+    let manifest = content("manifests/v1".into()).await;
+    assert_eq!(sha256(&manifest), var("REGKEEP_TEST_IMAGE_DIGEST"));
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    for blob in [&manifest["config"], &manifest["layers"][0]] {
+        let digest = blob["digest"].as_str().unwrap();
+        assert_eq!(sha256(&content(format!("blobs/{digest}")).await), digest);
+    }
     let everything = format!("{answer}{got}{image}{}", app.get("/v1/registries").await.1);
     assert_no_secrets("API answers", &everything, &[&secret, MOTO_TOKEN]);
     assert_no_secrets(

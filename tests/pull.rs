@@ -513,3 +513,67 @@ async fn image_commands_add_get_list_del() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_repeated_layer_is_pulled_once_and_the_layout_reads_back() {
+    let p = peers();
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut body = registry_body(&p.anon, "nobody", "unused");
+    body["registry_verify"] = false.into();
+    let (status, answer) = app.post("/v1/registries", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Two layers with the same digest, as buildkit's empty layer often is.
+    let base = format!("http://{}", p.anon);
+    let repo = format!("repeat/{}", random_hex(4));
+    let http = reqwest::Client::new();
+    let none = ("", "");
+    let (layer, layer_size) =
+        common::push_blob(&http, &base, &repo, none, b"the same layer twice").await;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (config_digest, config_size) = common::push_blob(&http, &base, &repo, none, config).await;
+    let layer_descriptor = serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size});
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [layer_descriptor, layer_descriptor],
+    });
+    let (digest, _) = common::push_manifest(
+        &http,
+        &base,
+        &repo,
+        none,
+        "v1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = regkeep(
+        &app,
+        &[
+            "--json",
+            "image",
+            "pull",
+            &format!("{}/{repo}:v1", p.anon),
+            "--output",
+            dir.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["manifest_digest"], digest.as_str());
+    assert_eq!(report["layers"], 2);
+    assert_eq!(
+        report["bytes"],
+        (layer_size + config_size) as u64,
+        "each blob counted once"
+    );
+    assert_layout_blobs_verified(dir.path());
+    let out = skopeo(&["inspect", &format!("oci:{}:v1", dir.path().display())]);
+    assert!(out.status.success(), "{}", text(&out));
+    app.finish().await;
+}

@@ -58,6 +58,23 @@ fn retag(registry: &str, from: &str, to: &str) {
     );
 }
 
+/// The size of the arm64 manifest of test/multi (for an index that names it).
+async fn arm64_manifest_size(p: &common::Peers) -> usize {
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v2/test/multi/manifests/{}",
+            p.http,
+            var("REGKEEP_TEST_MULTI_ARM64_DIGEST")
+        ))
+        .basic_auth(&p.user, Some(&p.pass))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    response.bytes().await.unwrap().len()
+}
+
 async fn tag_update_events(app: &TestApp) -> Vec<Value> {
     let (status, list) = app
         .get("/v1/events?event_type=user.checks.tag_update")
@@ -145,6 +162,45 @@ async fn a_moved_tag_becomes_an_image_and_an_event(backend: Backend) {
     // Polls that find nothing new add no event.
     tokio::time::sleep(Duration::from_secs(INTERVAL + 2)).await;
     assert_eq!(tag_update_events(&app).await.len(), 1);
+
+    // A tag whose image has no linux/amd64 (an index of arm64 only) is watched all the same:
+    // its record is resolved for the platform it has.
+    let arm_only = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": var("REGKEEP_TEST_MULTI_ARM64_DIGEST"),
+            "size": arm64_manifest_size(&p).await,
+            "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+        }],
+    });
+    let arm_tag = format!("arm-only-{}", random_hex(4));
+    let (arm_digest, _) = common::push_manifest(
+        &reqwest::Client::new(),
+        &format!("http://{}", p.http),
+        "test/multi",
+        (&p.user, &p.pass),
+        &arm_tag,
+        "application/vnd.oci.image.index.v1+json",
+        &arm_only,
+    )
+    .await;
+    let arm_key = format!("{}/test/multi:{arm_tag}", p.http);
+    let (status, subs) = app
+        .post(
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": arm_key}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{subs}");
+    assert_eq!(subs[0]["last_digest"], arm_digest.as_str(), "{subs}");
+    assert!(subs[0]["last_error"].is_null(), "{subs}");
+    let (_, images) = app.get(&format!("/v1/images/{arm_digest}")).await;
+    assert_eq!(images[0]["platform"], "linux/arm64/v8", "{images}");
+    let arm_id = subs[0]["subscription_id"].as_str().unwrap().to_owned();
+    let (status, _) = app.delete(&format!("/v1/subscriptions/{arm_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 
     // A tag that does not exist: the subscription is kept, with the reason, and one ERROR event.
     let missing = format!("{}/{repo}:nope", p.http);

@@ -132,6 +132,9 @@ async fn run_pull(
             return Ok(ExitCode::from(130));
         }
     };
+    if result.is_err() {
+        remove_partials(dir);
+    }
     match result {
         Ok(report) => {
             if global.json {

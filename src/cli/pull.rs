@@ -113,11 +113,15 @@ pub async fn pull(
             .into());
         }
     }
-    let total: u64 = config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
+    // Each blob once: images often repeat a layer (the empty one of buildkit, for instance).
+    let mut wanted: Vec<Descriptor> = Vec::new();
+    for d in std::iter::once(config).chain(manifest.layers.iter().cloned()) {
+        if !wanted.iter().any(|w| w.digest == d.digest) {
+            wanted.push(d);
+        }
+    }
+    let total: u64 = wanted.iter().map(|d| d.size).sum();
     let bar = progress_bar(total, manifest.layers.len());
-    let wanted: Vec<Descriptor> = std::iter::once(config)
-        .chain(manifest.layers.iter().cloned())
-        .collect();
     let shared = Arc::new(Shared {
         client,
         name: &name,
@@ -188,9 +192,7 @@ impl Shared<'_> {
             Ok(r) => r,
             Err(refusal) => return Err(PullError::Refused(refusal)),
         };
-        let temp = self
-            .dir
-            .join(format!("{TEMP_PREFIX}{hex}-{}", std::process::id()));
+        let temp = self.dir.join(temp_name(&hex));
         let result = async {
             let file = tokio::fs::File::create(&temp)
                 .await
@@ -305,7 +307,7 @@ async fn existing_blob_matches(path: &Path, descriptor: &Descriptor) -> bool {
 
 /// Writes `bytes` to `dir/name` through a temporary file and a rename.
 async fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let temp = dir.join(format!("{TEMP_PREFIX}{name}-{}", std::process::id()));
+    let temp = dir.join(temp_name(name));
     let target = dir.join(name);
     let result = async {
         let mut file = tokio::fs::File::create(&temp).await?;
@@ -410,16 +412,24 @@ fn regkeep_hex(hash: Sha256) -> String {
     out
 }
 
-/// Removes the temporary blobs this process left (after an interruption).
+/// A temporary name in the layout, unique to this process and this write:
+/// `.partial-<pid>-<n>-<final name>`.
+fn temp_name(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{TEMP_PREFIX}{}-{n}-{name}", std::process::id())
+}
+
+/// Removes the temporary files this process left in the layout (after an interruption or a
+/// failure: downloads in flight are dropped with the pull).
 pub fn remove_partials(output: &Path) {
-    let dir = output.join("blobs").join("sha256");
-    let suffix = format!("-{}", std::process::id());
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(TEMP_PREFIX) && name.ends_with(&suffix) {
-                let _ = std::fs::remove_file(entry.path());
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+    for dir in [output.to_owned(), output.join("blobs").join("sha256")] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
             }
         }
     }

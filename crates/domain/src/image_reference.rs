@@ -55,6 +55,15 @@ impl ImageReference {
         self.digest.as_deref()
     }
 
+    /// The same image pinned to `digest` (the tag kept, for the record).
+    #[must_use]
+    pub fn with_digest(&self, digest: &str) -> ImageReference {
+        ImageReference {
+            digest: Some(digest.to_owned()),
+            ..self.clone()
+        }
+    }
+
     /// What to ask the registry for: the digest when there is one, else the tag.
     pub fn reference(&self) -> &str {
         self.digest().or(self.tag()).unwrap_or("latest")

@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore as _;
+use regkeep_domain::oci::Platform;
 use regkeep_domain::wire::SubscriptionRequest;
 use regkeep_domain::{AccountName, ImageReference, Timestamp};
 use regkeep_store::{EventFilter, EventRecord, PollOutcome, StoreError, SubscriptionRecord};
@@ -302,33 +303,46 @@ impl Engine {
         let image = watched_tag(&subscription.subscription_key)?;
         limiter.wait(image.authority()).await;
         let result = async {
-            let manifest = self.fetch_manifest(account, &image).await?;
-            if subscription.last_digest.as_deref() == Some(manifest.digest.as_str()) {
-                return Ok((manifest.digest, false));
+            let digest = self.current_digest(account, &image).await?;
+            if subscription.last_digest.as_deref() == Some(digest.as_str()) {
+                return Ok((digest, false));
             }
             // A new digest: record the image (resolved at that digest) before telling anyone.
-            let tag = image.to_string();
-            self.add_image(account, &tag, Some(&manifest.digest), None)
-                .await?;
-            Ok::<_, EngineError>((manifest.digest, true))
+            // linux/amd64 when the image has it, else the first platform of its index (an
+            // arm64-only or Windows tag is still watched).
+            let pinned = image.with_digest(&digest);
+            let manifest = self.fetch_manifest(account, &pinned).await?;
+            let platform = manifest
+                .manifest
+                .is_index()
+                .then(|| {
+                    let default = Platform::default_linux();
+                    match manifest.manifest.entry_for(&default) {
+                        Ok(_) => None,
+                        Err(_) => manifest
+                            .manifest
+                            .manifests
+                            .iter()
+                            .find_map(|d| d.platform.as_ref().map(ToString::to_string)),
+                    }
+                })
+                .flatten();
+            self.add_image(
+                account,
+                &image.to_string(),
+                Some(&digest),
+                platform.as_deref(),
+            )
+            .await?;
+            Ok::<_, EngineError>((digest, true))
         }
         .await;
         let now = self.clock.now();
         match result {
             Ok((digest, moved)) => {
-                self.store
-                    .record_poll(
-                        account,
-                        &subscription.subscription_id,
-                        &PollOutcome {
-                            last_digest: Some(digest.clone()),
-                            last_error: None,
-                            failures: 0,
-                            polled_at: now,
-                        },
-                    )
-                    .await?;
                 let changed = moved && subscription.last_digest.is_some();
+                // The event first: should storing the poll fail, the next poll finds the move
+                // again (an event twice) rather than never (an event lost).
                 if changed {
                     info!(%account, tag = %image, %digest, "watched tag moved");
                     self.record_event(
@@ -346,6 +360,18 @@ impl Engine {
                     )
                     .await?;
                 }
+                self.store
+                    .record_poll(
+                        account,
+                        &subscription.subscription_id,
+                        &PollOutcome {
+                            last_digest: Some(digest.clone()),
+                            last_error: None,
+                            failures: 0,
+                            polled_at: now,
+                        },
+                    )
+                    .await?;
                 Ok(changed)
             }
             Err(error) => {
@@ -407,6 +433,22 @@ impl Engine {
             })
             .await?;
         Ok(())
+    }
+
+    /// The digest `image`'s tag points at now (a HEAD where the registry allows), with the
+    /// credential that serves it.
+    async fn current_digest(
+        &self,
+        account: &AccountName,
+        image: &ImageReference,
+    ) -> Result<String, EngineError> {
+        let (client, reference) = (&self.registry_client, image.reference());
+        self.with_image_credential(account, image, |endpoint, basic| async move {
+            client
+                .manifest_digest(&endpoint, basic.as_ref(), image.repository(), reference)
+                .await
+        })
+        .await
     }
 
     fn next_poll(&self, now: Timestamp) -> Timestamp {

@@ -121,6 +121,68 @@ impl RegistryClient {
     }
 }
 
+/// Where a registry may send regkeep on a redirect to another host: anywhere public, but not to a
+/// loopback, link-local (cloud metadata, 169.254.169.254), private or unspecified address unless
+/// the registry itself is on such an address (a lab registry redirecting to a local store). A
+/// registry cannot turn regkeep's pull-through into a reader of the server's own network.
+async fn allowed_redirect(
+    session: &Session,
+    next: &reqwest::Url,
+    url: &str,
+) -> Result<(), RegistryError> {
+    let refuse = || RegistryError::Protocol {
+        url: url.to_owned(),
+        detail: format!(
+            "the registry redirected the download to {}, an internal address: refused",
+            next.host_str().unwrap_or("?")
+        ),
+    };
+    let registry_internal = match reqwest::Url::parse(&session.base) {
+        Ok(base) => resolves_internal(&base).await,
+        Err(_) => false,
+    };
+    if !registry_internal && resolves_internal(next).await {
+        return Err(refuse());
+    }
+    Ok(())
+}
+
+/// Whether `url`'s host is, or resolves to, an internal address (unresolvable counts as not:
+/// the request then fails on its own).
+async fn resolves_internal(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return internal(ip);
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(mut addresses) => addresses.any(|a| internal(a.ip())),
+        Err(_) => false,
+    }
+}
+
+fn internal(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10 (CGNAT)
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || v6.to_ipv4_mapped().is_some_and(|v4| internal(std::net::IpAddr::V4(v4)))
+        }
+    }
+}
+
 pub(crate) async fn open_in(
     session: &Session,
     digest: &str,
@@ -158,12 +220,23 @@ pub(crate) async fn open_in(
         let request = if session.same_origin(&next) {
             session.get(next.as_str())
         } else {
+            allowed_redirect(session, &next, &url).await?;
             session.http.get(next.as_str())
         };
         response = send(request.timeout(BLOB_TIMEOUT), &url, session.timeouts).await?;
         at = next;
     }
+    let storage = !session.same_origin(&at);
     match response.status() {
+        // Blob storage elsewhere (S3, a CDN) refusing is not the registry refusing its
+        // credentials: no token renewal follows, and the message says where it happened.
+        s if storage && !s.is_success() => Err(RegistryError::Protocol {
+            url: url.clone(),
+            detail: format!(
+                "the registry redirected the download to {} which answered HTTP {s}",
+                at.host_str().unwrap_or("another host")
+            ),
+        }),
         s if s.is_success() => Ok(BlobDownload {
             digest: digest.to_owned(),
             size: response.content_length(),
@@ -179,5 +252,32 @@ pub(crate) async fn open_in(
             Err(refused(format!("registry {}", session.base), response).await)
         }
         s => Err(unexpected(&url, s, response).await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["52.216.0.1", "8.8.8.8", "2600:1f18::1", "100.128.0.1"] {
+            assert!(!internal(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

@@ -236,7 +236,7 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .and_then(Challenge::parse);
         let Some(credentials) = credentials else {
-            return Err(refused(format!("registry {}", endpoint.authority), first).await);
+            return Err(needs_credentials(&endpoint.authority, first).await);
         };
         let authorization = match challenge {
             Some(Challenge::Basic) | None => basic_header(credentials),
@@ -248,6 +248,7 @@ impl RegistryClient {
                 let (token, _) = self
                     .fetch_token(
                         &client,
+                        &base,
                         &realm,
                         service.as_deref(),
                         scope.as_deref(),
@@ -312,6 +313,7 @@ impl RegistryClient {
     async fn fetch_token(
         &self,
         client: &reqwest::Client,
+        registry_base: &str,
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
@@ -325,6 +327,15 @@ impl RegistryClient {
             return Err(RegistryError::Protocol {
                 url: realm.to_owned(),
                 detail: "the Bearer realm is not an http(s) URL".into(),
+            });
+        }
+        // A registry reached over HTTPS does not get its credentials sent in clear text to a
+        // token server it names.
+        if registry_base.starts_with("https://") && url.scheme() == "http" && credentials.is_some()
+        {
+            return Err(RegistryError::Protocol {
+                url: realm.to_owned(),
+                detail: "the registry speaks HTTPS but names a plain-HTTP token server: regkeep will not send credentials there in clear text; fix the registry's auth.token.realm".into(),
             });
         }
         {
@@ -406,6 +417,9 @@ async fn send(
 
 /// Sorts a transport error into TLS, timeout or unreachable, keeping the deepest cause's text.
 fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError {
+    // reqwest's own message names the URL it was fetching, which after a redirect can be a
+    // presigned storage URL carrying a signature: never shown.
+    let err = err.without_url();
     let mut chain = Vec::new();
     let mut source: Option<&dyn std::error::Error> = Some(&err);
     while let Some(e) = source {
@@ -460,7 +474,37 @@ async fn refused(who: String, response: reqwest::Response) -> RegistryError {
     }
 }
 
+/// A registry that asks for credentials when regkeep has none for it.
+async fn needs_credentials(authority: &str, response: reqwest::Response) -> RegistryError {
+    match refused(format!("registry {authority}"), response).await {
+        RegistryError::Refused { status, answer, .. } => RegistryError::Refused {
+            who: format!("registry {authority}"),
+            status,
+            answer: format!("{answer}; regkeep holds no credential for it: register one with `regkeep registry add {authority} USER --password-stdin`"),
+        },
+        other => other,
+    }
+}
+
 async fn unexpected(url: &str, status: StatusCode, response: reqwest::Response) -> RegistryError {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let wait = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                format!(
+                    " (it asked to wait {v} before retrying; regkeep waits at most {} s)",
+                    retry::MAX_RETRY_AFTER.as_secs()
+                )
+            })
+            .unwrap_or_default();
+        let answer = summarize_body(response).await;
+        return RegistryError::Protocol {
+            url: url.to_owned(),
+            detail: format!("it is rate-limiting regkeep: HTTP 429{answer}{wait}"),
+        };
+    }
     let answer = summarize_body(response).await;
     RegistryError::Protocol {
         url: url.to_owned(),
@@ -468,9 +512,25 @@ async fn unexpected(url: &str, status: StatusCode, response: reqwest::Response) 
     }
 }
 
+/// Reads at most `limit` bytes of a body, chunk by chunk (a registry that sends no
+/// Content-Length cannot make regkeep buffer more); `None` when it is longer or breaks off.
+pub(crate) async fn read_capped(mut response: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if bytes.len() + chunk.len() > limit {
+            return None;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Some(bytes)
+}
+
+/// Largest error body read for a message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
 /// `: CODE: message; ...` from a registry error body, or the body's first 200 characters.
 async fn summarize_body(response: reqwest::Response) -> String {
-    let Ok(bytes) = response.bytes().await else {
+    let Some(bytes) = read_capped(response, MAX_ERROR_BODY).await else {
         return String::new();
     };
     if let Ok(body) = serde_json::from_slice::<ErrorsBody>(&bytes) {

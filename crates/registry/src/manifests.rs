@@ -18,7 +18,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::blobs::{hex_digest, open_in};
 use crate::session::Session;
-use crate::{refused, send, unexpected, BasicCredentials, Endpoint, RegistryClient, RegistryError};
+use crate::{
+    read_capped, refused, send, unexpected, BasicCredentials, Endpoint, RegistryClient,
+    RegistryError,
+};
 
 /// Largest image config read.
 const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
@@ -85,6 +88,51 @@ impl RegistryClient {
     ) -> Result<RawManifest, RegistryError> {
         self.with_session(endpoint, credentials, repository, |session| async move {
             manifest_in(&session, reference).await
+        })
+        .await
+    }
+}
+
+impl RegistryClient {
+    /// The digest `reference` (a tag) of `repository` points at now: a HEAD (which registries
+    /// such as Docker Hub do not count as a pull), or a GET when the registry's HEAD answer has
+    /// no `Docker-Content-Digest`.
+    ///
+    /// # Errors
+    /// As [`RegistryClient::resolve_image`].
+    pub async fn manifest_digest(
+        &self,
+        endpoint: &Endpoint,
+        credentials: Option<&BasicCredentials>,
+        repository: &str,
+        reference: &str,
+    ) -> Result<String, RegistryError> {
+        self.with_session(endpoint, credentials, repository, |session| async move {
+            let url = session.url(&format!("manifests/{reference}"));
+            let request = session
+                .http
+                .head(&url)
+                .header(header::ACCEPT, MANIFEST_ACCEPT);
+            let request = match session.authorization_header() {
+                Some(a) => request.header(header::AUTHORIZATION, a),
+                None => request,
+            };
+            let response = send(request, &url, session.timeouts).await?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(refused(format!("registry {}", session.base), response).await);
+            }
+            let digest = response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .filter(|d| regkeep_domain::oci::is_sha256_digest(d))
+                .map(str::to_owned);
+            match digest {
+                Some(d) if status.is_success() => Ok(d),
+                // Not found, no header, an odd answer: the GET says what is what.
+                _ => manifest_in(&session, reference).await.map(|m| m.digest),
+            }
         })
         .await
     }
@@ -175,16 +223,14 @@ async fn manifest_in(session: &Session, reference: &str) -> Result<RawManifest, 
     {
         return Err(too_large(url));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| RegistryError::Protocol {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?;
-    if bytes.len() > MAX_MANIFEST_BYTES {
-        return Err(too_large(url));
-    }
+    let Some(bytes) = read_capped(response, MAX_MANIFEST_BYTES).await else {
+        return Err(RegistryError::Protocol {
+            url,
+            detail: format!(
+                "the manifest is larger than {MAX_MANIFEST_BYTES} bytes, or its transfer broke off"
+            ),
+        });
+    };
     let digest = hex_digest(Sha256::new_with_prefix(&bytes));
     let expected = if reference.starts_with("sha256:") {
         Some(reference.to_owned())

@@ -17,7 +17,7 @@ pub(crate) const RETRIES: u32 = 3;
 const BASE_DELAY: Duration = Duration::from_millis(250);
 /// The longest wait regkeep accepts from `Retry-After` (a registry asking for more is answered
 /// with its error instead of a hang).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Whether an answer is worth asking again.
 pub(crate) fn retryable(status: StatusCode) -> bool {

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 use crate::challenge::Challenge;
 use crate::{
-    basic_header, refused, unexpected, BasicCredentials, Endpoint, RegistryClient, RegistryError,
-    Timeouts,
+    basic_header, needs_credentials, unexpected, BasicCredentials, Endpoint, RegistryClient,
+    RegistryError, Timeouts,
 };
 
 /// How long a session without a token (Basic, anonymous) is kept.
@@ -53,6 +53,11 @@ impl Session {
             Some(a) => request.header(header::AUTHORIZATION, a.expose()),
             None => request,
         }
+    }
+
+    /// The session's `Authorization` value, for requests built by hand (HEAD).
+    pub(crate) fn authorization_header(&self) -> Option<&str> {
+        self.authorization.as_ref().map(Secret::expose)
     }
 
     /// Whether `url` is on the registry's own host (scheme, host and port), i.e. may carry the
@@ -172,7 +177,14 @@ impl RegistryClient {
                     (Some(Challenge::Bearer { realm, service, .. }), creds) => {
                         let scope = format!("repository:{repository}:pull");
                         let (token, expires_in) = self
-                            .fetch_token(&http, &realm, service.as_deref(), Some(&scope), creds)
+                            .fetch_token(
+                                &http,
+                                &base,
+                                &realm,
+                                service.as_deref(),
+                                Some(&scope),
+                                creds,
+                            )
                             .await?;
                         (
                             Some(Secret::new(format!("Bearer {}", token.expose()))),
@@ -180,9 +192,7 @@ impl RegistryClient {
                         )
                     }
                     (_, Some(creds)) => (Some(Secret::new(basic_header(creds))), UNTIMED_SESSION),
-                    (_, None) => {
-                        return Err(refused(format!("registry {}", endpoint.authority), first).await)
-                    }
+                    (_, None) => return Err(needs_credentials(&endpoint.authority, first).await),
                 }
             }
             s => return Err(unexpected(&format!("{base}/v2/"), s, first).await),

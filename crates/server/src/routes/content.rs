@@ -37,19 +37,23 @@ fn parse(path: &str) -> Result<Wanted, ApiError> {
         text.parse()
             .map_err(|e: regkeep_domain::ImageReferenceError| bad(&e.to_string()))
     };
-    if let Some((name, reference)) = path.rsplit_once("/manifests/") {
-        if reference.is_empty() || reference.contains('/') {
-            return Err(bad("has no tag or digest after /manifests/"));
-        }
-        return Ok(Wanted::Manifest(image(name, Some(reference))?));
-    }
-    if let Some((name, digest)) = path.rsplit_once("/blobs/") {
-        if digest.is_empty() || digest.contains('/') {
-            return Err(bad("has no digest after /blobs/"));
-        }
+    // The last `/blobs/` or `/manifests/` with one segment after it decides (a repository may
+    // itself have a segment called `manifests` or `blobs`).
+    if let Some((name, digest)) = path
+        .rsplit_once("/blobs/")
+        .filter(|(_, d)| !d.is_empty() && !d.contains('/'))
+    {
         return Ok(Wanted::Blob(image(name, None)?, digest.to_owned()));
     }
-    Err(bad("names neither manifests nor blobs"))
+    if let Some((name, reference)) = path
+        .rsplit_once("/manifests/")
+        .filter(|(_, r)| !r.is_empty() && !r.contains('/'))
+    {
+        return Ok(Wanted::Manifest(image(name, Some(reference))?));
+    }
+    Err(bad(
+        "names neither manifests/<tag-or-digest> nor blobs/<digest> at its end",
+    ))
 }
 
 pub async fn get(
@@ -130,6 +134,13 @@ mod tests {
                 assert_eq!(i.repository(), "x");
                 assert_eq!(d, digest);
             }
+            Wanted::Manifest(..) => panic!("a blob"),
+        }
+        match parse(&format!("r.example.com/a/manifests/b/blobs/{digest}"))
+            .ok()
+            .unwrap()
+        {
+            Wanted::Blob(i, _) => assert_eq!(i.repository(), "a/manifests/b"),
             Wanted::Manifest(..) => panic!("a blob"),
         }
         for bad in [

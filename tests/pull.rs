@@ -181,12 +181,74 @@ async fn pulled_layouts_round_trip_through_skopeo_with_the_same_digest() {
             "{what}: the digest after the round trip"
         );
 
+        // umoci unpacks it (the one-layer hello image: its file is there).
+        if image == "test/hello:v1" {
+            let bundle = work.path().join(format!("bundle-{i}"));
+            let out = Command::new("umoci")
+                .args([
+                    "unpack",
+                    "--rootless",
+                    "--image",
+                    &format!("{}:v1", dir.display()),
+                    bundle.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "umoci unpack: {}", text(&out));
+            assert_eq!(
+                std::fs::read_to_string(bundle.join("rootfs/hello.txt")).unwrap(),
+                "hello from the regkeep test image\n"
+            );
+        }
+
         // Pulling again into the same layout downloads nothing: every blob is already there.
         let out = regkeep(&app, &args).await;
         assert!(out.status.success(), "{what}: {}", text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["downloaded"], 0, "{what}");
     }
+
+    // On a terminal (a pseudo-terminal from script(1)) the pull shows its progress bar; elsewhere
+    // (every run above: pipes) it prints only its result line.
+    let dir = work.path().join("tty");
+    let command = format!(
+        "{BIN} image pull {}/test/hello:v1 --output {}",
+        p.http,
+        dir.display()
+    );
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("REGKEEP_URL", &app.base)
+        .env("REGKEEP_USER", "admin")
+        .env("REGKEEP_PASS", &app.admin_pass);
+    // Off the runtime's thread: the server answering it runs on this (current-thread) runtime.
+    let out = tokio::task::spawn_blocking(move || script.output().unwrap())
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        shown.contains("layers") && shown.contains("B/"),
+        "no progress bar on a terminal: {shown:?}"
+    );
+    assert!(shown.contains("Pulled "), "{shown:?}");
+    let out = regkeep(
+        &app,
+        &[
+            "image",
+            "pull",
+            &format!("{}/test/hello:v1", p.http),
+            "--output",
+            work.path().join("pipe").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "nothing but the result off a terminal: {}",
+        text(&out)
+    );
 
     // The index digest of the multi-platform image is what skopeo pushed; the layout holds the
     // platform manifest.

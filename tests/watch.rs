@@ -321,6 +321,16 @@ async fn a_moved_tag_becomes_an_image_and_an_event(backend: Backend) {
     let out = cli(&["--json", "event", "list", "--type", "user.checks"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["item_count"], 1, "{list}");
+    let out = cli(&["subscription", "deactivate", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inactive"));
+    let out = cli(&["--json", "subscription", "activate", &id]);
+    let subs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(subs[0]["active"], true, "{subs}");
     let out = cli(&["subscription", "del", &id]);
     assert!(
         out.status.success(),
@@ -444,6 +454,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
                 concurrency: 4,
                 registry_requests_per_second: 0,
                 batch: 100,
+                event_retention: Duration::from_secs(24 * 3600),
             },
             ..EngineConfig::default()
         },
@@ -489,6 +500,26 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     );
     assert_eq!(sub.last_error, None);
 
+    // A tag that does not exist: one ERROR event at the start, then paused (it would fail every
+    // poll); the event ages out under the retention at the end.
+    let missing = engine
+        .add_subscription(
+            &admin,
+            &SubscriptionRequest {
+                subscription_type: "tag_update".into(),
+                subscription_key: format!("{ecr}/test/none:v1"),
+                subscription_value: None,
+                active: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(missing.last_error.is_some());
+    engine
+        .set_subscription_active(&admin, &missing.subscription_id, false)
+        .await
+        .unwrap();
+
     // 72 simulated hours in 60 s steps: the renewal task's step and the poller's round at each.
     let (mut polled, mut failed, mut changed) = (0, 0, 0);
     for step in 1..=72 * 60 {
@@ -529,6 +560,19 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         status.expires_at.unwrap().unix() > start + 72 * 3600,
         "the token is live at the end"
     );
+    let all = regkeep_store::EventFilter {
+        limit: 100,
+        ..regkeep_store::EventFilter::default()
+    };
+    let (events, _) = engine.list_events(&admin, &all).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].level, "ERROR");
+    assert_eq!(
+        engine.prune_events().await.unwrap(),
+        1,
+        "older than the 24 h retention"
+    );
+    assert!(engine.list_events(&admin, &all).await.unwrap().0.is_empty());
     assert_no_secrets(
         "logs",
         &captured_logs(),

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use regkeep_domain::wire::{EventsList, Subscription, SubscriptionRequest};
+use regkeep_domain::wire::{EventsList, Subscription, SubscriptionRequest, SubscriptionUpdate};
 use reqwest::Method;
 
 use super::client::{segment, Client};
@@ -23,6 +23,16 @@ pub enum SubscriptionCommand {
     },
     /// List the account's subscriptions with what the poller last saw.
     List,
+    /// Pause a subscription (kept, not polled). Example: `regkeep subscription deactivate 3f2a...`
+    Deactivate {
+        /// The subscription id.
+        id: String,
+    },
+    /// Resume a paused subscription (polled at once). Example: `regkeep subscription activate 3f2a...`
+    Activate {
+        /// The subscription id.
+        id: String,
+    },
     /// Stop watching. Example: `regkeep subscription del 3f2a...` (the id `subscription list` shows)
     Del {
         /// The subscription id.
@@ -71,6 +81,8 @@ pub async fn run_subscription(
                 .call::<Vec<Subscription>, ()>(Method::GET, "/subscriptions", None)
                 .await?
         }
+        SubscriptionCommand::Activate { id } => set_active(client, &id, true).await?,
+        SubscriptionCommand::Deactivate { id } => set_active(client, &id, false).await?,
         SubscriptionCommand::Del { id } => {
             let path = format!("/subscriptions/{}", segment(&id));
             let answer = client
@@ -108,6 +120,24 @@ pub async fn run_subscription(
             rows,
         )
     })
+}
+
+async fn set_active(
+    client: &Client,
+    id: &str,
+    active: bool,
+) -> anyhow::Result<Result<Vec<Subscription>, super::client::Refusal>> {
+    let body = SubscriptionUpdate {
+        active,
+        subscription_value: None,
+    };
+    client
+        .call::<Vec<Subscription>, _>(
+            Method::PUT,
+            &format!("/subscriptions/{}", segment(id)),
+            Some(&body),
+        )
+        .await
 }
 
 pub async fn run_event(

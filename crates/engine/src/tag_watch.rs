@@ -42,6 +42,8 @@ pub struct WatchSettings {
     pub registry_requests_per_second: u32,
     /// Most subscriptions taken in one round.
     pub batch: i64,
+    /// Events older than this are deleted (checked hourly); zero keeps them forever.
+    pub event_retention: Duration,
 }
 
 impl Default for WatchSettings {
@@ -51,6 +53,7 @@ impl Default for WatchSettings {
             concurrency: 8,
             registry_requests_per_second: 10,
             batch: 1000,
+            event_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -276,10 +279,13 @@ impl Engine {
         Ok(summary)
     }
 
-    /// Polls due subscriptions every `tick` until `stop` is cancelled.
+    /// Polls due subscriptions every `tick`, and applies the event retention hourly, until
+    /// `stop` is cancelled.
     pub async fn run_watch_until_stopped(&self, tick: Duration, stop: CancellationToken) {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retention = tokio::time::interval(Duration::from_secs(3600));
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -288,8 +294,31 @@ impl Engine {
                         warn!(error = %e, "the tag watch round failed; retrying at the next tick");
                     }
                 }
+                _ = retention.tick() => {
+                    if let Err(e) = self.prune_events().await {
+                        warn!(error = %e, "pruning old events failed; retrying in an hour");
+                    }
+                }
             }
         }
+    }
+
+    /// Deletes events older than the retention (none when it is zero); gives how many.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn prune_events(&self) -> Result<u64, EngineError> {
+        let keep = self.config.watch.event_retention;
+        if keep.is_zero() {
+            return Ok(0);
+        }
+        let seconds = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+        let before = Timestamp::from_unix(self.clock.now().unix().saturating_sub(seconds));
+        let pruned = self.store.prune_events(before).await?;
+        if pruned > 0 {
+            info!(pruned, %before, "old events deleted (watch.event_retention_days)");
+        }
+        Ok(pruned)
     }
 
     /// Polls one claimed subscription: gives whether the tag moved; an error when the poll

@@ -105,6 +105,12 @@ impl Application {
                     interval: Duration::from_secs(settings.watch.interval_seconds.max(1)),
                     concurrency: settings.watch.concurrency.max(1),
                     registry_requests_per_second: settings.watch.registry_requests_per_second,
+                    event_retention: Duration::from_secs(
+                        settings
+                            .watch
+                            .event_retention_days
+                            .saturating_mul(24 * 3600),
+                    ),
                     ..regkeep_engine::WatchSettings::default()
                 },
             },

@@ -79,6 +79,8 @@ pub struct WatchConfig {
     pub concurrency: usize,
     /// Requests per second the poller sends to one registry (0: no limit).
     pub registry_requests_per_second: u32,
+    /// Days events are kept (0: forever).
+    pub event_retention_days: u64,
 }
 
 /// Timeouts for talking to registries.
@@ -137,6 +139,7 @@ impl Default for Settings {
                 interval_seconds: 300,
                 concurrency: 8,
                 registry_requests_per_second: 10,
+                event_retention_days: 30,
             },
         }
     }

@@ -353,3 +353,17 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Deletes every account's events created before `before` (retention); gives how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM events WHERE created_at < $1")
+            .bind(before.unix())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -290,14 +290,15 @@ impl RegistryClient {
         client: &reqwest::Client,
         endpoint: &Endpoint,
     ) -> Result<(String, reqwest::Response), RegistryError> {
-        let https = format!("https://{}", endpoint.authority);
+        let host = api_authority(&endpoint.authority);
+        let https = format!("https://{host}");
         let url = format!("{https}/v2/");
         match send(client.get(&url), &url, self.timeouts).await {
             Ok(response) => Ok((https, response)),
             Err(err @ (RegistryError::Tls { .. } | RegistryError::Unreachable { .. }))
                 if !endpoint.verify_tls =>
             {
-                let http = format!("http://{}", endpoint.authority);
+                let http = format!("http://{host}");
                 let url = format!("{http}/v2/");
                 debug!(registry = %endpoint.authority, "HTTPS failed with verification off; trying plain HTTP");
                 match send(client.get(&url), &url, self.timeouts).await {
@@ -394,6 +395,16 @@ impl RegistryError {
             },
             other => other,
         }
+    }
+}
+
+/// Where a registry's API is served: Docker Hub's images are named `docker.io/...` but its API
+/// answers at `registry-1.docker.io` (as every Docker client knows); others at their own name.
+fn api_authority(authority: &str) -> &str {
+    if authority.eq_ignore_ascii_case("docker.io") {
+        "registry-1.docker.io"
+    } else {
+        authority
     }
 }
 
@@ -555,6 +566,13 @@ async fn summarize_body(response: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_hub_api_host() {
+        assert_eq!(api_authority("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_authority("ghcr.io"), "ghcr.io");
+        assert_eq!(api_authority("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
 
     #[test]
     fn credentials_debug_is_redacted() {

@@ -40,12 +40,7 @@ impl Engine {
         };
         let resolved = self.resolve_image(account, &image, &platform).await?;
         let now = self.clock.now();
-        let created_at = match self.store.get_image(account, &resolved.digest).await {
-            Ok(existing) => existing.created_at,
-            Err(StoreError::NotFound) => now,
-            Err(e) => return Err(e.into()),
-        };
-        let record = ImageRecord {
+        let mut record = ImageRecord {
             account: account.clone(),
             image_digest: resolved.digest.clone(),
             registry: image.authority().to_owned(),
@@ -59,10 +54,11 @@ impl Engine {
             layer_count: i64::try_from(resolved.layers.len()).unwrap_or(i64::MAX),
             total_size: i64::try_from(resolved.total_size).unwrap_or(i64::MAX),
             resolved_at: now,
-            created_at,
+            created_at: now,
             last_updated: now,
         };
-        self.store.upsert_image(&record).await?;
+        // A digest recorded before keeps its first created_at.
+        record.created_at = self.store.upsert_image(&record).await?;
         info!(image = %image, digest = %record.image_digest, "image resolved");
         Ok(record)
     }

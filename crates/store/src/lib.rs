@@ -500,12 +500,12 @@ impl Store {
     // ---- images ----
 
     /// Inserts an image record, or refreshes the one with the same digest (keeping its
-    /// `created_at`).
+    /// `created_at`); gives the stored `created_at`.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn upsert_image(&self, image: &ImageRecord) -> Result<()> {
-        sqlx::query(
+    pub async fn upsert_image(&self, image: &ImageRecord) -> Result<Timestamp> {
+        let created_at: i64 = sqlx::query_scalar(
             "INSERT INTO images (account, image_digest, registry, repository, tag, media_type, \
              manifest_digest, platform, config_digest, image_created, layer_count, total_size, \
              resolved_at, created_at, last_updated) \
@@ -515,7 +515,8 @@ impl Store {
              manifest_digest = excluded.manifest_digest, platform = excluded.platform, \
              config_digest = excluded.config_digest, image_created = excluded.image_created, \
              layer_count = excluded.layer_count, total_size = excluded.total_size, \
-             resolved_at = excluded.resolved_at, last_updated = excluded.last_updated",
+             resolved_at = excluded.resolved_at, last_updated = excluded.last_updated \
+             RETURNING created_at",
         )
         .bind(image.account.as_str())
         .bind(image.image_digest.clone())
@@ -532,9 +533,9 @@ impl Store {
         .bind(image.resolved_at.unix())
         .bind(image.created_at.unix())
         .bind(image.last_updated.unix())
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(Timestamp::from_unix(created_at))
     }
 
     /// # Errors

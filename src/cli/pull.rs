@@ -85,6 +85,7 @@ pub async fn pull(
     tokio::fs::create_dir_all(&blobs_dir)
         .await
         .with_context(|| format!("cannot create {}", blobs_dir.display()))?;
+    remove_abandoned_partials(output);
     let (top_bytes, top_type, top_digest) =
         fetch_manifest(client, &name, reference, image.digest()).await?;
     let top: Manifest = serde_json::from_slice(&top_bytes)
@@ -418,6 +419,32 @@ fn temp_name(name: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{TEMP_PREFIX}{}-{n}-{name}", std::process::id())
+}
+
+/// Removes temporary files that pulls killed outright (no chance to clean up) left in the
+/// layout: those whose process no longer runs. Linux only (it asks `/proc`); elsewhere they stay.
+fn remove_abandoned_partials(output: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for dir in [output.to_owned(), output.join("blobs").join("sha256")] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_string_lossy()
+                .strip_prefix(TEMP_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if !Path::new("/proc").join(pid.to_string()).exists() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
 }
 
 /// Removes the temporary files this process left in the layout (after an interruption or a

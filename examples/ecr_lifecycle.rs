@@ -5,22 +5,13 @@
 //!
 //! Run it with the peers up: `bench/ecr.sh` (it runs this inside the test namespace).
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use regkeep_domain::{Clock, Secret, SystemClock, Timestamp};
+use regkeep_domain::{Clock, ManualClock, Secret, SystemClock, Timestamp};
 use regkeep_ecr::{AwsCredentialSource, EcrClient, EcrTarget};
 use regkeep_engine::ecr_tokens::{EcrTokens, LifecycleSettings, TokenRequest};
 use regkeep_store::{KeySource, Store};
-
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix(self.0.load(Ordering::SeqCst))
-    }
-}
 
 const TOKEN_LIFE: i64 = 12 * 3600;
 
@@ -40,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("sqlite://{}", dir.path().join("regkeep.db").display());
     let store = Store::open(&url, &KeySource::File(dir.path().join("secret.key"))).await?;
     let start = SystemClock.now().unix();
-    let clock = Arc::new(ManualClock(AtomicI64::new(start)));
+    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(start)));
     let tokens = Arc::new(EcrTokens::new(
         EcrClient::new(Duration::from_secs(10)),
         store,
@@ -70,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let wall = Instant::now();
     for second in 0..hours * 3600 {
         let now = start + second;
-        clock.0.store(now, Ordering::SeqCst);
+        clock.set(Timestamp::from_unix(now));
         if second % tick == 0 {
             // The fixture's tokens live 12 h on the simulated clock.
             http.post(format!("{fixture}/_control"))

@@ -5,91 +5,16 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use common::EcrFixture;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use regkeep_domain::{Clock, Secret, SystemClock, Timestamp};
+use regkeep_domain::{Clock, ManualClock, Secret, SystemClock};
 use regkeep_ecr::{AwsCredentialSource, EcrClient, EcrTarget};
 use regkeep_engine::ecr_tokens::{EcrTokens, LifecycleSettings, TokenRequest};
 use regkeep_store::{KeySource, Store};
-use serde_json::{json, Value};
-
-/// A clock the test moves by hand.
-struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    fn at(t: Timestamp) -> Arc<Self> {
-        Arc::new(ManualClock(AtomicI64::new(t.unix())))
-    }
-    fn advance(&self, d: Duration) {
-        self.0
-            .fetch_add(i64::try_from(d.as_secs()).unwrap(), Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix(self.0.load(Ordering::SeqCst))
-    }
-}
-
-struct Fixture {
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Fixture {
-    async fn reset() -> Fixture {
-        let url = std::env::var("REGKEEP_TEST_ECR_FIXTURE_URL")
-            .expect("REGKEEP_TEST_ECR_FIXTURE_URL is not set: run the tests with scripts/test.sh");
-        // The SDK reads its endpoint from the environment when it loads.
-        std::env::set_var("AWS_ENDPOINT_URL_ECR", &url);
-        let fixture = Fixture {
-            url,
-            http: reqwest::Client::new(),
-        };
-        let r = fixture
-            .http
-            .post(format!("{}/_reset", fixture.url))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        fixture
-    }
-
-    async fn control(&self, body: Value) {
-        let r = self
-            .http
-            .post(format!("{}/_control", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "fixture control {body}");
-    }
-
-    /// The next tokens expire `seconds` after the test clock's now (the fixture's own clock is
-    /// the real one, which the test clock runs ahead of).
-    async fn lifetime_from(&self, clock: &ManualClock, seconds: i64) {
-        self.control(json!({"expires_at": clock.now().unix() + seconds}))
-            .await;
-    }
-
-    async fn calls(&self) -> u64 {
-        let v: Value = self
-            .http
-            .get(format!("{}/_calls", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["GetAuthorizationToken"].as_u64().unwrap()
-    }
-}
+use serde_json::json;
 
 fn request() -> TokenRequest {
     TokenRequest {
@@ -137,10 +62,10 @@ fn settings() -> LifecycleSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
-    let fixture = Fixture::reset().await;
+    let fixture = EcrFixture::reset().await;
     fixture.control(json!({"lifetime_seconds": 43200})).await;
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at(SystemClock.now());
+    let clock = Arc::new(ManualClock::at(SystemClock.now()));
     let tokens = lifecycle(dir.path(), &clock, 10).await;
 
     // 1,000 concurrent resolutions on a cold cache: exactly one AWS call.
@@ -197,9 +122,9 @@ async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_renewal_at_half_life_and_failures_keep_the_valid_token() {
-    let fixture = Fixture::reset().await;
+    let fixture = EcrFixture::reset().await;
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at(SystemClock.now());
+    let clock = Arc::new(ManualClock::at(SystemClock.now()));
     fixture.lifetime_from(&clock, 43200).await;
     let tokens = lifecycle(dir.path(), &clock, 10).await;
     tokens.token(&request()).await.unwrap();
@@ -247,14 +172,14 @@ async fn ecr_fixture_renewal_at_half_life_and_failures_keep_the_valid_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_token_expired_on_arrival_is_used_for_the_floor() {
-    let fixture = Fixture::reset().await;
+    let fixture = EcrFixture::reset().await;
     let now = SystemClock.now();
     // The answer says the token expired 100 s ago (clocks disagree, or moto).
     fixture
         .control(json!({"expires_at": now.unix() - 100}))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at(now);
+    let clock = Arc::new(ManualClock::at(now));
     let tokens = lifecycle(dir.path(), &clock, 10).await;
     for _ in 0..200 {
         tokens
@@ -273,10 +198,10 @@ async fn ecr_fixture_token_expired_on_arrival_is_used_for_the_floor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_throttling_backs_off_longer() {
-    let fixture = Fixture::reset().await;
+    let fixture = EcrFixture::reset().await;
     fixture.control(json!({"fail": "throttle"})).await;
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at(SystemClock.now());
+    let clock = Arc::new(ManualClock::at(SystemClock.now()));
     let tokens = lifecycle(dir.path(), &clock, 10).await;
     let err = tokens.token(&request()).await.expect_err("throttled");
     assert!(err.to_string().contains("ThrottlingException"), "{err}");

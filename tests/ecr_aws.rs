@@ -61,11 +61,6 @@ async fn app(backend: Backend, allow_host_identity: bool) -> TestApp {
 
 const MOTO_TOKEN: &str = "123456789012-auth-token";
 
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
     aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
@@ -140,11 +135,14 @@ async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
         }
     };
     let manifest = content("manifests/v1".into()).await;
-    assert_eq!(sha256(&manifest), var("REGKEEP_TEST_IMAGE_DIGEST"));
+    assert_eq!(common::sha256(&manifest), var("REGKEEP_TEST_IMAGE_DIGEST"));
     let manifest: Value = serde_json::from_slice(&manifest).unwrap();
     for blob in [&manifest["config"], &manifest["layers"][0]] {
         let digest = blob["digest"].as_str().unwrap();
-        assert_eq!(sha256(&content(format!("blobs/{digest}")).await), digest);
+        assert_eq!(
+            common::sha256(&content(format!("blobs/{digest}")).await),
+            digest
+        );
     }
     let everything = format!("{answer}{got}{image}{}", app.get("/v1/registries").await.1);
     assert_no_secrets("API answers", &everything, &[&secret, MOTO_TOKEN]);
@@ -253,38 +251,14 @@ async fn moto_awsauto_from_imdsv2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
-    let fixture = var("REGKEEP_TEST_ECR_FIXTURE_URL");
-    aws_environment(&fixture);
-    let http = reqwest::Client::new();
-    let control = |b: Value| http.post(format!("{fixture}/_control")).json(&b).send();
-    let calls = || async {
-        let v: Value = http
-            .get(format!("{fixture}/_calls"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["GetAuthorizationToken"].as_u64().unwrap()
-    };
-    assert!(http
-        .post(format!("{fixture}/_reset"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .is_success());
+    aws_environment(&var("REGKEEP_TEST_ECR_FIXTURE_URL"));
+    let fixture = common::EcrFixture::reset().await;
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
     let app = app(Backend::Sqlite, false).await;
     let check = format!("/v1/registries/{}/check", enc(&ecr));
 
     // AWS refuses: 422 with AWS's code; the refusal is visible on the registry afterwards.
-    assert!(control(json!({"fail": "denied"}))
-        .await
-        .unwrap()
-        .status()
-        .is_success());
+    fixture.control(json!({"fail": "denied"})).await;
     let (status, answer) = app
         .post(
             "/v1/registries",
@@ -318,25 +292,13 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
         app.delete(&format!("/v1/registries/{}", enc(&ecr))).await.0,
         StatusCode::OK
     );
-    assert!(control(json!({"fail": null}))
-        .await
-        .unwrap()
-        .status()
-        .is_success());
-    assert!(http
-        .post(format!("{fixture}/_reset"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .is_success());
+    fixture.control(json!({"fail": null})).await;
+    let fixture = common::EcrFixture::reset().await;
 
     // Validation: AWS mints a token the registry refuses: one renewal, one retry, then a clear 422.
-    assert!(control(json!({"token": "a-token-the-registry-refuses"}))
-        .await
-        .unwrap()
-        .status()
-        .is_success());
+    fixture
+        .control(json!({"token": "a-token-the-registry-refuses"}))
+        .await;
     let (status, answer) = app
         .post(
             "/v1/registries",
@@ -346,7 +308,7 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["detail"]["reason"], "refused");
     assert_eq!(
-        calls().await,
+        fixture.calls().await,
         2,
         "exactly one renewal after the refusal, not a loop"
     );
@@ -362,20 +324,16 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
     let (status, answer) = app.post(&check, json!({})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(
-        calls().await,
+        fixture.calls().await,
         3,
         "the token cached by validation, then exactly one renewal"
     );
-    assert!(control(json!({"token": MOTO_TOKEN}))
-        .await
-        .unwrap()
-        .status()
-        .is_success());
+    fixture.control(json!({"token": MOTO_TOKEN})).await;
     let (status, answer) = app.post(&check, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["renewed_after_refusal"], true);
     assert_eq!(
-        calls().await,
+        fixture.calls().await,
         4,
         "the refused cached token was renewed once"
     );
@@ -383,7 +341,7 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
     let (status, answer) = app.post(&check, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["renewed_after_refusal"], false);
-    assert_eq!(calls().await, 4);
+    assert_eq!(fixture.calls().await, 4);
     // Resolution alone (no login): the cached token, no call.
     let (status, answer) = app.post(&format!("{check}?login=false"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -394,7 +352,7 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
         &answer.to_string(),
         &[MOTO_TOKEN, "fixture-secret"],
     );
-    assert_eq!(calls().await, 4);
+    assert_eq!(fixture.calls().await, 4);
     app.finish().await;
 }
 

@@ -13,17 +13,12 @@ use common::{
     assert_no_secrets, captured_logs, peers, random_hex, registry_body, Backend, TestApp,
 };
 use reqwest::StatusCode;
-use sha2::{Digest as _, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_regkeep");
 
 fn var(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
 /// The regkeep CLI against `app`, as admin, the password through the environment.
@@ -57,16 +52,34 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Every blob under its final name in the layout has the digest its name says; no temporary
-/// file is left.
-fn assert_layout_blobs_verified(dir: &Path) {
+/// Every blob under its final name in the layout has the digest its name says; gives the names
+/// of the temporary files (`.partial-*`) there.
+fn verify_layout_blobs(dir: &Path) -> Vec<String> {
+    let mut partials = Vec::new();
     for entry in std::fs::read_dir(dir.join("blobs/sha256")).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
-        assert!(!name.starts_with('.'), "a temporary blob was left: {name}");
+        if name.starts_with(".partial-") {
+            partials.push(name);
+            continue;
+        }
         let bytes = std::fs::read(entry.path()).unwrap();
-        assert_eq!(sha256(&bytes), format!("sha256:{name}"), "blob {name}");
+        assert_eq!(
+            common::sha256(&bytes),
+            format!("sha256:{name}"),
+            "blob {name}"
+        );
     }
+    partials
+}
+
+/// [`verify_layout_blobs`], and no temporary file is left.
+fn assert_layout_blobs_verified(dir: &Path) {
+    let partials = verify_layout_blobs(dir);
+    assert!(
+        partials.is_empty(),
+        "temporary blobs were left: {partials:?}"
+    );
 }
 
 async fn app_with_registries() -> TestApp {
@@ -76,10 +89,8 @@ async fn app_with_registries() -> TestApp {
     })
     .await;
     for registry in [&p.http, &p.bearer] {
-        let mut body = registry_body(registry, &p.user, &p.pass);
-        body["registry_verify"] = false.into();
-        let (status, answer) = app.post("/v1/registries", body).await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
+        app.add_plain_http_registry(registry, &p.user, &p.pass)
+            .await;
     }
     let (status, answer) = app
         .post("/v1/registries", registry_body(&p.tls, &p.user, &p.pass))
@@ -176,7 +187,7 @@ async fn pulled_layouts_round_trip_through_skopeo_with_the_same_digest() {
         ]);
         assert!(out.status.success(), "{what}: {}", text(&out));
         assert_eq!(
-            sha256(&out.stdout),
+            common::sha256(&out.stdout),
             want,
             "{what}: the digest after the round trip"
         );
@@ -302,10 +313,7 @@ async fn a_blob_redirect_to_another_host_carries_no_credentials() {
     let seen_url = var("REGKEEP_TEST_REDIRECT_SEEN_URL");
     let http = reqwest::Client::new();
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let mut body = registry_body(&front, &p.user, &p.pass);
-    body["registry_verify"] = false.into();
-    let (status, answer) = app.post("/v1/registries", body).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.add_plain_http_registry(&front, &p.user, &p.pass).await;
     http.post(seen_url.replace("/_seen", "/_reset"))
         .send()
         .await
@@ -435,10 +443,8 @@ async fn an_interrupted_pull_leaves_no_half_written_blob_under_its_final_name() 
     let app = TestApp::spawn(Backend::Sqlite).await;
     // The registry has no authentication but speaks plain HTTP: registered with verification
     // off (an unregistered one is reached with TLS verification on).
-    let mut body = registry_body(&p.anon, "nobody", "unused");
-    body["registry_verify"] = false.into();
-    let (status, answer) = app.post("/v1/registries", body).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.add_plain_http_registry(&p.anon, "nobody", "unused")
+        .await;
     let repo = format!("big/{}", random_hex(4));
     let layer = push_big_image(&repo, 128 * 1024 * 1024).await;
     let image = format!("{}/{repo}:v1", p.anon);
@@ -459,7 +465,7 @@ async fn an_interrupted_pull_leaves_no_half_written_blob_under_its_final_name() 
         !dir.join("index.json").exists(),
         "no index names an incomplete image"
     );
-    assert_layout_blobs_verified_except_partials(&dir);
+    verify_layout_blobs(&dir);
     // Pulled again, it completes, every blob verifies, and the killed pull's temporary file
     // (its process gone) is swept.
     let out = regkeep(
@@ -484,19 +490,6 @@ async fn an_interrupted_pull_leaves_no_half_written_blob_under_its_final_name() 
     assert_layout_blobs_verified(&dir);
     assert!(!dir.join("index.json").exists());
     app.finish().await;
-}
-
-/// As [`assert_layout_blobs_verified`], ignoring the temporary files a killed pull leaves.
-fn assert_layout_blobs_verified_except_partials(dir: &Path) {
-    for entry in std::fs::read_dir(dir.join("blobs/sha256")).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".partial-") {
-            continue;
-        }
-        let bytes = std::fs::read(entry.path()).unwrap();
-        assert_eq!(sha256(&bytes), format!("sha256:{name}"), "blob {name}");
-    }
 }
 
 #[tokio::test]
@@ -581,10 +574,8 @@ async fn image_commands_add_get_list_del() {
 async fn a_repeated_layer_is_pulled_once_and_the_layout_reads_back() {
     let p = peers();
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let mut body = registry_body(&p.anon, "nobody", "unused");
-    body["registry_verify"] = false.into();
-    let (status, answer) = app.post("/v1/registries", body).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.add_plain_http_registry(&p.anon, "nobody", "unused")
+        .await;
     // Two layers with the same digest, as buildkit's empty layer often is.
     let base = format!("http://{}", p.anon);
     let repo = format!("repeat/{}", random_hex(4));

@@ -7,15 +7,12 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
-    assert_no_secrets, captured_logs, peers, random_hex, registry_body, Backend, TestApp,
-};
+use common::{assert_no_secrets, captured_logs, peers, random_hex, Backend, TestApp};
 use regkeep_domain::wire::{RegistryConfigurationRequest, SubscriptionRequest};
-use regkeep_domain::{AccountName, Clock, Secret, SystemClock, Timestamp};
+use regkeep_domain::{AccountName, Clock, ManualClock, Secret, SystemClock, Timestamp};
 use regkeep_ecr::EcrClient;
 use regkeep_engine::{Engine, EngineConfig, LifecycleSettings, WatchSettings};
 use regkeep_registry::{RegistryClient, Timeouts, TlsSettings};
@@ -86,10 +83,7 @@ async fn tag_update_events(app: &TestApp) -> Vec<Value> {
 async fn a_moved_tag_becomes_an_image_and_an_event(backend: Backend) {
     let p = peers();
     let app = TestApp::spawn_with(backend, |s| s.watch.interval_seconds = INTERVAL).await;
-    let mut body = registry_body(&p.http, &p.user, &p.pass);
-    body["registry_verify"] = false.into();
-    let (status, answer) = app.post("/v1/registries", body).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.add_plain_http_registry(&p.http, &p.user, &p.pass).await;
     let repo = format!("watch/{}", random_hex(4));
     retag(&p.http, "test/hello:v1", &format!("{repo}:latest"));
     let key = format!("{}/{repo}:latest", p.http);
@@ -406,32 +400,11 @@ async fn a_moved_tag_becomes_an_image_and_an_event(backend: Backend) {
     app.finish().await;
 }
 
-/// A clock the test moves by hand.
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix(self.0.load(Ordering::SeqCst))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     let _ = captured_logs(); // start capturing now
-    let fixture = var("REGKEEP_TEST_ECR_FIXTURE_URL");
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
-    // The SDK reads its endpoint from the environment when it loads.
-    std::env::set_var("AWS_ENDPOINT_URL_ECR", &fixture);
-    let http = reqwest::Client::new();
-    http.post(format!("{fixture}/_reset")).send().await.unwrap();
-    let control = |body: Value| {
-        let http = http.clone();
-        let url = format!("{fixture}/_control");
-        async move {
-            let r = http.post(url).json(&body).send().await.unwrap();
-            assert!(r.status().is_success());
-        }
-    };
+    let fixture = common::EcrFixture::reset().await;
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("regkeep.db").display());
@@ -439,7 +412,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         .await
         .unwrap();
     let start = SystemClock.now().unix();
-    let clock = Arc::new(ManualClock(AtomicI64::new(start)));
+    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(start)));
     let tls = TlsSettings::new(Some(std::path::Path::new(&var("REGKEEP_TEST_CA"))), None).unwrap();
     let engine = Engine::new(
         store,
@@ -465,7 +438,9 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         .await
         .unwrap();
     const TOKEN_LIFE: i64 = 12 * 3600;
-    control(json!({"expires_at": start + TOKEN_LIFE})).await;
+    fixture
+        .control(json!({"expires_at": start + TOKEN_LIFE}))
+        .await;
     engine
         .add_registry(
             &admin,
@@ -524,9 +499,11 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     let (mut polled, mut failed, mut changed) = (0, 0, 0);
     for step in 1..=72 * 60 {
         let now = start + step * 60;
-        clock.0.store(now, Ordering::SeqCst);
+        clock.set(Timestamp::from_unix(now));
         // The fixture's tokens live 12 h on the simulated clock.
-        control(json!({"expires_at": now + TOKEN_LIFE})).await;
+        fixture
+            .control(json!({"expires_at": now + TOKEN_LIFE}))
+            .await;
         engine.ecr_tokens().renew_due_once().await;
         let round = engine.poll_due_once().await.unwrap();
         polled += round.polled;

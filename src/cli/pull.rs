@@ -405,12 +405,7 @@ fn short(digest: &str) -> &str {
 }
 
 fn regkeep_hex(hash: Sha256) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::from("sha256:");
-    for b in hash.finalize() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    regkeep_domain::oci::sha256_digest_text(hash.finalize().into())
 }
 
 /// A temporary name in the layout, unique to this process and this write:

@@ -319,6 +319,15 @@ impl TestApp {
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.request(Method::DELETE, path, None, None, None).await
     }
+
+    /// Registers a plain-HTTP registry (TLS verification off, so regkeep falls back to HTTP) as
+    /// admin, asserting it validated.
+    pub async fn add_plain_http_registry(&self, registry: &str, user: &str, pass: &str) {
+        let mut body = registry_body(registry, user, pass);
+        body["registry_verify"] = false.into();
+        let (status, answer) = self.post("/v1/registries", body).await;
+        assert_eq!(status, StatusCode::OK, "adding {registry}: {answer}");
+    }
 }
 
 /// `{registry, registry_user, registry_pass, ...}` for a registry request.
@@ -351,8 +360,7 @@ pub async fn push_blob(
     auth: (&str, &str),
     bytes: &[u8],
 ) -> (String, usize) {
-    use sha2::Digest as _;
-    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)));
+    let digest = sha256(bytes);
     let start = http
         .post(format!("{base}/v2/{repo}/blobs/uploads/"))
         .basic_auth(auth.0, Some(auth.1))
@@ -393,9 +401,8 @@ pub async fn push_manifest(
     media_type: &str,
     body: &serde_json::Value,
 ) -> (String, usize) {
-    use sha2::Digest as _;
     let bytes = serde_json::to_vec(body).unwrap();
-    let digest = format!("sha256:{}", hex(&sha2::Sha256::digest(&bytes)));
+    let digest = sha256(&bytes);
     let put = http
         .put(format!("{base}/v2/{repo}/manifests/{reference}"))
         .basic_auth(auth.0, Some(auth.1))
@@ -413,6 +420,71 @@ pub async fn push_manifest(
     (digest, bytes.len())
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// `sha256:<hex>` of `bytes`, computed here (independently of regkeep's own code).
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// The ECR-API fixture (`fixtures/ecr_api.py`): its control API and call counter. Tests using it
+/// are named `ecr_fixture_*` and run one at a time (nextest test group `ecr-fixture`).
+pub struct EcrFixture {
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl EcrFixture {
+    /// Points the AWS SDK's ECR endpoint at the fixture and resets it (defaults, zero calls).
+    pub async fn reset() -> EcrFixture {
+        let url = std::env::var("REGKEEP_TEST_ECR_FIXTURE_URL")
+            .expect("REGKEEP_TEST_ECR_FIXTURE_URL is not set: run the tests with scripts/test.sh");
+        // The SDK reads its endpoint from the environment when it loads.
+        std::env::set_var("AWS_ENDPOINT_URL_ECR", &url);
+        let fixture = EcrFixture {
+            url,
+            http: reqwest::Client::new(),
+        };
+        let r = fixture
+            .http
+            .post(format!("{}/_reset", fixture.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        fixture
+    }
+
+    /// Sets fixture behaviour (`lifetime_seconds`, `expires_at`, `token`, `fail`, ...).
+    pub async fn control(&self, body: serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}/_control", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "fixture control {body}");
+    }
+
+    /// The next tokens expire `seconds` after the test clock's now (the fixture's own clock is
+    /// the real one, which the test clock runs ahead of).
+    pub async fn lifetime_from(&self, clock: &regkeep_domain::ManualClock, seconds: i64) {
+        use regkeep_domain::Clock as _;
+        self.control(serde_json::json!({"expires_at": clock.now().unix() + seconds}))
+            .await;
+    }
+
+    /// GetAuthorizationToken calls answered since the reset.
+    pub async fn calls(&self) -> u64 {
+        let v: serde_json::Value = self
+            .http
+            .get(format!("{}/_calls", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["GetAuthorizationToken"].as_u64().unwrap()
+    }
 }

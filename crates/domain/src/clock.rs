@@ -85,6 +85,33 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that is moved by hand: tests and simulations of days of token renewals and polls.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn at(t: Timestamp) -> Self {
+        ManualClock(std::sync::atomic::AtomicI64::new(t.0))
+    }
+
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward by whole seconds of `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.0
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +127,14 @@ mod tests {
                 .as_deref(),
             Some("2026-11-29T00:02:03Z")
         );
+    }
+
+    #[test]
+    fn a_manual_clock_moves_by_hand() {
+        let clock = ManualClock::at(Timestamp::from_unix(100));
+        clock.advance(std::time::Duration::from_secs(60));
+        assert_eq!(clock.now(), Timestamp::from_unix(160));
+        clock.set(Timestamp::from_unix(7));
+        assert_eq!(clock.now(), Timestamp::from_unix(7));
     }
 }

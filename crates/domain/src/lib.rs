@@ -22,7 +22,7 @@ pub mod secret;
 pub mod wire;
 
 pub use account::{AccountName, AccountState, AccountType, UserName};
-pub use clock::{Clock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use ecr_host::{EcrHost, Partition};
 pub use image_reference::{ImageReference, ImageReferenceError};
 pub use registry_kind::{EcrCredentialMode, RegistryType};

@@ -152,6 +152,18 @@ pub struct ImageConfig {
     pub variant: Option<String>,
 }
 
+/// `sha256:<64 lower-case hex digits>` of a finished SHA-256 hash: the form registries, layouts
+/// and regkeep's answers use.
+pub fn sha256_digest_text(hash: [u8; 32]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(71);
+    out.push_str("sha256:");
+    for b in hash {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// Whether `digest` is `sha256:` and 64 lower-case hex digits (the only algorithm regkeep
 /// verifies, and what every registry uses).
 pub fn is_sha256_digest(digest: &str) -> bool {
@@ -279,6 +291,9 @@ mod tests {
 
     #[test]
     fn digests() {
+        let text = sha256_digest_text([0xab; 32]);
+        assert_eq!(text, format!("sha256:{}", "ab".repeat(32)));
+        assert!(is_sha256_digest(&text));
         assert!(is_sha256_digest(
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         ));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use regkeep_domain::oci::is_sha256_digest;
+use regkeep_domain::oci::{is_sha256_digest, sha256_digest_text};
 use reqwest::{header, StatusCode};
 use sha2::{Digest as _, Sha256};
 
@@ -86,13 +86,7 @@ impl BlobDownload {
 
 /// `sha256:<hex>` of a finished hash.
 pub fn hex_digest(hash: Sha256) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for b in hash.finalize() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    sha256_digest_text(hash.finalize().into())
 }
 
 impl RegistryClient {

@@ -110,13 +110,8 @@ impl RegistryClient {
         self.with_session(endpoint, credentials, repository, |session| async move {
             let url = session.url(&format!("manifests/{reference}"));
             let request = session
-                .http
-                .head(&url)
+                .request(reqwest::Method::HEAD, &url)
                 .header(header::ACCEPT, MANIFEST_ACCEPT);
-            let request = match session.authorization_header() {
-                Some(a) => request.header(header::AUTHORIZATION, a),
-                None => request,
-            };
             let response = send(request, &url, session.timeouts).await?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {

@@ -46,18 +46,18 @@ impl Session {
         format!("{}/v2/{}/{rest}", self.base, self.repository)
     }
 
-    /// A GET to the registry's own host, with the session's authorization.
-    pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
-        let request = self.http.get(url);
+    /// A request to the registry's own host, with the session's authorization.
+    pub(crate) fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
         match &self.authorization {
             Some(a) => request.header(header::AUTHORIZATION, a.expose()),
             None => request,
         }
     }
 
-    /// The session's `Authorization` value, for requests built by hand (HEAD).
-    pub(crate) fn authorization_header(&self) -> Option<&str> {
-        self.authorization.as_ref().map(Secret::expose)
+    /// A GET to the registry's own host, with the session's authorization.
+    pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, url)
     }
 
     /// Whether `url` is on the registry's own host (scheme, host and port), i.e. may carry the

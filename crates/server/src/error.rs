@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use regkeep_domain::wire::ErrorBody;
-use regkeep_engine::EngineError;
+use regkeep_engine::{EngineError, ValidationError};
 use serde_json::{json, Value};
 use tracing::error;
 
@@ -47,40 +47,14 @@ impl From<EngineError> for ApiError {
             EngineError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            err @ EngineError::ValidationFailed { .. } => {
-                let EngineError::ValidationFailed { registry, source } = &err else {
-                    unreachable!("matched above")
-                };
-                let detail = json!({
-                    "registry": registry,
-                    "reason": source.kind(),
-                    "registry_status": source.status(),
-                    "aws_code": source.aws_code(),
-                    "answer": source.to_string(),
-                });
-                ApiError {
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                    message: err.to_string(),
-                    detail,
-                }
-            }
-            err @ EngineError::ResolutionFailed { .. } => {
-                let EngineError::ResolutionFailed { image, source } = &err else {
-                    unreachable!("matched above")
-                };
-                let detail = json!({
-                    "image": image,
-                    "reason": source.kind(),
-                    "registry_status": source.status(),
-                    "aws_code": source.aws_code(),
-                    "answer": source.to_string(),
-                });
-                ApiError {
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                    message: err.to_string(),
-                    detail,
-                }
-            }
+            EngineError::ValidationFailed {
+                ref registry,
+                ref source,
+            } => unprocessable(&err, ("registry", registry), source),
+            EngineError::ResolutionFailed {
+                ref image,
+                ref source,
+            } => unprocessable(&err, ("image", image), source),
             EngineError::Internal(m) => {
                 error!(error = %m, "internal error");
                 ApiError::new(
@@ -89,6 +63,23 @@ impl From<EngineError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// 422 for what a registry (or AWS) refused or failed: `detail` names the subject (`registry` or
+/// `image`), the reason, the registry's status, AWS's code and the answer.
+fn unprocessable(err: &EngineError, subject: (&str, &str), source: &ValidationError) -> ApiError {
+    let mut detail = json!({
+        "reason": source.kind(),
+        "registry_status": source.status(),
+        "aws_code": source.aws_code(),
+        "answer": source.to_string(),
+    });
+    detail[subject.0] = subject.1.into();
+    ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: err.to_string(),
+        detail,
     }
 }
 

@@ -25,7 +25,7 @@ auth=$(printf 'admin:%s' "$admin_pass" | base64 -w0)
 
 # --- start to ready ---
 start_ns=$(date +%s%N)
-REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$regkeep_port REGKEEP_LOG_LEVEL=warn \
+REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$regkeep_port REGKEEP_OUTBOUND__ALLOW_LOOPBACK=true REGKEEP_LOG_LEVEL=warn \
     REGKEEP_DEFAULT_ADMIN_PASSWORD=$admin_pass "$bin" serve 2>"$work/regkeep.log" &
 pids+=($!)
 regkeep_pid=$!
@@ -37,7 +37,7 @@ ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
 # Second start on the same (now existing) data directory: no key or admin to create.
 kill "$regkeep_pid"; wait "$regkeep_pid" 2>/dev/null || true
 start_ns=$(date +%s%N)
-REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$regkeep_port REGKEEP_LOG_LEVEL=warn \
+REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$regkeep_port REGKEEP_OUTBOUND__ALLOW_LOOPBACK=true REGKEEP_LOG_LEVEL=warn \
     "$bin" serve 2>>"$work/regkeep.log" &
 pids+=($!)
 regkeep_pid=$!
@@ -77,7 +77,7 @@ loaded_rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$regkeep_pid/status")
 
 # The same load with the registry read cache off: every request reads the database.
 kill "$regkeep_pid"; wait "$regkeep_pid" 2>/dev/null || true
-REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$regkeep_port REGKEEP_LOG_LEVEL=warn \
+REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$regkeep_port REGKEEP_OUTBOUND__ALLOW_LOOPBACK=true REGKEEP_LOG_LEVEL=warn \
     REGKEEP_REGISTRY_CACHE_SECONDS=0 "$bin" serve 2>>"$work/regkeep.log" &
 pids+=($!)
 regkeep_pid=$!

@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 admin_pass=$(openssl rand -hex 16)
 AWS_ENDPOINT_URL_ECR=$REGKEEP_TEST_ECR_FIXTURE_URL AWS_EC2_METADATA_DISABLED=true \
-    REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:18600 REGKEEP_LOG_LEVEL=warn \
+    REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:18600 REGKEEP_OUTBOUND__ALLOW_LOOPBACK=true REGKEEP_LOG_LEVEL=warn \
     REGKEEP_DEFAULT_ADMIN_PASSWORD=$admin_pass target/release/regkeep serve 2>"$work/log" &
 pid=$!
 until curl -sf http://127.0.0.1:18600/health >/dev/null; do sleep 0.01; done

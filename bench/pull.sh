@@ -122,7 +122,7 @@ hz=$(getconf CLK_TCK)
 # --- the server, the Bearer registry registered ----------------------------------------------------
 admin_pass=$(openssl rand -hex 16)
 (umask 077; printf 'user = "admin:%s"\n' "$admin_pass" >"$work/curl.cfg")
-REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$port REGKEEP_LOG_LEVEL=warn \
+REGKEEP_DATA_DIR=$work/data REGKEEP_LISTEN=127.0.0.1:$port REGKEEP_OUTBOUND__ALLOW_LOOPBACK=true REGKEEP_LOG_LEVEL=warn \
     REGKEEP_DEFAULT_ADMIN_PASSWORD=$admin_pass "$bin" serve 2>"$work/server.log" &
 server_pid=$!
 t0=$SECONDS

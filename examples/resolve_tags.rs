@@ -37,6 +37,11 @@ async fn main() -> anyhow::Result<()> {
         data_dir: dir.path().to_owned(),
         default_admin_password: Some(Secret::new(admin)),
         log_level: "warn".into(),
+        // The benchmark's registry lives on 127.0.0.1.
+        outbound: regkeep_server::settings::OutboundConfig {
+            allow_loopback: true,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let app = Application::build(&settings).await?;

@@ -50,6 +50,8 @@ impl Served {
                 "debug,hyper=info,sqlx=info,rustls=info",
             )
             .env("REGKEEP_REGISTRY__CONNECT_TIMEOUT_SECS", "5")
+            // The peers live on 127.0.0.x.
+            .env("REGKEEP_OUTBOUND__ALLOW_LOOPBACK", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

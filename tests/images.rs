@@ -8,7 +8,7 @@ use common::{enc, peers, registry_body, Backend, TestApp};
 use regkeep_domain::oci::Platform;
 use regkeep_domain::Secret;
 use regkeep_registry::{
-    BasicCredentials, Endpoint, RegistryClient, RegistryError, Timeouts, TlsSettings,
+    BasicCredentials, Endpoint, Outbound, RegistryClient, RegistryError, Timeouts, TlsSettings,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -23,6 +23,7 @@ fn client(with_ca: bool) -> RegistryClient {
     RegistryClient::new(
         Timeouts::default(),
         TlsSettings::new(ca.as_deref(), None).unwrap(),
+        Outbound::allowing_loopback(),
     )
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use regkeep_domain::oci::Platform;
-use regkeep_registry::{Endpoint, RegistryClient, RegistryError, Timeouts, TlsSettings};
+use regkeep_registry::{Endpoint, Outbound, RegistryClient, RegistryError, Timeouts, TlsSettings};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -136,7 +136,11 @@ async fn fixture(behaviour: Behaviour) -> Fixture {
 }
 
 async fn resolve(f: &Fixture) -> Result<String, RegistryError> {
-    let client = RegistryClient::new(Timeouts::default(), TlsSettings::new(None, None).unwrap());
+    let client = RegistryClient::new(
+        Timeouts::default(),
+        TlsSettings::new(None, None).unwrap(),
+        Outbound::allowing_loopback(),
+    );
     let endpoint = Endpoint {
         authority: f.authority.clone(),
         verify_tls: false,
@@ -220,7 +224,11 @@ async fn schema_1_and_tampered_content_are_refused() {
     })
     .await;
     // Asked for by its own digest, so the digest check passes and the schema is what refuses it.
-    let client = RegistryClient::new(Timeouts::default(), TlsSettings::new(None, None).unwrap());
+    let client = RegistryClient::new(
+        Timeouts::default(),
+        TlsSettings::new(None, None).unwrap(),
+        Outbound::allowing_loopback(),
+    );
     let endpoint = Endpoint {
         authority: f.authority.clone(),
         verify_tls: false,

@@ -15,7 +15,7 @@ use regkeep_domain::wire::{RegistryConfigurationRequest, SubscriptionRequest};
 use regkeep_domain::{AccountName, Clock, ManualClock, Secret, SystemClock, Timestamp};
 use regkeep_ecr::EcrClient;
 use regkeep_engine::{Engine, EngineConfig, LifecycleSettings, WatchSettings};
-use regkeep_registry::{RegistryClient, Timeouts, TlsSettings};
+use regkeep_registry::{Outbound, RegistryClient, Timeouts, TlsSettings};
 use regkeep_store::{KeySource, Store};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -416,7 +416,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     let tls = TlsSettings::new(Some(std::path::Path::new(&var("REGKEEP_TEST_CA"))), None).unwrap();
     let engine = Engine::new(
         store,
-        RegistryClient::new(Timeouts::default(), tls),
+        RegistryClient::new(Timeouts::default(), tls, Outbound::allowing_loopback()),
         EcrClient::new(Duration::from_secs(10)),
         clock.clone(),
         EngineConfig {

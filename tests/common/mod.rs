@@ -195,6 +195,11 @@ pub fn test_settings(data_dir: &Path, database: &TestDatabase, admin_pass: &str)
             connect_timeout_secs: 5,
             request_timeout_secs: 10,
         },
+        // The peers live on 127.0.0.x.
+        outbound: regkeep_server::settings::OutboundConfig {
+            allow_loopback: true,
+            ..Default::default()
+        },
         ..Settings::default()
     }
 }

@@ -10,15 +10,19 @@
 //! - [`secret`]: the secret newtype whose `Debug` never shows its value.
 //! - [`clock`]: timestamps and the injected clock.
 //! - [`wire`]: the JSON request and response bodies shared by the server and the CLI client.
+//! - [`outbound`]: which addresses regkeep may connect to for a user (DESIGN 3.7).
+//! - [`untrusted_text`]: text from outside made safe to show, store, log and print.
 
 pub mod account;
 pub mod clock;
 pub mod ecr_host;
 pub mod image_reference;
 pub mod oci;
+pub mod outbound;
 pub mod registry_kind;
 pub mod registry_name;
 pub mod secret;
+pub mod untrusted_text;
 pub mod wire;
 
 pub use account::{AccountName, AccountState, AccountType, UserName};

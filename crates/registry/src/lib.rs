@@ -2,15 +2,21 @@
 //!
 //! Layout: [`challenge`] parses `WWW-Authenticate`; [`tls`] builds the per-registry TLS
 //! settings (system roots, a global CA bundle, a per-registry `certs.d` folder, or no
-//! verification); this module owns the HTTP clients and the `/v2/` ping that validation uses,
-//! following Basic and Bearer (token realm) challenges.
+//! verification); [`outbound`] applies the outbound policy where connections are opened;
+//! `redirects` follows redirects hop by hop; this module owns the HTTP clients and the `/v2/`
+//! ping that validation uses, following Basic and Bearer (token realm) challenges.
 //!
-//! Credentials are sent only to the registry's own host and to the token realm it names;
-//! redirects are never followed with credentials.
+//! Every connection passes the outbound policy (DESIGN 3.7). Credentials are sent only to the
+//! registry's own host and to the token realm it names when that realm is HTTPS or on the
+//! registry's own host; a token is sent only to the registry whose challenge asked for it;
+//! redirects to another host never carry credentials. What a registry or realm answers is read
+//! with a cap and sanitised before it reaches a message.
 
 pub mod blobs;
 pub mod challenge;
 pub mod manifests;
+pub mod outbound;
+mod redirects;
 mod retry;
 mod session;
 pub mod tls;
@@ -19,12 +25,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use regkeep_domain::outbound::OutboundPolicy;
+use regkeep_domain::untrusted_text::{sanitize, EXCERPT_CHARS};
 use regkeep_domain::Secret;
 use reqwest::{header, StatusCode};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use challenge::Challenge;
+pub use outbound::AddressRefused;
+use outbound::{Guard, GuardedClient, GuardedResolver};
 pub use tls::{TlsError, TlsSettings};
 
 /// Connect and total timeouts for every request.
@@ -39,6 +50,39 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(10),
             total: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The outbound policy and the bounds on what registries may make regkeep hold.
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    pub policy: OutboundPolicy,
+    /// Largest manifest read.
+    pub max_manifest_bytes: usize,
+    /// Largest image config read.
+    pub max_config_bytes: usize,
+    /// Image resolutions (manifests and configs read into memory) running at once, server-wide.
+    pub max_concurrent_resolutions: usize,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            policy: OutboundPolicy::default(),
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_config_bytes: 8 * 1024 * 1024,
+            max_concurrent_resolutions: 16,
+        }
+    }
+}
+
+impl Outbound {
+    /// The defaults with loopback allowed (tests and benchmarks against peers on 127.0.0.x).
+    pub fn allowing_loopback() -> Self {
+        Outbound {
+            policy: OutboundPolicy::allowing_loopback(),
+            ..Outbound::default()
         }
     }
 }
@@ -85,6 +129,9 @@ pub enum RegistryError {
     NotFound { url: String, what: String },
     #[error(transparent)]
     TlsSettings(#[from] TlsError),
+    /// The outbound policy refused the address (nothing was sent there).
+    #[error(transparent)]
+    AddressRefused(AddressRefused),
 }
 
 impl RegistryError {
@@ -97,6 +144,7 @@ impl RegistryError {
             RegistryError::Refused { .. } => "refused",
             RegistryError::Protocol { .. } => "protocol",
             RegistryError::NotFound { .. } => "not_found",
+            RegistryError::AddressRefused(_) => "address_refused",
         }
     }
 
@@ -112,18 +160,32 @@ impl RegistryError {
 /// Authority, verify flag, and the fingerprint of the registry's `certs.d` folder.
 type ClientKey = (String, bool, String);
 
-/// The registry client: one reqwest client per TLS setting, reused across calls.
+/// Clients kept before the cache is emptied (each holds a connection pool and root certificates).
+const MAX_CLIENTS: usize = 1024;
+
+/// The registry client: one reqwest client per registry and TLS setting, reused across calls.
 #[derive(Clone)]
 pub struct RegistryClient {
     timeouts: Timeouts,
     tls: Arc<TlsSettings>,
+    policy: Arc<OutboundPolicy>,
+    limits: Limits,
+    /// Permits for image resolutions in flight (`Outbound::max_concurrent_resolutions`).
+    resolutions: Arc<Semaphore>,
     /// Clients keyed by authority, verify flag, and the state of the registry's `certs.d`
     /// folder (so a CA dropped in takes effect without a restart): building one loads root
-    /// certificates, so they are made once. A std Mutex: held only to look up or insert, never
-    /// across an await.
-    clients: Arc<Mutex<HashMap<ClientKey, reqwest::Client>>>,
+    /// certificates, so they are made once. Each carries the outbound guard of its registry. A
+    /// std Mutex: held only to look up or insert, never across an await.
+    clients: Arc<Mutex<HashMap<ClientKey, GuardedClient>>>,
     /// Pull sessions (base URL and authorization per registry, credential and repository).
     sessions: Arc<session::SessionCache>,
+}
+
+/// Sizes read at most.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) manifest_bytes: usize,
+    pub(crate) config_bytes: usize,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -160,13 +222,28 @@ struct TokenBody {
 }
 
 impl RegistryClient {
-    pub fn new(timeouts: Timeouts, tls: TlsSettings) -> Self {
+    pub fn new(timeouts: Timeouts, tls: TlsSettings, outbound: Outbound) -> Self {
         RegistryClient {
             timeouts,
             tls: Arc::new(tls),
+            policy: Arc::new(outbound.policy),
+            limits: Limits {
+                manifest_bytes: outbound.max_manifest_bytes,
+                config_bytes: outbound.max_config_bytes,
+            },
+            resolutions: Arc::new(Semaphore::new(outbound.max_concurrent_resolutions.max(1))),
             clients: Arc::new(Mutex::new(HashMap::new())),
             sessions: Arc::default(),
         }
+    }
+
+    /// A permit to hold a resolution's manifests and config in memory.
+    pub(crate) async fn resolution_permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        self.resolutions
+            .acquire()
+            .await
+            .expect("the resolution semaphore is never closed")
     }
 
     /// Forgets every pull session (the next request to each repository starts with a ping).
@@ -174,7 +251,7 @@ impl RegistryClient {
         self.sessions.clear();
     }
 
-    fn http_client(&self, endpoint: &Endpoint) -> Result<reqwest::Client, RegistryError> {
+    fn http_client(&self, endpoint: &Endpoint) -> Result<GuardedClient, RegistryError> {
         let key = (
             endpoint.authority.clone(),
             endpoint.verify_tls,
@@ -189,7 +266,13 @@ impl RegistryClient {
         {
             return Ok(client.clone());
         }
+        let guard = Arc::new(Guard::new(
+            self.policy.clone(),
+            api_authority(&endpoint.authority),
+        ));
         let builder = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+            .no_proxy()
             .connect_timeout(self.timeouts.connect)
             .timeout(self.timeouts.total)
             // Blob downloads lift the total timeout; a stalled read still ends them.
@@ -203,10 +286,12 @@ impl RegistryClient {
             url: endpoint.authority.clone(),
             detail: format!("cannot build an HTTP client: {e}"),
         })?;
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, client.clone());
+        let client = GuardedClient::new(client, guard);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
         Ok(client)
     }
 
@@ -224,11 +309,11 @@ impl RegistryClient {
     ) -> Result<(), RegistryError> {
         let client = self.http_client(endpoint)?;
         let (base, first) = self.first_contact(&client, endpoint).await?;
-        let url = format!("{base}/v2/");
+        let url = base.join("/v2/").map_err(|e| bad_url(&base, e))?;
         match first.status() {
             s if s.is_success() => return Ok(()),
             StatusCode::UNAUTHORIZED => {}
-            s => return Err(unexpected(&url, s, first).await),
+            s => return Err(unexpected(&shown_url(&url), s, first).await),
         }
         let challenge = first
             .headers()
@@ -259,18 +344,19 @@ impl RegistryClient {
             }
             Some(Challenge::Other(scheme)) => {
                 return Err(RegistryError::Protocol {
-                    url,
+                    url: shown_url(&url),
                     detail: format!(
-                        "it asks for `{scheme}` authentication; regkeep speaks Basic and Bearer"
+                        "it asks for `{}` authentication; regkeep speaks Basic and Bearer",
+                        sanitize(&scheme, 40)
                     ),
                 })
             }
         };
         let second = send(
             client
-                .get(&url)
+                .get(&url)?
                 .header(header::AUTHORIZATION, authorization),
-            &url,
+            &shown_url(&url),
             self.timeouts,
         )
         .await?;
@@ -279,29 +365,30 @@ impl RegistryClient {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Err(refused(format!("registry {}", endpoint.authority), second).await)
             }
-            s => Err(unexpected(&url, s, second).await),
+            s => Err(unexpected(&shown_url(&url), s, second).await),
         }
     }
 
     /// The first, unauthenticated `GET /v2/`: over HTTPS, or, when verification is off and
-    /// HTTPS fails, over plain HTTP (as skopeo does with `--tls-verify=false`).
+    /// HTTPS fails, over plain HTTP (as skopeo does with `--tls-verify=false`). Answers the base
+    /// URL (`scheme://host[:port]`) that worked.
     async fn first_contact(
         &self,
-        client: &reqwest::Client,
+        client: &GuardedClient,
         endpoint: &Endpoint,
-    ) -> Result<(String, reqwest::Response), RegistryError> {
+    ) -> Result<(reqwest::Url, reqwest::Response), RegistryError> {
         let host = api_authority(&endpoint.authority);
-        let https = format!("https://{host}");
-        let url = format!("{https}/v2/");
-        match send(client.get(&url), &url, self.timeouts).await {
+        let https = registry_base("https", host)?;
+        let url = https.join("/v2/").map_err(|e| bad_url(&https, e))?;
+        match send(client.get(&url)?, &shown_url(&url), self.timeouts).await {
             Ok(response) => Ok((https, response)),
             Err(err @ (RegistryError::Tls { .. } | RegistryError::Unreachable { .. }))
                 if !endpoint.verify_tls =>
             {
-                let http = format!("http://{host}");
-                let url = format!("{http}/v2/");
+                let http = registry_base("http", host)?;
+                let url = http.join("/v2/").map_err(|e| bad_url(&http, e))?;
                 debug!(registry = %endpoint.authority, "HTTPS failed with verification off; trying plain HTTP");
-                match send(client.get(&url), &url, self.timeouts).await {
+                match send(client.get(&url)?, &shown_url(&url), self.timeouts).await {
                     Ok(response) => Ok((http, response)),
                     // Both failed: the HTTPS error is the one that explains more.
                     Err(_) => Err(err),
@@ -311,32 +398,47 @@ impl RegistryClient {
         }
     }
 
+    /// A token from the Bearer `realm` the registry at `registry_base` named.
+    ///
+    /// The realm must be HTTPS when the registry is; `credentials` go to it only when it is HTTPS
+    /// or on the registry's own host (as Docker does), and never follow a redirect to another
+    /// host. The realm's address, and every redirect hop's, passes the outbound policy (an
+    /// internal one only when the registry is internal itself). The token is the caller's to
+    /// send to this registry only.
     async fn fetch_token(
         &self,
-        client: &reqwest::Client,
-        registry_base: &str,
+        client: &GuardedClient,
+        registry_base: &reqwest::Url,
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
         credentials: Option<&BasicCredentials>,
     ) -> Result<(Secret, Option<u64>), RegistryError> {
-        let mut url = url::Url::parse(realm).map_err(|e| RegistryError::Protocol {
-            url: realm.to_owned(),
+        let shown_realm = sanitize(realm, EXCERPT_CHARS);
+        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+            url: shown_realm.clone(),
             detail: format!("the Bearer realm is not a URL: {e}"),
         })?;
-        if !matches!(url.scheme(), "http" | "https") {
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(RegistryError::Protocol {
-                url: realm.to_owned(),
-                detail: "the Bearer realm is not an http(s) URL".into(),
+                url: shown_realm,
+                detail: "the Bearer realm is not an http(s) URL with a host".into(),
             });
         }
-        // A registry reached over HTTPS does not get its credentials sent in clear text to a
-        // token server it names.
-        if registry_base.starts_with("https://") && url.scheme() == "http" && credentials.is_some()
-        {
+        // Credentials never travel inside the realm URL itself.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        if registry_base.scheme() == "https" && url.scheme() == "http" {
             return Err(RegistryError::Protocol {
-                url: realm.to_owned(),
-                detail: "the registry speaks HTTPS but names a plain-HTTP token server: regkeep will not send credentials there in clear text; fix the registry's auth.token.realm".into(),
+                url: shown_url(&url),
+                detail: "the registry speaks HTTPS but names a plain-HTTP token server: regkeep will not fetch tokens in clear text from it; fix the registry's auth.token.realm".into(),
+            });
+        }
+        let same_host = url.host() == registry_base.host();
+        if credentials.is_some() && url.scheme() == "http" && !same_host {
+            return Err(RegistryError::Protocol {
+                url: shown_url(&url),
+                detail: "the registry names a plain-HTTP token server on another host: regkeep sends credentials only to an HTTPS token server or one on the registry's own host; fix the registry's auth.token.realm".into(),
             });
         }
         {
@@ -353,15 +455,20 @@ impl RegistryClient {
                 query.append_pair("account", &credentials.username);
             }
         }
-        let shown = realm.to_owned();
+        let shown = shown_url(&url);
         // Without credentials the token server is asked for an anonymous (pull) token.
-        let request = match credentials {
-            Some(c) => client
-                .get(url)
-                .header(header::AUTHORIZATION, basic_header(c)),
-            None => client.get(url),
-        };
-        let response = send(request, &shown, self.timeouts).await?;
+        let authorization = credentials.map(|c| Secret::new(basic_header(c)));
+        let (response, _) = redirects::get_following(
+            client,
+            reqwest::Method::GET,
+            url,
+            authorization.as_ref(),
+            &[],
+            None,
+            &shown,
+            self.timeouts,
+        )
+        .await?;
         match response.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -369,10 +476,19 @@ impl RegistryClient {
             }
             s => return Err(unexpected(&shown, s, response).await),
         }
-        let body: TokenBody = response.json().await.map_err(|e| RegistryError::Protocol {
-            url: shown.clone(),
-            detail: format!("the token answer is not JSON with a `token`: {e}"),
-        })?;
+        let bytes = read_capped(response, MAX_TOKEN_BODY)
+            .await
+            .ok_or_else(|| RegistryError::Protocol {
+                url: shown.clone(),
+                detail: format!(
+                    "the token answer is larger than {MAX_TOKEN_BODY} bytes, or broke off"
+                ),
+            })?;
+        let body: TokenBody =
+            serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
+                url: shown.clone(),
+                detail: "the token answer is not JSON with a `token`".into(),
+            })?;
         let expires_in = body.expires_in;
         body.token
             .or(body.access_token)
@@ -383,6 +499,35 @@ impl RegistryClient {
                 detail: "the token answer has no `token` or `access_token`".into(),
             })
     }
+}
+
+/// Largest token answer read.
+const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+/// `scheme://host[:port]` of a registry.
+fn registry_base(scheme: &str, authority: &str) -> Result<reqwest::Url, RegistryError> {
+    reqwest::Url::parse(&format!("{scheme}://{authority}")).map_err(|e| RegistryError::Protocol {
+        url: sanitize(authority, EXCERPT_CHARS),
+        detail: format!("not a usable registry address: {e}"),
+    })
+}
+
+fn bad_url(base: &reqwest::Url, err: url::ParseError) -> RegistryError {
+    RegistryError::Protocol {
+        url: shown_url(base),
+        detail: err.to_string(),
+    }
+}
+
+/// A URL as messages show it: scheme, host, port and path, without user info or query (a
+/// presigned storage URL carries its signature there), sanitised.
+pub(crate) fn shown_url(url: &reqwest::Url) -> String {
+    let text = format!(
+        "{}://{}",
+        url.scheme(),
+        &url[url::Position::BeforeHost..url::Position::AfterPath]
+    );
+    sanitize(&text, EXCERPT_CHARS)
 }
 
 impl RegistryError {
@@ -434,7 +579,11 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     let mut chain = Vec::new();
     let mut source: Option<&dyn std::error::Error> = Some(&err);
     while let Some(e) = source {
-        chain.push(e.to_string());
+        // The outbound policy refused the address in the resolver: nothing was sent.
+        if let Some(refused) = e.downcast_ref::<AddressRefused>() {
+            return RegistryError::AddressRefused(refused.clone());
+        }
+        chain.push(sanitize(&e.to_string(), EXCERPT_CHARS));
         source = e.source();
     }
     let deepest = chain.last().cloned().unwrap_or_default();
@@ -473,7 +622,7 @@ async fn refused(who: String, response: reqwest::Response) -> RegistryError {
         .headers()
         .get(header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(|c| sanitize(c, EXCERPT_CHARS));
     let mut answer = summarize_body(response).await;
     if let Some(c) = challenge {
         answer.push_str(&format!(" (WWW-Authenticate: {c})"));
@@ -505,7 +654,8 @@ async fn unexpected(url: &str, status: StatusCode, response: reqwest::Response) 
             .and_then(|v| v.to_str().ok())
             .map(|v| {
                 format!(
-                    " (it asked to wait {v} before retrying; regkeep waits at most {} s)",
+                    " (it asked to wait {} before retrying; regkeep waits at most {} s)",
+                    sanitize(v, 40),
                     retry::MAX_RETRY_AFTER.as_secs()
                 )
             })
@@ -539,28 +689,27 @@ pub(crate) async fn read_capped(mut response: reqwest::Response, limit: usize) -
 /// Largest error body read for a message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// `: CODE: message; ...` from a registry error body, or the body's first 200 characters.
+/// `: CODE message; ...` from a registry error body, or an excerpt of the body: at most
+/// [`EXCERPT_CHARS`] characters, without control characters or terminal escapes.
 async fn summarize_body(response: reqwest::Response) -> String {
     let Some(bytes) = read_capped(response, MAX_ERROR_BODY).await else {
         return String::new();
     };
-    if let Ok(body) = serde_json::from_slice::<ErrorsBody>(&bytes) {
-        let parts: Vec<String> = body
+    let text = match serde_json::from_slice::<ErrorsBody>(&bytes) {
+        Ok(body) if !body.errors.is_empty() => body
             .errors
             .iter()
-            .map(|e| format!("{} {}", e.code, e.message).trim().to_owned())
-            .collect();
-        if !parts.is_empty() {
-            return format!(": {}", parts.join("; "));
-        }
+            .map(|e| format!("{} {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    let short = sanitize(&text, EXCERPT_CHARS);
+    if short.is_empty() {
+        String::new()
+    } else {
+        format!(": {short}")
     }
-    let text = String::from_utf8_lossy(&bytes);
-    let text = text.trim();
-    if text.is_empty() {
-        return String::new();
-    }
-    let short: String = text.chars().take(200).collect();
-    format!(": {short}")
 }
 
 #[cfg(test)]

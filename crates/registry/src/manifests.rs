@@ -11,20 +11,17 @@
 
 use regkeep_domain::oci::{
     Descriptor, ImageConfig, Manifest, Platform, DOCKER_SCHEMA1, MANIFEST_ACCEPT,
-    MAX_MANIFEST_BYTES,
 };
 use reqwest::{header, StatusCode};
+use regkeep_domain::untrusted_text::{sanitize, EXCERPT_CHARS};
 use sha2::{Digest as _, Sha256};
 
 use crate::blobs::{hex_digest, open_in};
 use crate::session::Session;
 use crate::{
-    read_capped, refused, send, unexpected, BasicCredentials, Endpoint, RegistryClient,
-    RegistryError,
+    read_capped, refused, shown_url, unexpected, BasicCredentials, Endpoint, Limits,
+    RegistryClient, RegistryError,
 };
-
-/// Largest image config read.
-const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
 
 /// A manifest as the registry serves it: the exact bytes (their digest is the image's
 /// identity), its media type and its digest, verified.
@@ -69,8 +66,10 @@ impl RegistryClient {
         reference: &str,
         platform: &Platform,
     ) -> Result<ResolvedImage, RegistryError> {
+        let _permit = self.resolution_permit().await;
+        let limits = self.limits;
         self.with_session(endpoint, credentials, repository, |session| async move {
-            resolve_in(&session, reference, platform).await
+            resolve_in(&session, reference, platform, limits).await
         })
         .await
     }
@@ -86,8 +85,10 @@ impl RegistryClient {
         repository: &str,
         reference: &str,
     ) -> Result<RawManifest, RegistryError> {
+        let _permit = self.resolution_permit().await;
+        let limits = self.limits;
         self.with_session(endpoint, credentials, repository, |session| async move {
-            manifest_in(&session, reference).await
+            manifest_in(&session, reference, limits).await
         })
         .await
     }
@@ -107,15 +108,21 @@ impl RegistryClient {
         repository: &str,
         reference: &str,
     ) -> Result<String, RegistryError> {
+        let _permit = self.resolution_permit().await;
+        let limits = self.limits;
         self.with_session(endpoint, credentials, repository, |session| async move {
-            let url = session.url(&format!("manifests/{reference}"));
-            let request = session
-                .request(reqwest::Method::HEAD, &url)
-                .header(header::ACCEPT, MANIFEST_ACCEPT);
-            let response = send(request, &url, session.timeouts).await?;
+            let url = session.url(&format!("manifests/{reference}"))?;
+            let (response, _) = session
+                .send_following(
+                    reqwest::Method::HEAD,
+                    &url,
+                    &[(header::ACCEPT, MANIFEST_ACCEPT)],
+                    None,
+                )
+                .await?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                return Err(refused(format!("registry {}", session.base), response).await);
+                return Err(refused(registry_of(&session), response).await);
             }
             let digest = response
                 .headers()
@@ -126,7 +133,9 @@ impl RegistryClient {
             match digest {
                 Some(d) if status.is_success() => Ok(d),
                 // Not found, no header, an odd answer: the GET says what is what.
-                _ => manifest_in(&session, reference).await.map(|m| m.digest),
+                _ => manifest_in(&session, reference, limits)
+                    .await
+                    .map(|m| m.digest),
             }
         })
         .await
@@ -137,31 +146,39 @@ async fn resolve_in(
     session: &Session,
     reference: &str,
     platform: &Platform,
+    limits: Limits,
 ) -> Result<ResolvedImage, RegistryError> {
-    let top = manifest_in(session, reference).await?;
+    let top = manifest_in(session, reference, limits).await?;
     let (manifest_digest, manifest) = if top.manifest.is_index() {
         let entry = top
             .manifest
             .entry_for(platform)
             .map_err(|detail| RegistryError::Protocol {
-                url: session.url(&format!("manifests/{reference}")),
+                url: format!(
+                    "{}v2/{}/manifests/{reference}",
+                    shown_url(&session.base),
+                    session.repository
+                ),
                 detail,
             })?;
-        let chosen = manifest_in(session, &entry.digest).await?;
+        let chosen = manifest_in(session, &entry.digest, limits).await?;
         (chosen.digest, chosen.manifest)
     } else {
         (top.digest.clone(), top.manifest)
     };
     let config = manifest.config.ok_or_else(|| RegistryError::Protocol {
-        url: session.url(&format!("manifests/{manifest_digest}")),
+        url: format!("{}v2/{}/manifests/{manifest_digest}", shown_url(&session.base), session.repository),
         detail: "the manifest has no config".into(),
     })?;
-    let config_bytes = open_in(session, &config.digest)
+    let config_blob = open_in(session, &config.digest)
         .await?
-        .read_verified(MAX_CONFIG_BYTES)
+        .read_verified(limits.config_bytes)
         .await?;
-    // A config regkeep cannot read still resolves: the fields are informative.
-    let image_config: ImageConfig = serde_json::from_slice(&config_bytes).unwrap_or_default();
+    // A config regkeep cannot read still resolves: the fields are informative. Parsed from the
+    // chunks as they arrived: only the few fields regkeep shows are kept.
+    let image_config: ImageConfig =
+        serde_json::from_reader(std::io::BufReader::new(config_blob.reader())).unwrap_or_default();
+    drop(config_blob);
     let total_size = manifest.layers.iter().map(|l| l.size).sum();
     Ok(ResolvedImage {
         digest: top.digest,
@@ -181,14 +198,27 @@ async fn resolve_in(
     })
 }
 
-async fn manifest_in(session: &Session, reference: &str) -> Result<RawManifest, RegistryError> {
-    let url = session.url(&format!("manifests/{reference}"));
-    let response = send(
-        session.get(&url).header(header::ACCEPT, MANIFEST_ACCEPT),
-        &url,
-        session.timeouts,
-    )
-    .await?;
+/// `registry https://host:port/`, as refusals name it.
+fn registry_of(session: &Session) -> String {
+    format!("registry {}", shown_url(&session.base))
+}
+
+async fn manifest_in(
+    session: &Session,
+    reference: &str,
+    limits: Limits,
+) -> Result<RawManifest, RegistryError> {
+    let max = limits.manifest_bytes;
+    let target = session.url(&format!("manifests/{reference}"))?;
+    let url = shown_url(&target);
+    let (response, _) = session
+        .send_following(
+            reqwest::Method::GET,
+            &target,
+            &[(header::ACCEPT, MANIFEST_ACCEPT)],
+            None,
+        )
+        .await?;
     let status = response.status();
     if status == StatusCode::NOT_FOUND {
         return Err(RegistryError::NotFound {
@@ -197,7 +227,7 @@ async fn manifest_in(session: &Session, reference: &str) -> Result<RawManifest, 
         });
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        return Err(refused(format!("registry {}", session.base), response).await);
+        return Err(refused(registry_of(session), response).await);
     }
     if !status.is_success() {
         return Err(unexpected(&url, status, response).await);
@@ -212,17 +242,14 @@ async fn manifest_in(session: &Session, reference: &str) -> Result<RawManifest, 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned());
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
-    {
-        return Err(too_large(url));
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large(url, max));
     }
-    let Some(bytes) = read_capped(response, MAX_MANIFEST_BYTES).await else {
+    let Some(bytes) = read_capped(response, max).await else {
         return Err(RegistryError::Protocol {
             url,
             detail: format!(
-                "the manifest is larger than {MAX_MANIFEST_BYTES} bytes, or its transfer broke off"
+                "the manifest is larger than {max} bytes (outbound.max_manifest_bytes), or its transfer broke off"
             ),
         });
     };
@@ -243,7 +270,7 @@ async fn manifest_in(session: &Session, reference: &str) -> Result<RawManifest, 
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
             url: url.clone(),
-            detail: format!("the manifest is not JSON: {e}"),
+            detail: format!("the manifest is not JSON: {}", sanitize(&e.to_string(), EXCERPT_CHARS)),
         })?;
     let media_type = manifest
         .media_type
@@ -264,10 +291,10 @@ async fn manifest_in(session: &Session, reference: &str) -> Result<RawManifest, 
     })
 }
 
-fn too_large(url: String) -> RegistryError {
+fn too_large(url: String, max: usize) -> RegistryError {
     RegistryError::Protocol {
         url,
-        detail: format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes"),
+        detail: format!("the manifest is larger than {max} bytes (outbound.max_manifest_bytes)"),
     }
 }
 

@@ -19,9 +19,11 @@ use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
 
 use crate::challenge::Challenge;
+use crate::outbound::GuardedClient;
+use crate::redirects::{get_following, same_origin};
 use crate::{
-    basic_header, needs_credentials, unexpected, BasicCredentials, Endpoint, RegistryClient,
-    RegistryError, Timeouts,
+    basic_header, needs_credentials, shown_url, unexpected, BasicCredentials, Endpoint,
+    RegistryClient, RegistryError, Timeouts,
 };
 
 /// How long a session without a token (Basic, anonymous) is kept.
@@ -33,8 +35,9 @@ const MAX_SESSIONS: usize = 4096;
 
 /// What an operation on one repository talks to.
 pub(crate) struct Session {
-    pub(crate) http: reqwest::Client,
-    pub(crate) base: String,
+    pub(crate) http: GuardedClient,
+    /// `scheme://host[:port]/` of the registry.
+    pub(crate) base: reqwest::Url,
     pub(crate) repository: String,
     authorization: Option<Secret>,
     pub(crate) timeouts: Timeouts,
@@ -42,32 +45,48 @@ pub(crate) struct Session {
 
 impl Session {
     /// `<base>/v2/<repository>/<rest>`.
-    pub(crate) fn url(&self, rest: &str) -> String {
-        format!("{}/v2/{}/{rest}", self.base, self.repository)
+    ///
+    /// # Errors
+    /// `Protocol` when `rest` does not make a URL (the repository and references are parsed
+    /// before they get here, so only a registry's odd answer can cause it).
+    pub(crate) fn url(&self, rest: &str) -> Result<reqwest::Url, RegistryError> {
+        self.base
+            .join(&format!("/v2/{}/{rest}", self.repository))
+            .map_err(|e| RegistryError::Protocol {
+                url: shown_url(&self.base),
+                detail: format!("cannot make a URL of {}/{rest}: {e}", self.repository),
+            })
     }
 
-    /// A request to the registry's own host, with the session's authorization.
-    pub(crate) fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, url);
-        match &self.authorization {
-            Some(a) => request.header(header::AUTHORIZATION, a.expose()),
-            None => request,
-        }
-    }
-
-    /// A GET to the registry's own host, with the session's authorization.
-    pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
-        self.request(reqwest::Method::GET, url)
+    /// Sends `method` to `url` (on the registry's own host) with the session's authorization,
+    /// following redirects without it to other hosts; `headers` go to every hop.
+    ///
+    /// # Errors
+    /// As [`get_following`].
+    pub(crate) async fn send_following(
+        &self,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+        headers: &[(header::HeaderName, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<(reqwest::Response, reqwest::Url), RegistryError> {
+        get_following(
+            &self.http,
+            method,
+            url.clone(),
+            self.authorization.as_ref(),
+            headers,
+            timeout,
+            &shown_url(url),
+            self.timeouts,
+        )
+        .await
     }
 
     /// Whether `url` is on the registry's own host (scheme, host and port), i.e. may carry the
     /// session's credentials.
     pub(crate) fn same_origin(&self, url: &reqwest::Url) -> bool {
-        reqwest::Url::parse(&self.base).is_ok_and(|b| {
-            b.scheme() == url.scheme()
-                && b.host_str() == url.host_str()
-                && b.port_or_known_default() == url.port_or_known_default()
-        })
+        same_origin(&self.base, url)
     }
 }
 
@@ -195,7 +214,7 @@ impl RegistryClient {
                     (_, None) => return Err(needs_credentials(&endpoint.authority, first).await),
                 }
             }
-            s => return Err(unexpected(&format!("{base}/v2/"), s, first).await),
+            s => return Err(unexpected(&format!("{}v2/", shown_url(&base)), s, first).await),
         };
         Ok((
             Session {

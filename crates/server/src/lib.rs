@@ -94,7 +94,7 @@ impl Application {
         };
         let engine = Engine::new(
             store,
-            RegistryClient::new(timeouts, tls),
+            RegistryClient::new(timeouts, tls, outbound(settings)),
             regkeep_ecr::EcrClient::new(timeouts.total),
             clock,
             EngineConfig {
@@ -276,4 +276,28 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// The outbound policy and bounds of `settings`, with regkeep's own listen address (never
+/// connected to unless loopback is allowed).
+fn outbound(settings: &Settings) -> regkeep_registry::Outbound {
+    use regkeep_domain::outbound::{OutboundPolicy, OwnAddress};
+    let listen = settings.listen.ip();
+    let own_address = if listen.is_unspecified() {
+        OwnAddress::Everywhere
+    } else {
+        OwnAddress::Specific(listen)
+    };
+    let config = &settings.outbound;
+    regkeep_registry::Outbound {
+        policy: OutboundPolicy {
+            allow_loopback: config.allow_loopback,
+            denied_networks: config.denied_networks.clone(),
+            allowed_networks: config.allowed_networks.clone(),
+            own_address,
+        },
+        max_manifest_bytes: config.max_manifest_bytes.max(1024),
+        max_config_bytes: config.max_config_bytes.max(1024),
+        max_concurrent_resolutions: config.max_concurrent_resolutions.max(1),
+    }
 }

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::Figment;
+use regkeep_domain::outbound::IpNetwork;
 use regkeep_domain::Secret;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "listen",
     "data_dir",
     "database_url",
@@ -28,6 +29,7 @@ const KEYS: [&str; 15] = [
     "registry_cache_seconds",
     "max_body_bytes",
     "watch",
+    "outbound",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -67,6 +69,67 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Tag watching.
     pub watch: WatchConfig,
+    /// Where regkeep may connect for its users, and how much it reads (DESIGN 3.7).
+    pub outbound: OutboundConfig,
+}
+
+/// The outbound policy's settings and the bounds on what registries may make regkeep hold.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Whether registries on loopback (and on regkeep's own address) may be used. Off: a user
+    /// cannot make regkeep read services of the machine it runs on.
+    pub allow_loopback: bool,
+    /// Networks never connected to (CIDR list, or one string with commas).
+    #[serde(deserialize_with = "networks")]
+    pub denied_networks: Vec<IpNetwork>,
+    /// Networks always allowed, over `denied_networks`, loopback and the private-range rules (never
+    /// over the always-refused addresses: link-local, metadata, multicast...).
+    #[serde(deserialize_with = "networks")]
+    pub allowed_networks: Vec<IpNetwork>,
+    /// Largest manifest read.
+    pub max_manifest_bytes: usize,
+    /// Largest image config read.
+    pub max_config_bytes: usize,
+    /// Image resolutions running at once, server-wide (each may hold a manifest and a config).
+    pub max_concurrent_resolutions: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        let defaults = regkeep_registry::Outbound::default();
+        OutboundConfig {
+            allow_loopback: defaults.policy.allow_loopback,
+            denied_networks: Vec::new(),
+            allowed_networks: Vec::new(),
+            max_manifest_bytes: defaults.max_manifest_bytes,
+            max_config_bytes: defaults.max_config_bytes,
+            max_concurrent_resolutions: defaults.max_concurrent_resolutions,
+        }
+    }
+}
+
+/// A CIDR list from YAML (`[10.0.0.0/8, fd00::/8]`) or from one environment variable
+/// (`10.0.0.0/8,fd00::/8`).
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNetwork>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Networks {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Networks::deserialize(deserializer)? {
+        Networks::One(s) => s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Networks::Many(v) => v,
+    };
+    items
+        .iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// How watched tags are polled.
@@ -141,6 +204,7 @@ impl Default for Settings {
                 registry_requests_per_second: 10,
                 event_retention_days: 30,
             },
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -305,6 +369,39 @@ mod tests {
             assert_eq!(s.data_dir, PathBuf::from("/tmp/xdg/regkeep"));
             assert_eq!(s.database_url(), "sqlite:///tmp/xdg/regkeep/regkeep.db");
             assert!(!s.allow_awsecr_iam_auto);
+            assert!(!s.outbound.allow_loopback);
+            assert_eq!(s.outbound.max_config_bytes, 8 * 1024 * 1024);
+            assert_eq!(s.outbound.max_manifest_bytes, 4 * 1024 * 1024);
+            assert_eq!(s.outbound.max_concurrent_resolutions, 16);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn outbound_networks_from_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.yaml",
+                "outbound:\n  denied_networks: [10.0.0.0/8, 'fd00::/8']\n  allow_loopback: true\n",
+            )?;
+            let s = Settings::load(Some(Path::new("c.yaml"))).map_err(|e| e.to_string())?;
+            assert!(s.outbound.allow_loopback);
+            assert_eq!(s.outbound.denied_networks.len(), 2);
+            jail.set_env("REGKEEP_OUTBOUND__ALLOWED_NETWORKS", "10.1.0.0/16, 192.168.5.0/24");
+            jail.set_env("REGKEEP_OUTBOUND__ALLOW_LOOPBACK", "false");
+            let s = Settings::load(Some(Path::new("c.yaml"))).map_err(|e| e.to_string())?;
+            assert!(!s.outbound.allow_loopback);
+            assert_eq!(
+                s.outbound
+                    .allowed_networks
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+                ["10.1.0.0/16", "192.168.5.0/24"]
+            );
+            jail.set_env("REGKEEP_OUTBOUND__DENIED_NETWORKS", "10.0.0.0/33");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("10.0.0.0/33") && err.contains("CIDR"), "{err}");
             Ok(())
         });
     }

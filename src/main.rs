@@ -15,7 +15,11 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("regkeep: {err:#}");
+            // The chain can hold what a server or registry answered.
+            eprintln!(
+                "regkeep: {}",
+                regkeep_domain::untrusted_text::for_terminal(&format!("{err:#}"))
+            );
             ExitCode::from(cli::EXIT_FAILURE)
         }
     }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use regkeep_domain::untrusted_text::{for_terminal, sanitize};
 use regkeep_domain::wire::ErrorBody;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -33,7 +34,7 @@ impl Refusal {
     pub fn report(&self) -> ExitCode {
         match &self.body {
             Some(body) => {
-                eprintln!("regkeep: error: {}", body.message);
+                eprintln!("regkeep: error: {}", for_terminal(&body.message));
                 eprintln!("HTTP code: {}", body.httpcode);
                 if body.detail.as_object().is_some_and(|d| !d.is_empty()) {
                     eprintln!("Detail: {}", body.detail);
@@ -43,7 +44,7 @@ impl Refusal {
                 eprintln!(
                     "regkeep: error: HTTP {}: {}",
                     self.status,
-                    self.raw.chars().take(300).collect::<String>()
+                    sanitize(&self.raw, 300)
                 );
             }
         }

@@ -159,7 +159,10 @@ async fn run_pull(
         }
         Err(PullError::Refused(refusal)) => Ok(refusal.report()),
         Err(PullError::Other(e)) => {
-            eprintln!("regkeep: error: {e:#}");
+            eprintln!(
+                "regkeep: error: {}",
+                regkeep_domain::untrusted_text::for_terminal(&format!("{e:#}"))
+            );
             Ok(ExitCode::from(EXIT_FAILURE))
         }
     }

@@ -8,6 +8,8 @@ use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
+use regkeep_domain::untrusted_text::for_terminal;
+
 use super::client::Refusal;
 
 /// Prints a server answer — JSON with `--json`, else `human` — or reports the refusal; gives the
@@ -59,8 +61,14 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
         .load_preset(NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header.to_vec());
+    // Cells hold what the server answered, which can hold what a registry answered: no escape
+    // sequence or control character reaches the terminal.
     for row in rows {
-        table.add_row(row);
+        table.add_row(
+            row.iter()
+                .map(|cell| for_terminal(cell))
+                .collect::<Vec<_>>(),
+        );
     }
     let mut out = std::io::stdout().lock();
     for line in table.lines() {
@@ -74,13 +82,13 @@ pub fn fields(pairs: &[(&str, String)]) -> anyhow::Result<()> {
     let width = pairs.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     let mut out = std::io::stdout().lock();
     for (label, value) in pairs {
-        writeln!(out, "{label:width$}  {value}")?;
+        writeln!(out, "{label:width$}  {}", for_terminal(value))?;
     }
     Ok(())
 }
 
 /// Prints one line.
 pub fn line(text: &str) -> anyhow::Result<()> {
-    writeln!(std::io::stdout().lock(), "{text}")?;
+    writeln!(std::io::stdout().lock(), "{}", for_terminal(text))?;
     Ok(())
 }

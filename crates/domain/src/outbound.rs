@@ -78,7 +78,9 @@ impl IpNetwork {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.address, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -107,19 +109,37 @@ impl<'de> serde::Deserialize<'de> for IpNetwork {
 
 /// Always refused, with what each is (for messages).
 const ALWAYS_REFUSED: [(IpNetwork, &str); 11] = [
-    (IpNetwork::v4(169, 254, 169, 254, 32), "a cloud metadata address"),
-    (IpNetwork::v4(100, 100, 100, 200, 32), "a cloud metadata address"),
+    (
+        IpNetwork::v4(169, 254, 169, 254, 32),
+        "a cloud metadata address",
+    ),
+    (
+        IpNetwork::v4(100, 100, 100, 200, 32),
+        "a cloud metadata address",
+    ),
     (
         IpNetwork::v6([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254], 128),
         "a cloud metadata address",
     ),
-    (IpNetwork::v4(0, 0, 0, 0, 8), "an unspecified (\"this network\") address"),
+    (
+        IpNetwork::v4(0, 0, 0, 0, 8),
+        "an unspecified (\"this network\") address",
+    ),
     (IpNetwork::v6([0; 8], 128), "the unspecified address"),
     (IpNetwork::v4(169, 254, 0, 0, 16), "a link-local address"),
-    (IpNetwork::v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "a link-local address"),
+    (
+        IpNetwork::v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
+        "a link-local address",
+    ),
     (IpNetwork::v4(224, 0, 0, 0, 4), "a multicast address"),
-    (IpNetwork::v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "a multicast address"),
-    (IpNetwork::v4(240, 0, 0, 0, 4), "a reserved or broadcast address"),
+    (
+        IpNetwork::v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),
+        "a multicast address",
+    ),
+    (
+        IpNetwork::v4(240, 0, 0, 0, 4),
+        "a reserved or broadcast address",
+    ),
     (
         IpNetwork::v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
         "a deprecated site-local address",
@@ -302,12 +322,7 @@ fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
         return Some(v4);
     }
     let s = v6.segments();
-    let low = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if s[..6] == [0; 6] && u32::from(low) > 1 {
         return Some(low);
     }
@@ -433,7 +448,10 @@ mod tests {
         assert_eq!(p.check(ip("10.1.2.3")), Ok(AddressClass::Public));
         assert_eq!(p.check_hop(ip("10.1.2.3"), false), Ok(AddressClass::Public));
         // a loopback registry's hops may be on loopback
-        assert_eq!(p.check_hop(ip("127.0.0.3"), true), Ok(AddressClass::Loopback));
+        assert_eq!(
+            p.check_hop(ip("127.0.0.3"), true),
+            Ok(AddressClass::Loopback)
+        );
         assert_eq!(
             p.check_hop(ip("127.0.0.3"), false),
             Err(Refusal::InternalFromPublicRegistry)
@@ -469,10 +487,16 @@ mod tests {
             "10.0.0.0/8".parse::<IpNetwork>().unwrap().to_string(),
             "10.0.0.0/8"
         );
-        assert!("10.2.3.4/8".parse::<IpNetwork>().unwrap().contains(ip("10.9.9.9")));
+        assert!("10.2.3.4/8"
+            .parse::<IpNetwork>()
+            .unwrap()
+            .contains(ip("10.9.9.9")));
         assert!("::/0".parse::<IpNetwork>().unwrap().contains(ip("2600::1")));
         assert!(!"::/0".parse::<IpNetwork>().unwrap().contains(ip("1.2.3.4")));
-        assert!("0.0.0.0/0".parse::<IpNetwork>().unwrap().contains(ip("1.2.3.4")));
+        assert!("0.0.0.0/0"
+            .parse::<IpNetwork>()
+            .unwrap()
+            .contains(ip("1.2.3.4")));
         for bad in ["10.0.0.0/33", "fd00::/129", "example.com/8", "10.0.0/8", ""] {
             let err = bad.parse::<IpNetwork>().unwrap_err().to_string();
             assert!(err.contains("CIDR"), "{bad}: {err}");

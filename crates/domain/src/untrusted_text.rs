@@ -10,7 +10,7 @@ pub const EXCERPT_CHARS: usize = 200;
 /// `ESC x`), and Unicode bidirectional overrides (which reorder what a reader sees); cut to
 /// `max_chars` characters with `…` when longer. Runs of whitespace left behind are folded.
 pub fn sanitize(text: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
     let mut chars = text.chars().peekable();
     let mut kept = 0usize;
     let mut truncated = false;
@@ -47,6 +47,12 @@ pub fn sanitize(text: &str, max_chars: usize) -> String {
     folded
 }
 
+/// `text` made safe for a terminal (as [`sanitize`], without a length bound): what the CLI does
+/// to every string that came from the server before it prints it.
+pub fn for_terminal(text: &str) -> String {
+    sanitize(text, usize::MAX)
+}
+
 fn push(out: &mut String, c: char, kept: &mut usize, max: usize, truncated: &mut bool) {
     if *kept >= max {
         *truncated = true;
@@ -69,7 +75,10 @@ fn skip_escape(chars: &mut Chars<'_>) {
         Some(']' | 'P' | '_' | '^' | 'X') => skip_string(chars),
         // Two-byte sequences (ESC c, ESC 7, ESC ( B…): the intermediate bytes and the final one.
         Some(c) if ('\u{20}'..='\u{2f}').contains(&c) => {
-            while chars.next_if(|c| ('\u{20}'..='\u{2f}').contains(c)).is_some() {}
+            while chars
+                .next_if(|c| ('\u{20}'..='\u{2f}').contains(c))
+                .is_some()
+            {}
             chars.next();
         }
         _ => {}
@@ -78,7 +87,7 @@ fn skip_escape(chars: &mut Chars<'_>) {
 
 /// Parameter and intermediate bytes, then one final byte (`@` to `~`).
 fn skip_csi(chars: &mut Chars<'_>) {
-    while let Some(c) = chars.next() {
+    for c in chars.by_ref() {
         if ('\u{40}'..='\u{7e}').contains(&c) || !('\u{20}'..='\u{3f}').contains(&c) {
             break;
         }
@@ -116,9 +125,13 @@ mod tests {
         assert_eq!(sanitize("  a \n\n b\t", 10), "a b");
         assert_eq!(sanitize("abcdef", 3), "abc…");
         assert_eq!(sanitize("", 3), "");
-        assert_eq!(sanitize("plain text: HTTP 401", 200), "plain text: HTTP 401");
+        assert_eq!(
+            sanitize("plain text: HTTP 401", 200),
+            "plain text: HTTP 401"
+        );
         // an unterminated sequence swallows only itself
         assert_eq!(sanitize("ok\u{1b}]0;title", 50), "ok");
         assert_eq!(sanitize("ünïcødé ✓", 50), "ünïcødé ✓");
+        assert_eq!(for_terminal("a\u{1b}[2Jb"), "ab");
     }
 }

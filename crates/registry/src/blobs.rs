@@ -194,11 +194,9 @@ pub(crate) async fn open_in(
             url: shown,
             what: format!("blob {digest} of {}", session.repository),
         }),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(refused(
-            format!("registry {}", shown_url(&session.base)),
-            response,
-        )
-        .await),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Err(refused(format!("registry {}", shown_url(&session.base)), response).await)
+        }
         s => Err(unexpected(&shown, s, response).await),
     }
 }

@@ -476,14 +476,15 @@ impl RegistryClient {
             }
             s => return Err(unexpected(&shown, s, response).await),
         }
-        let bytes = read_capped(response, MAX_TOKEN_BODY)
-            .await
-            .ok_or_else(|| RegistryError::Protocol {
-                url: shown.clone(),
-                detail: format!(
-                    "the token answer is larger than {MAX_TOKEN_BODY} bytes, or broke off"
-                ),
-            })?;
+        let bytes =
+            read_capped(response, MAX_TOKEN_BODY)
+                .await
+                .ok_or_else(|| RegistryError::Protocol {
+                    url: shown.clone(),
+                    detail: format!(
+                        "the token answer is larger than {MAX_TOKEN_BODY} bytes, or broke off"
+                    ),
+                })?;
         let body: TokenBody =
             serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
                 url: shown.clone(),

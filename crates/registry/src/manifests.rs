@@ -12,8 +12,8 @@
 use regkeep_domain::oci::{
     Descriptor, ImageConfig, Manifest, Platform, DOCKER_SCHEMA1, MANIFEST_ACCEPT,
 };
-use reqwest::{header, StatusCode};
 use regkeep_domain::untrusted_text::{sanitize, EXCERPT_CHARS};
+use reqwest::{header, StatusCode};
 use sha2::{Digest as _, Sha256};
 
 use crate::blobs::{hex_digest, open_in};
@@ -167,7 +167,11 @@ async fn resolve_in(
         (top.digest.clone(), top.manifest)
     };
     let config = manifest.config.ok_or_else(|| RegistryError::Protocol {
-        url: format!("{}v2/{}/manifests/{manifest_digest}", shown_url(&session.base), session.repository),
+        url: format!(
+            "{}v2/{}/manifests/{manifest_digest}",
+            shown_url(&session.base),
+            session.repository
+        ),
         detail: "the manifest has no config".into(),
     })?;
     let config_blob = open_in(session, &config.digest)
@@ -270,7 +274,10 @@ async fn manifest_in(
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
             url: url.clone(),
-            detail: format!("the manifest is not JSON: {}", sanitize(&e.to_string(), EXCERPT_CHARS)),
+            detail: format!(
+                "the manifest is not JSON: {}",
+                sanitize(&e.to_string(), EXCERPT_CHARS)
+            ),
         })?;
     let media_type = manifest
         .media_type

@@ -108,9 +108,8 @@ impl Resolve for GuardedResolver {
         let guard = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -227,10 +226,7 @@ mod tests {
         ] {
             let parsed = reqwest::Url::parse(url).unwrap();
             assert!(
-                matches!(
-                    client.get(&parsed),
-                    Err(RegistryError::AddressRefused(_))
-                ),
+                matches!(client.get(&parsed), Err(RegistryError::AddressRefused(_))),
                 "{url}"
             );
         }
@@ -248,7 +244,9 @@ mod tests {
         let policy = Arc::new(OutboundPolicy::default());
         let guard = Guard::new(policy, "10.0.0.5:5000");
         // before the registry was seen on its internal address, another internal host is refused
-        assert!(guard.check("10.0.0.6", "10.0.0.6".parse().unwrap()).is_err());
+        assert!(guard
+            .check("10.0.0.6", "10.0.0.6".parse().unwrap())
+            .is_err());
         assert!(guard.check("10.0.0.5", "10.0.0.5".parse().unwrap()).is_ok());
         assert!(guard.check("10.0.0.6", "10.0.0.6".parse().unwrap()).is_ok());
         // never the always-refused ones

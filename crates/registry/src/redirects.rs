@@ -47,7 +47,9 @@ pub(crate) async fn get_following(
             request = request.timeout(timeout);
         }
         let response = send(request, shown, timeouts).await?;
-        if !response.status().is_redirection() || response.status() == reqwest::StatusCode::NOT_MODIFIED {
+        if !response.status().is_redirection()
+            || response.status() == reqwest::StatusCode::NOT_MODIFIED
+        {
             return Ok((response, at));
         }
         hops += 1;
@@ -85,9 +87,21 @@ mod tests {
     #[test]
     fn origins() {
         let u = |s: &str| reqwest::Url::parse(s).unwrap();
-        assert!(same_origin(&u("https://r.example/v2/"), &u("https://r.example:443/x")));
-        assert!(!same_origin(&u("https://r.example/v2/"), &u("http://r.example/v2/")));
-        assert!(!same_origin(&u("https://r.example/"), &u("https://r.example:5000/")));
-        assert!(!same_origin(&u("https://r.example/"), &u("https://s3.example/")));
+        assert!(same_origin(
+            &u("https://r.example/v2/"),
+            &u("https://r.example:443/x")
+        ));
+        assert!(!same_origin(
+            &u("https://r.example/v2/"),
+            &u("http://r.example/v2/")
+        ));
+        assert!(!same_origin(
+            &u("https://r.example/"),
+            &u("https://r.example:5000/")
+        ));
+        assert!(!same_origin(
+            &u("https://r.example/"),
+            &u("https://s3.example/")
+        ));
     }
 }

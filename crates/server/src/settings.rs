@@ -387,7 +387,10 @@ mod tests {
             let s = Settings::load(Some(Path::new("c.yaml"))).map_err(|e| e.to_string())?;
             assert!(s.outbound.allow_loopback);
             assert_eq!(s.outbound.denied_networks.len(), 2);
-            jail.set_env("REGKEEP_OUTBOUND__ALLOWED_NETWORKS", "10.1.0.0/16, 192.168.5.0/24");
+            jail.set_env(
+                "REGKEEP_OUTBOUND__ALLOWED_NETWORKS",
+                "10.1.0.0/16, 192.168.5.0/24",
+            );
             jail.set_env("REGKEEP_OUTBOUND__ALLOW_LOOPBACK", "false");
             let s = Settings::load(Some(Path::new("c.yaml"))).map_err(|e| e.to_string())?;
             assert!(!s.outbound.allow_loopback);

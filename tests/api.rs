@@ -322,27 +322,12 @@ async fn delete_answers_404_for_unknown(backend: Backend) {
     app.finish().await;
 }
 
-async fn create_account_with_user(app: &TestApp, account: &str, user: &str, pass: &str) {
-    let (status, body) = app
-        .post(
-            "/v1/accounts",
-            json!({"name": account, "email": format!("{account}@example.com")}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .post(
-            &format!("/v1/accounts/{account}/users"),
-            json!({"username": user, "password": pass}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
 async fn accounts_never_see_each_other(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    create_account_with_user(&app, "team-a", "alice", "alice-pass-1").await;
-    create_account_with_user(&app, "team-b", "bob", "bob-pass-1").await;
+    app.add_account_with_user("team-a", "alice", "alice-pass-1")
+        .await;
+    app.add_account_with_user("team-b", "bob", "bob-pass-1")
+        .await;
     let alice = Some(("alice", "alice-pass-1"));
     let bob = Some(("bob", "bob-pass-1"));
     let add = |reg: &str| json!({"registry": reg, "registry_user": "u", "registry_pass": "p"});
@@ -484,7 +469,8 @@ async fn account_and_user_management(backend: Backend) {
         );
     }
 
-    create_account_with_user(&app, "team-c", "carol", "carol-pass-1").await;
+    app.add_account_with_user("team-c", "carol", "carol-pass-1")
+        .await;
     let carol = Some(("carol", "carol-pass-1"));
     let (s, me) = app
         .request(Method::GET, "/v1/account", None, carol, None)
@@ -575,7 +561,8 @@ async fn account_and_user_management(backend: Backend) {
     assert!(store.list_users(&account).await.unwrap().is_empty());
 
     // Users: add, duplicate, delete, delete again.
-    create_account_with_user(&app, "team-d", "dave", "dave-pass-1").await;
+    app.add_account_with_user("team-d", "dave", "dave-pass-1")
+        .await;
     let (s, _) = app
         .post(
             "/v1/accounts/team-d/users",
@@ -721,7 +708,8 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
 async fn restart_keeps_everything(backend: Backend) {
     let p = peers();
     let app = TestApp::spawn(backend).await;
-    create_account_with_user(&app, "team-r", "rita", "rita-pass-1").await;
+    app.add_account_with_user("team-r", "rita", "rita-pass-1")
+        .await;
     let (s, _) = app
         .post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass))
         .await;
@@ -789,7 +777,8 @@ async fn secrets_are_sealed_in_the_database(backend: Backend) {
         .post("/v1/registries", plain_http_body(&p.http, &p.user, &p.pass))
         .await;
     assert_eq!(s, StatusCode::OK);
-    create_account_with_user(&app, "team-s", "sam", "sam-user-pass").await;
+    app.add_account_with_user("team-s", "sam", "sam-user-pass")
+        .await;
     let admin_pass = app.admin_pass.clone();
     let secrets = [
         registry_pass.as_str(),

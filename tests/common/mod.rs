@@ -29,7 +29,7 @@ pub struct Peers {
     pub anchore_cli: PathBuf,
 }
 
-fn var(name: &str) -> String {
+pub fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with `scripts/test.sh` (it starts the peers), or `source target/peers/env` after `scripts/peers.sh start`")
     })
@@ -323,6 +323,24 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.request(Method::DELETE, path, None, None, None).await
+    }
+
+    /// Creates account `account` with user `user` (a non-admin), as admin.
+    pub async fn add_account_with_user(&self, account: &str, user: &str, pass: &str) {
+        let (status, body) = self
+            .post(
+                "/v1/accounts",
+                serde_json::json!({"name": account, "email": format!("{account}@example.com")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = self
+            .post(
+                &format!("/v1/accounts/{account}/users"),
+                serde_json::json!({"username": user, "password": pass}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     /// Registers a plain-HTTP registry (TLS verification off, so regkeep falls back to HTTP) as

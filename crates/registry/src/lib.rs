@@ -428,6 +428,8 @@ impl RegistryClient {
         // Credentials never travel inside the realm URL itself.
         let _ = url.set_username("");
         let _ = url.set_password(None);
+        // A realm on a refused address is refused as such, before any other rule speaks.
+        client.check_url(&url)?;
         if registry_base.scheme() == "https" && url.scheme() == "http" {
             return Err(RegistryError::Protocol {
                 url: shown_url(&url),

@@ -152,6 +152,16 @@ impl GuardedClient {
         method: reqwest::Method,
         url: &reqwest::Url,
     ) -> Result<reqwest::RequestBuilder, RegistryError> {
+        self.check_url(url)?;
+        Ok(self.http.request(method, url.clone()))
+    }
+
+    /// Whether `url` may be requested: http(s), with a host, and an address the policy allows
+    /// when it names one (a name's addresses are judged when it is resolved).
+    ///
+    /// # Errors
+    /// [`RegistryError::AddressRefused`]; `Protocol` for another scheme or no host.
+    pub(crate) fn check_url(&self, url: &reqwest::Url) -> Result<(), RegistryError> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(RegistryError::Protocol {
                 url: crate::shown_url(url),
@@ -175,7 +185,7 @@ impl GuardedClient {
                 .check(&host, address)
                 .map_err(RegistryError::from)?;
         }
-        Ok(self.http.request(method, url.clone()))
+        Ok(())
     }
 
     /// A GET of `url` (see [`GuardedClient::request`]).

@@ -726,6 +726,49 @@ mod tests {
         assert_eq!(api_authority("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 
+    /// The policy holds where connections are opened: a name resolving to loopback is refused in
+    /// the resolver (the refusal found by type in reqwest's error chain), a literal address before
+    /// the request is built; nothing is sent either way.
+    #[tokio::test]
+    async fn refused_addresses_are_refused_before_connecting() {
+        let client = RegistryClient::new(
+            Timeouts::default(),
+            TlsSettings::default(),
+            Outbound::default(),
+        );
+        for authority in [
+            "localhost:9",
+            "127.0.0.1:9",
+            "[::1]:9",
+            "169.254.169.254",
+            "2130706433:9",
+        ] {
+            for verify_tls in [true, false] {
+                let endpoint = Endpoint {
+                    authority: authority.into(),
+                    verify_tls,
+                };
+                let err = client.ping(&endpoint, None).await.unwrap_err();
+                assert_eq!(err.kind(), "address_refused", "{authority}: {err}");
+                assert!(
+                    err.to_string().contains("regkeep does not connect to"),
+                    "{err}"
+                );
+            }
+        }
+        let lenient = RegistryClient::new(
+            Timeouts::default(),
+            TlsSettings::default(),
+            Outbound::allowing_loopback(),
+        );
+        let endpoint = Endpoint {
+            authority: "169.254.169.254".into(),
+            verify_tls: false,
+        };
+        let err = lenient.ping(&endpoint, None).await.unwrap_err();
+        assert_eq!(err.kind(), "address_refused", "{err}");
+    }
+
     #[test]
     fn credentials_debug_is_redacted() {
         let c = BasicCredentials {

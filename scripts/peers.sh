@@ -9,10 +9,11 @@
 # Two modes, chosen by what 123456789012.dkr.ecr.us-east-1.amazonaws.com resolves to:
 #   - inside the test namespace (scripts/test.sh, scripts/test-shell.sh: `unshare --net --mount`, only
 #     loopback, a private /etc/hosts mapping that name to 127.0.0.2): every peer below, including the
-#     registry under the real ECR host name;
-#   - anywhere else (a developer's shell on the host): the same minus that registry, and
-#     REGKEEP_TEST_REGISTRY_ECR is not exported (tests needing it must skip). The fixed ports below
-#     must then be free on the host's loopback (5432 too: stop a system PostgreSQL first).
+#     registry under the real ECR host name and the adversarial lab;
+#   - anywhere else (a developer's shell on the host): the same minus that registry and the lab, and
+#     REGKEEP_TEST_REGISTRY_ECR and REGKEEP_TEST_LAB* are not exported (tests needing them must skip).
+#     The fixed ports below must then be free on the host's loopback (5432 too: stop a system
+#     PostgreSQL first).
 # For a shell inside the namespace with everything up: scripts/test-shell.sh.
 #
 # Peers (fixed ports; start fails, naming the holder, when one is taken):
@@ -37,6 +38,50 @@
 #                    ca.pem), htpasswd user AWS password 123456789012-auth-token: namespace mode only
 #   127.0.0.1:5432   a private PostgreSQL 15 (initdb into target/peers/postgres, socket there too, never
 #                    /var/run/postgresql), role regkeep/regkeep with CREATEDB
+# The adversarial test lab (namespace mode only; scripts/in-namespace.sh put its addresses on lo, the
+# *.evil.test names in the private /etc/hosts and nameserver 127.0.0.53 in a private /etc/resolv.conf).
+# Stand-ins for places a client must never be sent to; each request log (JSON lines, empty when start
+# returns) is in REGKEEP_TEST_LAB_DIR, may be truncated by tests and goes on filling afterwards:
+#   169.254.169.254:80  fixtures/lab_standin.py, the cloud metadata service      log metadata.log
+#   127.0.0.9:80        fixtures/lab_standin.py, a loopback-only internal service  log loopback.log
+#   10.77.0.1:80        fixtures/lab_standin.py, a private-network service        log private.log
+#                       Any method and path: logged as {"method","path","host","authorization"}, then
+#                       200 {"Code":"Success","AccessKeyId":S,"SecretAccessKey":S,"Token":S,"token":S,
+#                       "access_token":S,"expires_in":300}, S being that stand-in's secret (new on every
+#                       start): finding S anywhere proves a client went there and used the answer.
+#   127.0.0.53:53       fixtures/lab_dns.py, UDP and TCP, TTL 0 (log dns.log: {"name","type","rcode",
+#                       "answer"}): A for rebind.evil.test alternates 198.51.100.7, 169.254.169.254, ...
+#                       (first 198.51.100.7); rebind-loop.evil.test 198.51.100.7, 127.0.0.9;
+#                       rebind-target.evil.test 198.51.100.7, 169.254.169.254. One counter per name,
+#                       advanced by A queries only (one getaddrinfo is one step, even AF_UNSPEC: glibc's
+#                       parallel AAAA does not count); AAAA: NOERROR, empty. A lookup of reset.<name>
+#                       (e.g. getent ahostsv4 reset.rebind.evil.test) restarts <name> at 198.51.100.7;
+#                       all three start there when start returns. Anything else: NXDOMAIN.
+#   198.51.100.7:80/443 fixtures/evil_registry.py, a malicious Registry v2, plain HTTP and TLS (cert from
+#                       ca.pem for evil.test, *.evil.test, IP 198.51.100.7); log evil.log (the requests
+#                       with their Authorization, plus "scheme"). Its behaviour follows the Host name
+#                       (details in the fixture's docstring):
+#       plain.evil.test, evil.test, rebind*.evil.test, the bare IP, any other name: anonymous, /v2/ 200;
+#           any repository's manifest (tag or its digest) is one OCI manifest, REGKEEP_TEST_LAB_MANIFEST_DIGEST,
+#           naming a small config (..._CONFIG_DIGEST) and one small layer (..._LAYER_DIGEST), all served;
+#           GET /token (any personality but escapes) {"token":"evil-token-ok",...}
+#       realm-{meta,loop,private,decimal,mapped,https,http}.evil.test: everything but /token without
+#           `Authorization: Bearer evil-token-ok` is 401 WWW-Authenticate: Bearer realm="R",service="evil"
+#           (,scope=... on repository paths), R: meta http://169.254.169.254/latest/meta-data/iam/security-credentials/lab-role,
+#           loop http://127.0.0.9/token, private http://10.77.0.1/token, decimal http://2130706441/token,
+#           mapped http://[::ffff:169.254.169.254]/token, https https://realm-https.evil.test/token (itself:
+#           a fair realm; the token then opens the content), http http://evil.test/token (plain HTTP)
+#       redirect-{meta,loop,private,mapped,mapped-hex,decimal,octal,hex,rebind}.evil.test: /v2/ 200;
+#           manifest and blob GET|HEAD: 307 to the metadata credentials URL, http://127.0.0.9/x,
+#           http://10.77.0.1/x, http://[::ffff:169.254.169.254]/x, http://[::ffff:a9fe:a9fe]/x,
+#           http://2130706441/x, http://0177.0.0.9/x, http://0xa9fea9fe/x, and for rebind
+#           http://rebind-target.evil.test<same path> (served by this registry, as plain, when the lab
+#           DNS answers 198.51.100.7; the metadata stand-in when it answers 169.254.169.254)
+#       escapes.evil.test: /v2/ 401 Basic realm="evil" whatever the credentials, JSON error message full
+#           of terminal escapes (OSC title, clear screen, CR LF, a forged line, C1 CSI); other /v2/ paths
+#           500 and /token 401, text/plain with raw ESC, C1 (U+0085, U+009B) and CR bytes
+#       big.evil.test: repository big/<N> (N an integer): the manifest names a config blob of exactly
+#           8 MiB (valid JSON, distinct per N), streamed; other repositories as plain
 # Content (built deterministically and pushed by seed_images below; 15005 shows what 15000 holds):
 #   test/hello:v1        every registry: a one-layer linux/amd64 OCI image (OCI manifest)
 #   test/multi:v1        15000, 15001, 15002, 15004: an OCI image index of two one-layer OCI images,
@@ -70,6 +115,14 @@
 #   REGKEEP_TEST_IMDS_URL              http://127.0.0.1:15011 (AWS_EC2_METADATA_SERVICE_ENDPOINT)
 #   REGKEEP_TEST_ECR_FIXTURE_URL       http://127.0.0.1:15012
 #   REGKEEP_TEST_ANCHORE_CLI, REGKEEP_TEST_SKOPEO, REGKEEP_TEST_PYTHON (venv-peers), REGKEEP_TEST_PEERS_DIR
+# and in namespace mode only, the adversarial lab (tests needing it skip when REGKEEP_TEST_LAB is unset):
+#   REGKEEP_TEST_LAB                   1
+#   REGKEEP_TEST_LAB_DIR               the folder of metadata.log, loopback.log, private.log, dns.log,
+#                                      evil.log and evil.json (the three digests below)
+#   REGKEEP_TEST_LAB_METADATA_SECRET, REGKEEP_TEST_LAB_LOOPBACK_SECRET, REGKEEP_TEST_LAB_PRIVATE_SECRET
+#                                      what each stand-in puts in every credential field of its answer
+#   REGKEEP_TEST_LAB_MANIFEST_DIGEST, REGKEEP_TEST_LAB_CONFIG_DIGEST, REGKEEP_TEST_LAB_LAYER_DIGEST
+#                                      the malicious registry's content (any repository, big/<N> aside)
 # AWS secrets only ever travel through files (0600), environment variables and stdin, never argv.
 #
 # Needs scripts/install-deps.sh to have run, and root (PostgreSQL, port 443). Every wait is bounded;
@@ -102,6 +155,16 @@ SEED_FILE=$PEERS/aws/seed.json    # moto's users and keys (secrets: 0600)
 ECR_HOST=$AWS_ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com ECR_ADDR=127.0.0.2 ECR_PORT=443
 ECR_USER=AWS ECR_PASS=$AWS_ACCOUNT-auth-token
 IMAGE=test/hello:v1 MULTI_IMAGE=test/multi:v1 V2S2_IMAGE=test/hello-v2s2:v1
+# The adversarial lab (namespace mode only): request logs, secrets and digests in $LAB; its processes in
+# $PEERS/lab-<kind> (pid, output) like every peer.
+LAB=$PEERS/lab
+LAB_METADATA_ADDR=169.254.169.254 LAB_LOOPBACK_ADDR=127.0.0.9 LAB_PRIVATE_ADDR=10.77.0.1
+LAB_EVIL_ADDR=198.51.100.7 LAB_DNS_ADDR=127.0.0.53
+declare -A LAB_STANDINS=([metadata]=$LAB_METADATA_ADDR [loopback]=$LAB_LOOPBACK_ADDR [private]=$LAB_PRIVATE_ADDR)
+# The lab DNS's alternating names: the addresses its A answers cycle through, first one first.
+declare -A LAB_REBIND=([rebind.evil.test]="$LAB_EVIL_ADDR $LAB_METADATA_ADDR"
+    [rebind-loop.evil.test]="$LAB_EVIL_ADDR $LAB_LOOPBACK_ADDR" [rebind-target.evil.test]="$LAB_EVIL_ADDR $LAB_METADATA_ADDR")
+LAB_META_URL=http://$LAB_METADATA_ADDR/latest/meta-data/iam/security-credentials/lab-role
 WAIT_SECS=20
 
 say() { printf 'peers: %s\n' "$*"; }
@@ -124,11 +187,17 @@ alive() { [[ -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev
 # ours PID: the process's command line names a file under $PEERS, or its environment holds
 # REGKEEP_PEERS_OWNER=$PEERS (set by spawn), so a PID file left behind after a reboot never makes us
 # kill a stranger that got the same PID.
+# Read whole into a variable, not piped into `grep -q`: grep quits at the first match, and under
+# pipefail the SIGPIPE tr then gets on its next 4 KiB write (an environment past 4 KiB, e.g. a restart
+# from a shell that sourced the env file) made a peer look foreign, and stop left it running.
 ours() {
+    local cmdline environ
     alive "$1" || return 1
     # (It may vanish meanwhile: then /proc/PID/* are gone, quietly.)
-    { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$PEERS/" && return 0
-    { tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | grep -qxF -- "REGKEEP_PEERS_OWNER=$PEERS"
+    cmdline=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
+    [[ $cmdline == *"$PEERS/"* ]] && return 0
+    environ=$({ tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null) || return 1
+    [[ $'\n'$environ$'\n' == *$'\n'"REGKEEP_PEERS_OWNER=$PEERS"$'\n'* ]]
 }
 
 # spawn NAME CMD...: runs CMD detached (own session, stdin closed, output to NAME/NAME.log) and
@@ -216,6 +285,8 @@ make_certs() {
     server_cert server localhost 'DNS:localhost,IP:127.0.0.1'
     # The registry under the real ECR name (namespace mode only, but cheap: always made).
     server_cert ecr-server "$ECR_HOST" "DNS:$ECR_HOST"
+    # The lab's malicious registry (namespace mode only, likewise).
+    server_cert evil evil.test "DNS:evil.test,DNS:*.evil.test,IP:$LAB_EVIL_ADDR"
     # The token signer: self-signed, and it is its own trust anchor (the bearer registry's rootcertbundle).
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj '/CN=regkeep test token signer' \
         -keyout "$d/token-key.pem" -out "$d/token.pem" 2>/dev/null
@@ -241,7 +312,8 @@ make_credentials() {
 # --- registries -------------------------------------------------------------------------------
 
 # ecr_mode: true inside the test namespace, where the private /etc/hosts maps the ECR name to
-# $ECR_ADDR. Elsewhere the name resolves to AWS (or nowhere): that registry is not started.
+# $ECR_ADDR. Elsewhere the name resolves to AWS (or nowhere): that registry is not started, nor the
+# adversarial lab (it needs in-namespace.sh's addresses, names and resolv.conf).
 ecr_mode() { [[ $(timeout 5 getent hosts "$ECR_HOST" 2>/dev/null | awk '{print $1; exit}') == "$ECR_ADDR" ]]; }
 
 # start_registry NAME ADDR:PORT AUTH_YAML [TLS_YAML]
@@ -413,6 +485,142 @@ stop_postgres() {
     # A /tmp directory is ours alone and would pile up; the one under $PEERS is kept for a look.
     if [[ $dir == /tmp/regkeep-pg.* ]]; then rm -rf "$dir"; fi
     rm -f "$PG_DIR_FILE"
+}
+
+# --- the adversarial lab (namespace mode only) ----------------------------------------------------
+
+# start_lab: the three stand-ins (a new secret each, in a 0600 file, never argv), the DNS server and
+# the malicious registry. Needs what scripts/in-namespace.sh set up: the addresses on lo, the names in
+# /etc/hosts, the private resolv.conf.
+start_lab() {
+    local kind addr name lo alternates=()
+    lo=$(ip -brief addr show lo)
+    for addr in "$LAB_METADATA_ADDR" "$LAB_PRIVATE_ADDR" "$LAB_EVIL_ADDR"; do
+        [[ " $lo " == *" $addr/32 "* ]] || die "lab: $addr is not on lo (scripts/in-namespace.sh adds it)"
+    done
+    grep -qxF "nameserver $LAB_DNS_ADDR" /etc/resolv.conf \
+        || die "lab: /etc/resolv.conf does not name $LAB_DNS_ADDR (scripts/in-namespace.sh mounts a private one)"
+    mkdir -p "$LAB" && chmod 700 "$LAB"
+    for kind in "${!LAB_STANDINS[@]}"; do
+        mkdir -p "$PEERS/lab-$kind"
+        (umask 077 && printf 'LAB-%s-%s\n' "${kind^^}" "$(openssl rand -hex 16)" >"$LAB/$kind.secret")
+        spawn "lab-$kind" "$PEERS_PY" "$REPO/fixtures/lab_standin.py" --listen "${LAB_STANDINS[$kind]}:80" \
+            --secret-file "$LAB/$kind.secret" --log "$LAB/$kind.log"
+    done
+    for name in "${!LAB_REBIND[@]}"; do alternates+=(--alternate "$name=${LAB_REBIND[$name]// /,}"); done
+    mkdir -p "$PEERS/lab-dns" "$PEERS/lab-evil"
+    spawn lab-dns "$PEERS_PY" "$REPO/fixtures/lab_dns.py" --listen "$LAB_DNS_ADDR:53" --log "$LAB/dns.log" "${alternates[@]}"
+    spawn lab-evil "$PEERS_PY" "$REPO/fixtures/evil_registry.py" --http "$LAB_EVIL_ADDR:80" --https "$LAB_EVIL_ADDR:443" \
+        --cert "$PEERS/evil.pem" --key "$PEERS/evil-key.pem" --log "$LAB/evil.log" --digests-out "$LAB/evil.json"
+}
+
+# wait_lab: every lab listener answers (the malicious registry by name, on both ports, TLS checked
+# against ca.pem; the DNS server by resolving through it); sets LAB_*_SECRET and LAB_*_DIGEST.
+wait_lab() {
+    local kind deadline=$((SECONDS + WAIT_SECS))
+    for kind in "${!LAB_STANDINS[@]}"; do
+        wait_http "lab-$kind" 200 "http://${LAB_STANDINS[$kind]}/"
+    done
+    wait_http lab-evil 200 "http://plain.evil.test/v2/"
+    wait_http lab-evil 200 "https://plain.evil.test/v2/" --cacert "$PEERS/ca.pem"
+    until timeout 5 getent ahostsv4 rebind.evil.test >/dev/null; do
+        if ! alive "$(<"$PEERS/lab-dns/pid")"; then
+            tail -n 20 "$PEERS/lab-dns/lab-dns.log" >&2 || true
+            die "lab-dns exited during start-up (log: $PEERS/lab-dns/lab-dns.log)"
+        fi
+        ((SECONDS < deadline)) || die "lab-dns: rebind.evil.test did not resolve within ${WAIT_SECS}s (log: $PEERS/lab-dns/lab-dns.log)"
+        sleep 0.1
+    done
+    if ! { LAB_METADATA_SECRET=$(<"$LAB/metadata.secret") && LAB_LOOPBACK_SECRET=$(<"$LAB/loopback.secret") \
+        && LAB_PRIVATE_SECRET=$(<"$LAB/private.secret") \
+        && LAB_MANIFEST_DIGEST=$(jq -er .manifest_digest "$LAB/evil.json") \
+        && LAB_CONFIG_DIGEST=$(jq -er .config_digest "$LAB/evil.json") \
+        && LAB_LAYER_DIGEST=$(jq -er .layer_digest "$LAB/evil.json"); }; then
+        die "lab: unreadable secrets or $LAB/evil.json"
+    fi
+}
+
+# lab_lookup v4|unspec NAME: the first address glibc's getaddrinfo gives for NAME (none: empty).
+#   v4      getent ahostsv4: AF_INET, an A query only
+#   unspec  AF_UNSPEC without AI_ADDRCONFIG (what Rust's std and reqwest's default resolver ask): A
+#           and AAAA at once. (Not getent ahosts: its AI_ADDRCONFIG sees no IPv6 but ::1 here, so
+#           glibc asks A only.)
+lab_lookup() {
+    case $1 in
+    v4) timeout 5 getent ahostsv4 "$2" | awk 'NR == 1 {print $1}' || true ;;
+    unspec) (cd / && timeout 5 "$PEERS_PY" -c 'import socket, sys
+print(socket.getaddrinfo(sys.argv[1], 80, 0, socket.SOCK_STREAM)[0][4][0])' "$2" 2>/dev/null) || true ;;
+    esac
+}
+
+# check_lab: proves the lab behaves as the tests assume, then leaves every log empty and every
+# alternation at its start:
+#   - each stand-in answers any method with its secret in every credential field and logs the request
+#     (method, path with query, Host, Authorization);
+#   - the lab names resolve through /etc/hosts; each alternating name answers its addresses in turn,
+#     one step per lookup, AF_UNSPEC (A and AAAA at once) included;
+#   - the malicious registry: plain content with the right digests (TLS too), the realm-meta challenge,
+#     the redirect-meta 307, the escapes 401, an 8 MiB big config, and its log.
+check_lab() {
+    local kind addr name got want expect i hdr digest evil=http://plain.evil.test evils=https://plain.evil.test
+    for kind in "${!LAB_STANDINS[@]}"; do
+        addr=${LAB_STANDINS[$kind]}
+        got=$(curl -sf --max-time 5 -X PUT -H 'Authorization: Bearer lab-check' "http://$addr/lab-check?x=1") \
+            || die "lab-$kind: PUT http://$addr/lab-check?x=1 failed"
+        jq -e --rawfile s "$LAB/$kind.secret" '($s | rtrimstr("\n")) as $s | .Code == "Success" and .expires_in == 300
+            and ([.AccessKeyId, .SecretAccessKey, .Token, .token, .access_token] | all(. == $s))' <<<"$got" >/dev/null \
+            || die "lab-$kind: unexpected answer $got"
+        jq -se --arg a "$addr" 'last == {method: "PUT", path: "/lab-check?x=1", host: $a, authorization: "Bearer lab-check"}' \
+            "$LAB/$kind.log" >/dev/null || die "lab-$kind: the request is not the last line of $LAB/$kind.log"
+        : >"$LAB/$kind.log"
+    done
+    say "check: ok: lab stand-ins on ${LAB_STANDINS[*]}: secret in every credential field, requests logged (logs emptied)"
+
+    for name in realm-meta.evil.test plain.evil.test evil.test; do
+        got=$(timeout 5 getent hosts "$name" | awk 'NR == 1 {print $1}' || true)
+        [[ $got == "$LAB_EVIL_ADDR" ]] || die "lab: $name resolves to '$got', not $LAB_EVIL_ADDR (the private /etc/hosts)"
+    done
+    for name in "${!LAB_REBIND[@]}"; do
+        read -ra want <<<"${LAB_REBIND[$name]}"
+        lab_lookup v4 "reset.$name" >/dev/null
+        got=
+        for i in 0 1 2 3; do
+            # Two IPv4-only lookups, then two AF_UNSPEC ones (A and AAAA in parallel): one step each.
+            if ((i < 2)); then got+=" $(lab_lookup v4 "$name")"; else got+=" $(lab_lookup unspec "$name")"; fi
+        done
+        expect=" ${want[0]} ${want[1]} ${want[0]} ${want[1]}"
+        [[ $got == "$expect" ]] || die "lab DNS: $name answered$got, not$expect"
+        lab_lookup v4 "reset.$name" >/dev/null
+    done
+    [[ $(jq -s '[.[] | select(.type == "AAAA" and .answer == null and (.name | startswith("rebind")))] | length' "$LAB/dns.log") -ge 6 ]] \
+        || die "lab DNS: the AF_UNSPEC lookups asked no AAAA ($LAB/dns.log)"
+    : >"$LAB/dns.log"
+    say "check: ok: lab names via /etc/hosts; lab DNS alternates ${!LAB_REBIND[*]} one step per lookup (AF_UNSPEC, A and AAAA, too); reset"
+
+    hdr=$PEERS/lab-evil/check.headers
+    got=$(curl -sf --max-time 5 -D "$hdr" "$evil/v2/lab/check/manifests/v1") || die "lab-evil: manifest GET failed"
+    [[ sha256:$(printf '%s' "$got" | sha256sum | cut -d' ' -f1) == "$LAB_MANIFEST_DIGEST" ]] \
+        || die "lab-evil: the manifest's digest is not $LAB_MANIFEST_DIGEST"
+    grep -qixF "docker-content-digest: $LAB_MANIFEST_DIGEST"$'\r' "$hdr" || die "lab-evil: no Docker-Content-Digest $LAB_MANIFEST_DIGEST"
+    jq -e --arg c "$LAB_CONFIG_DIGEST" --arg l "$LAB_LAYER_DIGEST" '.mediaType == "application/vnd.oci.image.manifest.v1+json"
+        and .config.digest == $c and .layers[0].digest == $l' <<<"$got" >/dev/null || die "lab-evil: unexpected manifest $got"
+    for digest in "$LAB_CONFIG_DIGEST" "$LAB_LAYER_DIGEST"; do
+        got=sha256:$(curl -sf --max-time 5 --cacert "$PEERS/ca.pem" "$evils/v2/lab/check/blobs/$digest" | sha256sum | cut -d' ' -f1)
+        [[ $got == "$digest" ]] || die "lab-evil: blob $digest read back (TLS) as $got"
+    done
+    got=$(curl -s -o /dev/null -w '%{http_code} %header{www-authenticate}' --max-time 5 http://realm-meta.evil.test/v2/)
+    [[ $got == "401 Bearer realm=\"$LAB_META_URL\",service=\"evil\"" ]] || die "lab-evil: realm-meta /v2/ answered '$got'"
+    got=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "http://redirect-meta.evil.test/v2/lab/check/manifests/v1")
+    [[ $got == "307 $LAB_META_URL" ]] || die "lab-evil: redirect-meta manifest GET answered '$got'"
+    got=$(curl -s -o /dev/null -w '%{http_code} %header{www-authenticate}' --max-time 5 -u x:y http://escapes.evil.test/v2/)
+    [[ $got == '401 Basic realm="evil"' ]] || die "lab-evil: escapes /v2/ answered '$got'"
+    got=$(curl -sf --max-time 10 http://big.evil.test/v2/big/1/manifests/v1 | jq -r .config.digest) || die "lab-evil: big/1 manifest GET failed"
+    [[ $(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 20 "http://big.evil.test/v2/big/1/blobs/$got") == "200 8388608" ]] \
+        || die "lab-evil: big/1's config $got is not 8 MiB"
+    [[ $(wc -l <"$LAB/evil.log") -ge 7 ]] || die "lab-evil: $LAB/evil.log does not hold the check's requests"
+    : >"$LAB/evil.log"
+    rm -f "$hdr"
+    say "check: ok: lab registry on $LAB_EVIL_ADDR:80/443: plain content ($LAB_MANIFEST_DIGEST, TLS with ca.pem), realm-meta challenge, redirect-meta 307, escapes 401 Basic, big 8 MiB config; log emptied"
 }
 
 # --- test content -----------------------------------------------------------------------------
@@ -599,7 +807,18 @@ write_env() { # PASS
                 REGKEEP_TEST_SKOPEO "$(command -v skopeo)" \
                 REGKEEP_TEST_PEERS_DIR "$PEERS" \
                 REGKEEP_TEST_PYTHON "$PEERS_PY"
-            if ((ECR_MODE)); then printf 'export %s=%q\n' REGKEEP_TEST_REGISTRY_ECR "$ECR_HOST"; fi
+            if ((ECR_MODE)); then
+                printf 'export %s=%q\n' \
+                    REGKEEP_TEST_REGISTRY_ECR "$ECR_HOST" \
+                    REGKEEP_TEST_LAB 1 \
+                    REGKEEP_TEST_LAB_DIR "$LAB" \
+                    REGKEEP_TEST_LAB_METADATA_SECRET "$LAB_METADATA_SECRET" \
+                    REGKEEP_TEST_LAB_LOOPBACK_SECRET "$LAB_LOOPBACK_SECRET" \
+                    REGKEEP_TEST_LAB_PRIVATE_SECRET "$LAB_PRIVATE_SECRET" \
+                    REGKEEP_TEST_LAB_MANIFEST_DIGEST "$LAB_MANIFEST_DIGEST" \
+                    REGKEEP_TEST_LAB_CONFIG_DIGEST "$LAB_CONFIG_DIGEST" \
+                    REGKEEP_TEST_LAB_LAYER_DIGEST "$LAB_LAYER_DIGEST"
+            fi
         } >"$tmp"
     )
     mv "$tmp" "$ENV_FILE"
@@ -695,7 +914,7 @@ cmd_start() {
         "$TOKEN_PORT:token server" "$ANON_PORT:registry anon" "$REDIRECT_PORT:redirect registry front"
         "$BLOB_HOST_PORT:redirect registry blob host" "$MOTO_PORT:moto" "$IMDS_PORT:IMDS fixture"
         "$ECR_API_PORT:ECR API fixture" "$PG_PORT:PostgreSQL")
-    if ((ECR_MODE)); then ports+=("$ECR_PORT:registry ecr"); fi
+    if ((ECR_MODE)); then ports+=("$ECR_PORT:registry ecr and lab registry" "80:lab stand-ins and registry" "53:lab DNS"); fi
     for port in "${ports[@]}"; do
         require_free_port "${port%%:*}" "${port#*:}"
     done
@@ -705,7 +924,8 @@ cmd_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    rm -rf "$PEERS"/registry-* "$PEERS/token-server" "$PEERS/redirect-registry" "$PEERS/oci" "$PEERS/moto" "$PEERS/imds" "$PEERS/ecr-api" "$PEERS/aws"
+    rm -rf "$PEERS"/registry-* "$PEERS/token-server" "$PEERS/redirect-registry" "$PEERS/oci" "$PEERS/moto" "$PEERS/imds" "$PEERS/ecr-api" "$PEERS/aws" \
+        "$LAB" "$PEERS"/lab-*
     make_certs
     pass=$(openssl rand -hex 16)
     make_credentials "$pass"
@@ -715,8 +935,10 @@ cmd_start() {
     start_redirect "$pass"
     start_moto
     start_ecr_api
+    if ((ECR_MODE)); then start_lab; fi
     start_postgres
     wait_registries
+    if ((ECR_MODE)); then wait_lab; fi
     wait_http moto 200 "$MOTO_URL/moto-api/data.json"   # not an AWS action: spends no free call
     seed_aws
     start_imds
@@ -724,10 +946,11 @@ cmd_start() {
     wait_http imds 401 "$IMDS_URL/latest/meta-data/"   # it listens once it holds credentials
     seed_images
     write_env "$pass"
-    say "peers up in $((SECONDS - t0))s ($( ((ECR_MODE)) && echo "namespace mode: with $ECR_HOST" \
-        || echo "host mode: no ECR-name registry")); checking them"
+    say "peers up in $((SECONDS - t0))s ($( ((ECR_MODE)) && echo "namespace mode: with $ECR_HOST and the adversarial lab" \
+        || echo "host mode: no ECR-name registry, no adversarial lab")); checking them"
     check_peers
     check_redirect "$pass"
+    if ((ECR_MODE)); then check_lab; fi
     trap - EXIT INT TERM
     say "all peers up and checked in $((SECONDS - t0))s; env: $ENV_FILE"
 }

@@ -662,6 +662,66 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
             "{what}: message should mention `{word}`: {body}"
         );
     }
+    // Cross-site form posts: a body without a JSON Content-Type (none at all, a form, text) never
+    // creates an account or sets a password, even with a foreign Origin and valid credentials.
+    for (content_type, path, payload) in [
+        (None, "/v1/accounts", json!({"name": "csrf-a"}).to_string()),
+        (
+            Some("application/x-www-form-urlencoded"),
+            "/v1/accounts",
+            "name=csrf-b".to_owned(),
+        ),
+        (
+            Some("text/plain"),
+            "/v1/accounts/admin/users/admin/credentials",
+            json!({"type": "password", "value": "csrf-pass"}).to_string(),
+        ),
+    ] {
+        let mut request = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .basic_auth("admin", Some(&app.admin_pass))
+            .header("origin", "https://evil.example")
+            .body(payload);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 415, "{content_type:?} {path}: {body}");
+        assert!(
+            message(&body).contains("Content-Type: application/json"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.get("/v1/accounts/csrf-a").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/v1/user").await.0,
+        StatusCode::OK,
+        "the admin password is unchanged"
+    );
+    // Requests without a body are unaffected: DELETE, and a POST with an empty body.
+    let status = app
+        .http
+        .post(format!(
+            "{}/v1/registries/{}/check?login=false",
+            app.base, "nothing.example.com"
+        ))
+        .basic_auth("admin", Some(&app.admin_pass))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an empty POST is judged on its merits"
+    );
+
     // A 10 MB body: refused with 413 before it is read. curl, because it stops sending and reads
     // the early answer, where an HTTP client library reports a broken pipe instead.
     let big = app.data_dir.path().join("big.json");

@@ -180,6 +180,8 @@ pub struct TestApp {
     pub database: TestDatabase,
     pub settings: Settings,
     pub http: reqwest::Client,
+    /// The server's use-cases (for their counters).
+    pub engine: regkeep_engine::Engine,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -229,6 +231,7 @@ impl TestApp {
     ) -> TestApp {
         let app = Application::build(&settings).await.expect("regkeep starts");
         let addr = app.local_addr().unwrap();
+        let engine = app.engine().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -241,6 +244,7 @@ impl TestApp {
             database,
             settings,
             http: reqwest::Client::new(),
+            engine,
             shutdown: Some(tx),
             handle: Some(handle),
         }

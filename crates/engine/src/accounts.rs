@@ -42,7 +42,7 @@ impl Engine {
                     account: AccountName::admin(),
                     user_type: NATIVE_USER.into(),
                     source: None,
-                    password_hash: passwords::hash(password).await?,
+                    password_hash: self.hashers.hash(password).await?,
                     created_at: now,
                     last_updated: now,
                 };
@@ -75,9 +75,9 @@ impl Engine {
         // user names take the same time to refuse.
         let hash = match &user {
             Some(u) => u.password_hash.clone(),
-            None => passwords::unmatchable_hash().await?,
+            None => passwords::unmatchable_hash(&self.hashers).await?,
         };
-        let matches = passwords::verify(password, hash).await;
+        let matches = self.hashers.verify(password, hash).await;
         let Some(user) = user.filter(|_| matches) else {
             return Err(EngineError::Unauthorized);
         };
@@ -221,11 +221,13 @@ impl Engine {
                 "the admin account cannot be disabled".into(),
             ));
         }
-        match self
+        let changed = self
             .store
             .set_account_state(&name, state, self.clock.now())
-            .await
-        {
+            .await;
+        // A disabled account's users are refused from the next request on.
+        self.logins.invalidate();
+        match changed {
             Ok(()) => self.account_record(&name).await,
             Err(StoreError::NotFound) => Err(not_found_account(&name)),
             Err(e) => Err(e.into()),
@@ -252,6 +254,7 @@ impl Engine {
         }
         let deleted = self.store.delete_account(&name).await;
         self.registry_cache.clear();
+        self.logins.invalidate();
         match deleted {
             Ok(()) => {
                 info!(account = %name, "deleted account with its users and registries");
@@ -309,7 +312,7 @@ impl Engine {
             account,
             user_type: NATIVE_USER.into(),
             source: None,
-            password_hash: passwords::hash(&request.password).await?,
+            password_hash: self.hashers.hash(&request.password).await?,
             created_at: now,
             last_updated: now,
         };
@@ -338,7 +341,9 @@ impl Engine {
                 "you cannot delete the user you are logged in as".into(),
             ));
         }
-        match self.store.delete_user(&account, &username).await {
+        let deleted = self.store.delete_user(&account, &username).await;
+        self.logins.invalidate();
+        match deleted {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(not_found_user(&account, &username)),
             Err(e) => Err(e.into()),
@@ -368,10 +373,14 @@ impl Engine {
             )));
         }
         self.user_record(&account, &username).await?;
-        let hash = passwords::hash(&credential.value).await?;
-        self.store
+        let hash = self.hashers.hash(&credential.value).await?;
+        let changed = self
+            .store
             .set_user_password_hash(&username, &hash, self.clock.now())
-            .await?;
+            .await;
+        // The old password is refused from the next request on, whatever was in flight.
+        self.logins.invalidate();
+        changed?;
         self.user_record(&account, &username).await
     }
 

@@ -12,6 +12,7 @@ pub mod content;
 pub mod credentials;
 pub mod ecr_tokens;
 pub mod images;
+pub mod logins;
 pub mod passwords;
 pub mod registries;
 mod registry_cache;
@@ -25,6 +26,7 @@ use regkeep_ecr::{EcrClient, EcrError};
 use regkeep_registry::{RegistryClient, RegistryError};
 
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
+pub use logins::LoginLimits;
 use regkeep_store::{Store, StoreError};
 pub use tag_watch::{PollSummary, WatchSettings};
 
@@ -41,6 +43,10 @@ pub struct EngineConfig {
     pub ecr: LifecycleSettings,
     /// How watched tags are polled.
     pub watch: WatchSettings,
+    /// How long a verified password login is remembered (Argon2id is slow by design). Zero: never.
+    pub login_cache_ttl: Duration,
+    /// Throttling of failed logins.
+    pub login_limits: LoginLimits,
 }
 
 /// The use-cases, with what they need. Cheap to clone.
@@ -53,6 +59,8 @@ pub struct Engine {
     registry_cache: Arc<registry_cache::RegistryCache>,
     ecr_tokens: Arc<EcrTokens>,
     watch_limiter: Arc<tag_watch::RegistryLimiter>,
+    logins: Arc<logins::Logins>,
+    hashers: Arc<passwords::PasswordHashers>,
 }
 
 /// An authenticated user, and the account it belongs to.
@@ -101,6 +109,9 @@ pub enum EngineError {
         #[source]
         source: ValidationError,
     },
+    /// Too many failed logins from this address or for this user: 429, with the seconds to wait.
+    #[error("too many failed logins: wait {retry_after} s and try again with the right password")]
+    Throttled { retry_after: u64 },
     /// Something broke inside: 500. The message is logged, never sent to clients.
     #[error("internal error: {0}")]
     Internal(String),
@@ -171,6 +182,10 @@ impl Engine {
         let watch_limiter = Arc::new(tag_watch::RegistryLimiter::new(
             config.watch.registry_requests_per_second,
         ));
+        let logins = Arc::new(logins::Logins::new(
+            config.login_cache_ttl,
+            config.login_limits,
+        ));
         Engine {
             store,
             registry_client,
@@ -179,12 +194,19 @@ impl Engine {
             registry_cache,
             ecr_tokens,
             watch_limiter,
+            logins,
+            hashers: passwords::PasswordHashers::per_core(),
         }
     }
 
     /// The ECR token lifecycle (its background task is the server's to run).
     pub fn ecr_tokens(&self) -> &Arc<EcrTokens> {
         &self.ecr_tokens
+    }
+
+    /// The password hashing threads (their verification count shows single-flight at work).
+    pub fn password_hashers(&self) -> &passwords::PasswordHashers {
+        &self.hashers
     }
 
     pub fn store(&self) -> &Store {

@@ -1,89 +1,25 @@
-//! HTTP Basic authentication with a short in-memory cache of verified credentials.
-//!
-//! Argon2id verification costs tens of milliseconds by design, so a verified `Authorization`
-//! header is remembered for `auth_cache_seconds`, keyed by an HMAC-SHA256 of the header under a
-//! random per-process key: the cache never holds a password or a hash an attacker could test
-//! guesses against. Any change to users or accounts through this process clears the cache; other
-//! replicas forget within the TTL.
+//! HTTP Basic authentication. The work behind it (the verified-credential cache, single-flight,
+//! the bound on Argon2id, throttling of failures) is the engine's (`engine::logins`), beside the
+//! writes that must end a login; this module parses the header and finds the client's address
+//! (the peer, or `X-Forwarded-For` when the peer is one of `trusted_proxies`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
+use regkeep_domain::outbound::IpNetwork;
 use regkeep_domain::{AccountName, Secret};
-use regkeep_engine::Caller;
-use sha2::Sha256;
+use regkeep_engine::{Caller, EngineError};
 
+use crate::audit;
 use crate::error::ApiError;
 use crate::AppState;
 
 /// The header with which an admin acts in another account (anchore-cli's `--as-account`).
 pub const ACCOUNT_HEADER: &str = "x-anchore-account";
-
-/// Most entries kept; past this the cache is cleared (a flood of distinct bad headers must not
-/// grow memory).
-const MAX_ENTRIES: usize = 10_000;
-
-/// Verified credentials, remembered briefly.
-pub struct AuthCache {
-    key: [u8; 32],
-    ttl: Duration,
-    /// A std Mutex: held only to read or insert, never across an await.
-    entries: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
-}
-
-impl AuthCache {
-    pub fn new(ttl: Duration) -> Self {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        AuthCache {
-            key,
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn fingerprint(&self, header: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .expect("HMAC-SHA256 takes a key of any length");
-        mac.update(header.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
-    fn get(&self, fingerprint: &[u8; 32]) -> Option<Caller> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(fingerprint)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(caller, _)| caller.clone())
-    }
-
-    fn put(&self, fingerprint: [u8; 32], caller: Caller) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(fingerprint, (caller, Instant::now()));
-    }
-
-    /// Forgets every verified credential (after a change to users or accounts).
-    pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-}
 
 /// An authenticated request: who called, and the account it acts in.
 #[derive(Clone, Debug)]
@@ -105,9 +41,7 @@ impl FromRequestParts<AppState> for AuthenticatedCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(&parts.headers, state)
-            .await
-            .map(AuthenticatedCaller)
+        authenticate(parts, state).await.map(AuthenticatedCaller)
     }
 }
 
@@ -118,7 +52,7 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let caller = authenticate(&parts.headers, state).await?;
+        let caller = authenticate(parts, state).await?;
         let requested = match parts.headers.get(ACCOUNT_HEADER) {
             Some(value) => Some(value.to_str().map_err(|_| {
                 ApiError::bad_request(format!(
@@ -132,19 +66,69 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
-    let header = headers
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let header = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(ApiError::unauthorized)?;
-    let fingerprint = state.auth_cache.fingerprint(header);
-    if let Some(caller) = state.auth_cache.get(&fingerprint) {
-        return Ok(caller);
+    let address = client_address(parts, &state.trusted_proxies);
+    let Some((user, password)) = parse_basic(header) else {
+        audit::login_refused("", address, "malformed_authorization");
+        return Err(ApiError::unauthorized());
+    };
+    match state.engine.login(&user, &password, address).await {
+        Ok(caller) => Ok(caller),
+        Err(err) => {
+            let reason = match &err {
+                EngineError::Unauthorized => "wrong_credentials_or_disabled",
+                EngineError::Throttled { .. } => "throttled",
+                _ => "error",
+            };
+            audit::login_refused(&user, address, reason);
+            Err(err.into())
+        }
     }
-    let (user, password) = parse_basic(header).ok_or_else(ApiError::unauthorized)?;
-    let caller = state.engine.authenticate(&user, &password).await?;
-    state.auth_cache.put(fingerprint, caller.clone());
-    Ok(caller)
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the last address in
+/// `X-Forwarded-For` that is not one of the trusted proxies (each proxy appends the address it
+/// got the request from, so the entries before the first untrusted one from the right are the
+/// client's to forge).
+pub fn client_address(parts: &Parts, trusted_proxies: &[IpNetwork]) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    forwarded_client(peer, &parts.headers, trusted_proxies)
+}
+
+fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNetwork]) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            // An entry that is no address: the proxies' chain is broken; trust what came before.
+            Err(_) => break,
+        }
+    }
+    Some(client)
 }
 
 /// `Basic base64(user:password)` → (user, password).
@@ -175,10 +159,31 @@ mod tests {
     }
 
     #[test]
-    fn cache_keys_are_not_the_header() {
-        let cache = AuthCache::new(Duration::from_secs(30));
-        let a = cache.fingerprint("Basic YWRtaW46cGFzcw==");
-        assert_ne!(a, cache.fingerprint("Basic YWRtaW46cGFzcx=="));
-        assert!(!a.windows(4).any(|w| w == b"YWRt"));
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.9, 10.0.0.2".parse().unwrap(),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            forwarded_client(ip("198.51.100.1"), &headers, &trusted),
+            Some(ip("198.51.100.1"))
+        );
+        // Through trusted proxies: the last untrusted hop, not the forgeable first one.
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), &headers, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), &headers, &[]),
+            Some(ip("10.0.0.1"))
+        );
     }
 }

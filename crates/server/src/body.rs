@@ -1,6 +1,8 @@
-//! [`JsonBody`]: a JSON request body with errors in regkeep's shape. A missing `Content-Type` is
-//! taken as JSON (some clients omit it); any other type than JSON is refused with 415; size is
-//! bounded by `max_body_bytes` (413); malformed JSON or wrong fields are a 400 that says which.
+//! [`JsonBody`]: a JSON request body with errors in regkeep's shape. A body must say
+//! `Content-Type: application/json` (or `…+json`), else 415: a browser's cross-site form post
+//! (which can carry `text/plain` or no JSON type, and the Basic credentials the browser holds)
+//! can then never create an account or set a password. Size is bounded by `max_body_bytes`
+//! (413); malformed JSON or wrong fields are a 400 that says which.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -16,19 +18,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            let text = content_type
-                .to_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let mime = text.split(';').next().unwrap_or_default().trim();
-            if mime != "application/json" && !mime.ends_with("+json") {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!("Content-Type `{mime}` is not supported: send the body as JSON with `Content-Type: application/json`"),
-                ));
+        let declared_json = match request.headers().get(header::CONTENT_TYPE) {
+            Some(content_type) => {
+                let text = content_type
+                    .to_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                let mime = text.split(';').next().unwrap_or_default().trim().to_owned();
+                if mime != "application/json" && !mime.ends_with("+json") {
+                    return Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format!("Content-Type `{mime}` is not supported: send the body as JSON with `Content-Type: application/json`"),
+                    ));
+                }
+                true
             }
-        }
+            None => false,
+        };
         let limit = state.max_body_bytes;
         let too_large = || {
             ApiError::new(
@@ -48,6 +54,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| too_large())?;
+        if !declared_json && !bytes.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the request has a body but no Content-Type: send it with `Content-Type: application/json`",
+            ));
+        }
         parse(&bytes).map(JsonBody)
     }
 }

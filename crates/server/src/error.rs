@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub detail: Value,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             status,
             message: message.into(),
             detail: json!({}),
+            retry_after: None,
         }
     }
 
@@ -47,6 +50,10 @@ impl From<EngineError> for ApiError {
             EngineError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            EngineError::Throttled { retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
+            },
             EngineError::ValidationFailed {
                 ref registry,
                 ref source,
@@ -80,6 +87,7 @@ fn unprocessable(err: &EngineError, subject: (&str, &str), source: &ValidationEr
         status: StatusCode::UNPROCESSABLE_ENTITY,
         message: err.to_string(),
         detail,
+        retry_after: None,
     }
 }
 
@@ -91,6 +99,11 @@ impl IntoResponse for ApiError {
             detail: self.detail,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -5,6 +5,7 @@
 //! (the API), and this module: [`Application`], which opens the store, seeds the admin, binds,
 //! and serves until a shutdown signal.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -30,14 +31,14 @@ use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
-use auth::AuthCache;
 use settings::Settings;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    pub auth_cache: Arc<AuthCache>,
+    /// Proxies whose `X-Forwarded-For` names the client (`trusted_proxies`).
+    pub trusted_proxies: Arc<Vec<regkeep_domain::outbound::IpNetwork>>,
     pub max_body_bytes: usize,
 }
 
@@ -113,6 +114,8 @@ impl Application {
                     ),
                     ..regkeep_engine::WatchSettings::default()
                 },
+                login_cache_ttl: Duration::from_secs(settings.auth_cache_seconds),
+                login_limits: settings.throttle.limits(),
             },
         );
         let generated_admin_password = seed_admin(&engine, settings).await?;
@@ -124,9 +127,7 @@ impl Application {
         })?;
         let state = AppState {
             engine,
-            auth_cache: Arc::new(AuthCache::new(Duration::from_secs(
-                settings.auth_cache_seconds,
-            ))),
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
             max_body_bytes: settings.max_body_bytes,
         };
         // Due polls are looked for twice per interval (at most every 15 s, at least every 1 s),
@@ -139,6 +140,11 @@ impl Application {
             generated_admin_password,
             watch_tick,
         })
+    }
+
+    /// The use-cases this server serves (tests and benchmarks look at their counters).
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
     }
 
     /// The address actually bound (port 0 in tests becomes a real port).
@@ -180,10 +186,13 @@ impl Application {
                 tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
             }));
         info!(listen = %self.listener.local_addr()?, "regkeep is serving");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")?;
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed")?;
         cancel.cancel();
         tasks.wait().await;
         store.close().await;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 18] = [
     "listen",
     "data_dir",
     "database_url",
@@ -30,6 +30,8 @@ const KEYS: [&str; 16] = [
     "max_body_bytes",
     "watch",
     "outbound",
+    "trusted_proxies",
+    "throttle",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -71,6 +73,46 @@ pub struct Settings {
     pub watch: WatchConfig,
     /// Where regkeep may connect for its users, and how much it reads (DESIGN 3.7).
     pub outbound: OutboundConfig,
+    /// Proxies (CIDR list) whose `X-Forwarded-For` names the client, for login throttling.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Throttling of failed password logins.
+    pub throttle: ThrottleConfig,
+}
+
+/// Failed logins allowed per client address and per user name: a burst, then one per period.
+/// Past that, logins that are not already verified get 429 with `Retry-After`; an address that
+/// logged in as a user before is not held back by that user's throttle.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    pub address_burst: u32,
+    pub address_period_secs: u64,
+    pub user_burst: u32,
+    pub user_period_secs: u64,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let limits = regkeep_engine::LoginLimits::default();
+        ThrottleConfig {
+            address_burst: limits.address_burst,
+            address_period_secs: limits.address_period.as_secs(),
+            user_burst: limits.user_burst,
+            user_period_secs: limits.user_period.as_secs(),
+        }
+    }
+}
+
+impl ThrottleConfig {
+    pub fn limits(&self) -> regkeep_engine::LoginLimits {
+        regkeep_engine::LoginLimits {
+            address_burst: self.address_burst.max(1),
+            address_period: std::time::Duration::from_secs(self.address_period_secs.max(1)),
+            user_burst: self.user_burst.max(1),
+            user_period: std::time::Duration::from_secs(self.user_period_secs.max(1)),
+        }
+    }
 }
 
 /// The outbound policy's settings and the bounds on what registries may make regkeep hold.
@@ -205,6 +247,8 @@ impl Default for Settings {
                 event_retention_days: 30,
             },
             outbound: OutboundConfig::default(),
+            trusted_proxies: Vec::new(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }

@@ -208,7 +208,9 @@ impl Store {
         expect_one(done.rows_affected())
     }
 
-    /// Active subscriptions due at `now`, longest-waiting first, at most `limit`.
+    /// Active subscriptions of enabled accounts due at `now`, longest-waiting first, at most
+    /// `limit`. A disabled account's subscriptions are not polled (its stored credentials are not
+    /// used) until it is enabled again.
     ///
     /// # Errors
     /// Database errors.
@@ -219,6 +221,7 @@ impl Store {
     ) -> Result<Vec<SubscriptionRecord>> {
         let rows = sqlx::query(&format!(
             "{SUBSCRIPTION_SELECT} WHERE active = 1 AND next_poll_at <= $1 \
+             AND account IN (SELECT name FROM accounts WHERE state = 'enabled') \
              ORDER BY next_poll_at, account, subscription_id LIMIT $2"
         ))
         .bind(now.unix())

@@ -1,5 +1,6 @@
 //! Accounts and users on Anchore's paths (DESIGN 2), so `anchore-cli account ...` works.
-//! Changes to users or accounts clear the verified-credentials cache.
+//! Changes to users or accounts end logins at once (the engine invalidates its login cache) and
+//! are written to the audit log.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,6 +10,7 @@ use regkeep_domain::wire::{
 };
 use regkeep_store::{AccountRecord, UserRecord};
 
+use crate::audit;
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
 use crate::error::ApiError;
@@ -55,9 +57,14 @@ pub async fn create(
     auth: Authenticated,
     JsonBody(request): JsonBody<AccountCreationRequest>,
 ) -> Result<Json<Account>, ApiError> {
-    Ok(Json(account_wire(
-        &state.engine.create_account(&auth.caller, request).await?,
-    )))
+    let record = state.engine.create_account(&auth.caller, request).await?;
+    audit::change(
+        &auth.caller,
+        "account.created",
+        &record.name,
+        record.name.as_str(),
+    );
+    Ok(Json(account_wire(&record)))
 }
 
 pub async fn set_state(
@@ -70,7 +77,12 @@ pub async fn set_state(
         .engine
         .set_account_state(&auth.caller, &account, &status.state)
         .await?;
-    state.auth_cache.clear();
+    audit::change(
+        &auth.caller,
+        &format!("account.{}", record.state.as_str()),
+        &record.name,
+        record.name.as_str(),
+    );
     Ok(Json(AccountStatus {
         state: record.state.as_str().to_owned(),
     }))
@@ -82,7 +94,7 @@ pub async fn delete(
     Path(account): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.engine.delete_account(&auth.caller, &account).await?;
-    state.auth_cache.clear();
+    audit::change(&auth.caller, "account.deleted", &auth.account, &account);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,12 +123,17 @@ pub async fn create_user(
     Path(account): Path<String>,
     JsonBody(request): JsonBody<UserCreationRequest>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(user_wire(
-        &state
-            .engine
-            .create_user(&auth.caller, &account, request)
-            .await?,
-    )))
+    let record = state
+        .engine
+        .create_user(&auth.caller, &account, request)
+        .await?;
+    audit::change(
+        &auth.caller,
+        "user.created",
+        &record.account,
+        record.username.as_str(),
+    );
+    Ok(Json(user_wire(&record)))
 }
 
 pub async fn delete_user(
@@ -128,7 +145,12 @@ pub async fn delete_user(
         .engine
         .delete_user(&auth.caller, &account, &user)
         .await?;
-    state.auth_cache.clear();
+    audit::change(
+        &auth.caller,
+        "user.deleted",
+        &auth.account,
+        &format!("{account}/{user}"),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,7 +164,12 @@ pub async fn set_password(
         .engine
         .set_user_password(&auth.caller, &account, &user, credential)
         .await?;
-    state.auth_cache.clear();
+    audit::change(
+        &auth.caller,
+        "user.password_changed",
+        &record.account,
+        record.username.as_str(),
+    );
     Ok(Json(user_wire(&record)))
 }
 

@@ -6,6 +6,7 @@ use axum::Json;
 use regkeep_domain::wire::{RegistryConfiguration, RegistryConfigurationRequest};
 use regkeep_store::RegistryRecord;
 
+use crate::audit;
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
 use crate::error::ApiError;
@@ -39,6 +40,12 @@ pub async fn add(
         .engine
         .add_registry(&auth.account, request, validate)
         .await?;
+    audit::change(
+        &auth.caller,
+        "registry.added",
+        &auth.account,
+        saved.record.registry.as_str(),
+    );
     Ok(Json(vec![to_wire(&saved.record)]))
 }
 
@@ -54,6 +61,12 @@ pub async fn update(
         .engine
         .update_registry(&auth.account, &registry, request, validate)
         .await?;
+    audit::change(
+        &auth.caller,
+        "registry.updated",
+        &auth.account,
+        saved.record.registry.as_str(),
+    );
     Ok(Json(vec![to_wire(&saved.record)]))
 }
 
@@ -66,6 +79,7 @@ pub async fn delete(
         .engine
         .delete_registry(&auth.account, &registry)
         .await?;
+    audit::change(&auth.caller, "registry.deleted", &auth.account, &registry);
     Ok(Json(serde_json::json!([])))
 }
 

@@ -1,0 +1,358 @@
+//! Password logins that cannot be turned against the server (DESIGN 3.8):
+//! - verified credentials are remembered for a short time (keyed by an HMAC of the parsed user
+//!   and password under a per-process key: never the password, never a hash to test guesses
+//!   against), and wrong ones for a shorter time;
+//! - one verification per distinct credential at a time: concurrent requests with the same
+//!   credential wait for its result instead of each running Argon2id;
+//! - failed logins are throttled per client address and per user; a user's throttle does not
+//!   apply to addresses that logged in as that user before, and a remembered credential is served
+//!   without touching either, so a correct password is not locked out by someone else's guesses;
+//! - every change that must end a login (password change, user disabled or deleted, account
+//!   disabled or deleted) bumps a generation: the caches are emptied, and a verification that
+//!   started before the change cannot put its result back.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use regkeep_domain::Secret;
+use sha2::Sha256;
+
+use crate::{Caller, Engine, EngineError};
+
+/// Most entries of each map; past this a map is emptied rather than grown (a flood of distinct
+/// credentials must not grow memory).
+const MAX_ENTRIES: usize = 10_000;
+/// How long a wrong credential is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// How long an address that logged in as a user stays exempt from that user's throttle.
+const KNOWN_ADDRESS_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Throttling of failed logins.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginLimits {
+    /// Failures one client address may make in a burst, then one per `address_period`.
+    pub address_burst: u32,
+    pub address_period: Duration,
+    /// Failures against one user name in a burst, then one per `user_period`.
+    pub user_burst: u32,
+    pub user_period: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            address_burst: 10,
+            address_period: Duration::from_secs(2),
+            user_burst: 10,
+            user_period: Duration::from_secs(5),
+        }
+    }
+}
+
+type Fingerprint = [u8; 32];
+
+#[derive(Default)]
+struct Remembered {
+    /// Verified credentials and when they were verified.
+    valid: HashMap<Fingerprint, (Caller, Instant)>,
+    /// Wrong credentials and when they were found wrong.
+    wrong: HashMap<Fingerprint, Instant>,
+    /// (user, address) pairs that logged in, and when.
+    known: HashMap<(String, IpAddr), Instant>,
+    /// Bumped by every invalidation; a verification inserts only under the generation it began in.
+    generation: u64,
+}
+
+/// What `Engine::login` keeps between requests.
+pub struct Logins {
+    key: [u8; 32],
+    ttl: Duration,
+    remembered: Mutex<Remembered>,
+    /// One lock per credential being verified now (single-flight).
+    in_flight: Mutex<HashMap<Fingerprint, Arc<tokio::sync::Mutex<()>>>>,
+    by_address: DefaultKeyedRateLimiter<IpAddr>,
+    by_user: DefaultKeyedRateLimiter<String>,
+    /// Until when an address or a user is refused without verifying (a std Mutex each: held
+    /// only to read or write, never across an await).
+    blocked_addresses: Mutex<HashMap<IpAddr, Instant>>,
+    blocked_users: Mutex<HashMap<String, Instant>>,
+}
+
+impl std::fmt::Debug for Logins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logins")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn quota(burst: u32, period: Duration) -> Quota {
+    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period.max(Duration::from_millis(1)))
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+impl Logins {
+    pub fn new(ttl: Duration, limits: LoginLimits) -> Self {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        Logins {
+            key,
+            ttl,
+            remembered: Mutex::default(),
+            in_flight: Mutex::default(),
+            by_address: governor::RateLimiter::keyed(quota(
+                limits.address_burst,
+                limits.address_period,
+            )),
+            by_user: governor::RateLimiter::keyed(quota(limits.user_burst, limits.user_period)),
+            blocked_addresses: Mutex::default(),
+            blocked_users: Mutex::default(),
+        }
+    }
+
+    fn fingerprint(&self, user: &str, password: &Secret) -> Fingerprint {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC-SHA256 takes a key of any length");
+        mac.update(&(user.len() as u64).to_be_bytes());
+        mac.update(user.as_bytes());
+        mac.update(password.expose().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        self.remembered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The remembered answer for a credential, if any: `Some(Ok)` verified, `Some(Err)` wrong.
+    fn recall(&self, fp: &Fingerprint) -> Option<Result<Caller, EngineError>> {
+        let r = self.remembered();
+        if let Some((caller, at)) = r.valid.get(fp) {
+            if at.elapsed() < self.ttl {
+                return Some(Ok(caller.clone()));
+            }
+        }
+        if r.wrong
+            .get(fp)
+            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL)
+        {
+            return Some(Err(EngineError::Unauthorized));
+        }
+        None
+    }
+
+    /// Forgets every remembered login: the next request of every credential is verified again.
+    pub fn invalidate(&self) {
+        let mut r = self.remembered();
+        r.generation += 1;
+        r.valid.clear();
+        r.wrong.clear();
+    }
+
+    /// How long `address` (and `user`, unless `address` logged in as it before) must wait.
+    fn blocked(&self, user: &str, address: Option<IpAddr>) -> Option<Duration> {
+        if let Some(address) = address {
+            if let Some(wait) = wait_of(&self.blocked_addresses, &address) {
+                return Some(wait);
+            }
+            let known = self
+                .remembered()
+                .known
+                .get(&(user.to_owned(), address))
+                .is_some_and(|at| at.elapsed() < KNOWN_ADDRESS_TTL);
+            if known {
+                return None;
+            }
+        }
+        wait_of(&self.blocked_users, &user.to_owned())
+    }
+
+    /// Counts a failure against `address` and `user`; past their quota they are blocked.
+    fn failed(&self, user: &str, address: Option<IpAddr>) {
+        let clock = DefaultClock::default();
+        if let Some(address) = address {
+            if let Err(not_until) = self.by_address.check_key(&address) {
+                let until = Instant::now() + not_until.wait_time_from(clock.now());
+                block(&self.blocked_addresses, address, until);
+            }
+        }
+        let user = user.to_owned();
+        if let Err(not_until) = self.by_user.check_key(&user) {
+            let until = Instant::now() + not_until.wait_time_from(clock.now());
+            block(&self.blocked_users, user, until);
+        }
+        if self.by_address.len() > MAX_ENTRIES {
+            self.by_address.retain_recent();
+        }
+        if self.by_user.len() > MAX_ENTRIES {
+            self.by_user.retain_recent();
+        }
+    }
+}
+
+/// How long until `key` is no longer blocked, if it is.
+fn wait_of<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: &K) -> Option<Duration> {
+    let map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(key)
+        .and_then(|until| until.checked_duration_since(Instant::now()))
+}
+
+fn block<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: K, until: Instant) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_ENTRIES {
+        let now = Instant::now();
+        map.retain(|_, u| *u > now);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+    }
+    map.insert(key, until);
+}
+
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+impl Engine {
+    /// Logs in with a user name and password from `address` (the client, when known).
+    ///
+    /// # Errors
+    /// [`EngineError::Unauthorized`] for a wrong credential or a disabled account;
+    /// [`EngineError::Throttled`] while the address or user has failed too often.
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &Secret,
+        address: Option<IpAddr>,
+    ) -> Result<Caller, EngineError> {
+        let logins = &self.logins;
+        let fp = logins.fingerprint(user, password);
+        if let Some(answer) = logins.recall(&fp) {
+            return answer;
+        }
+        if let Some(wait) = logins.blocked(user, address) {
+            return Err(EngineError::Throttled {
+                retry_after: wait.as_secs().max(1),
+            });
+        }
+        // Single-flight: the first request verifies; the others wait for it, then find its answer.
+        let flight = {
+            let mut in_flight = logins.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.entry(fp).or_default().clone()
+        };
+        let _turn = flight.lock().await;
+        if let Some(answer) = logins.recall(&fp) {
+            return answer;
+        }
+        let generation = logins.remembered().generation;
+        let answer = self.authenticate(user, password).await;
+        {
+            let mut r = logins.remembered();
+            if r.generation == generation {
+                match &answer {
+                    Ok(caller) => {
+                        insert_bounded(&mut r.valid, fp, (caller.clone(), Instant::now()));
+                        if let Some(address) = address {
+                            insert_bounded(
+                                &mut r.known,
+                                (user.to_owned(), address),
+                                Instant::now(),
+                            );
+                        }
+                    }
+                    Err(EngineError::Unauthorized) => {
+                        insert_bounded(&mut r.wrong, fp, Instant::now());
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if matches!(answer, Err(EngineError::Unauthorized)) {
+            logins.failed(user, address);
+        }
+        logins
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fp);
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_separate_user_and_password() {
+        let l = Logins::new(Duration::from_secs(30), LoginLimits::default());
+        let a = l.fingerprint("ab", &Secret::new("c"));
+        assert_ne!(a, l.fingerprint("a", &Secret::new("bc")));
+        assert_eq!(a, l.fingerprint("ab", &Secret::new("c")));
+    }
+
+    #[test]
+    fn failures_block_the_address_then_the_user_but_not_known_addresses() {
+        let limits = LoginLimits {
+            address_burst: 2,
+            address_period: Duration::from_secs(3600),
+            user_burst: 3,
+            user_period: Duration::from_secs(3600),
+        };
+        let l = Logins::new(Duration::from_secs(30), limits);
+        let attacker: IpAddr = "198.51.100.1".parse().unwrap();
+        let other: IpAddr = "198.51.100.2".parse().unwrap();
+        let friend: IpAddr = "198.51.100.3".parse().unwrap();
+        l.remembered()
+            .known
+            .insert(("alice".into(), friend), Instant::now());
+        assert!(l.blocked("alice", Some(attacker)).is_none());
+        for _ in 0..3 {
+            l.failed("alice", Some(attacker));
+        }
+        assert!(
+            l.blocked("alice", Some(attacker)).is_some(),
+            "address over its quota"
+        );
+        assert!(
+            l.blocked("bob", Some(attacker)).is_some(),
+            "the address, whatever the user"
+        );
+        l.failed("alice", Some(other));
+        assert!(
+            l.blocked("alice", Some(other)).is_some(),
+            "the user over its quota"
+        );
+        assert!(
+            l.blocked("alice", Some(friend)).is_none(),
+            "an address alice used is exempt"
+        );
+        assert!(l.blocked("carol", Some(other)).is_none());
+    }
+
+    #[test]
+    fn invalidation_empties_and_bumps() {
+        let l = Logins::new(Duration::from_secs(30), LoginLimits::default());
+        let fp = l.fingerprint("u", &Secret::new("p"));
+        l.remembered().wrong.insert(fp, Instant::now());
+        assert!(matches!(
+            l.recall(&fp),
+            Some(Err(EngineError::Unauthorized))
+        ));
+        let g = l.remembered().generation;
+        l.invalidate();
+        assert!(l.recall(&fp).is_none());
+        assert_eq!(l.remembered().generation, g + 1);
+    }
+}

@@ -1,0 +1,489 @@
+//! Inbound safety (issue 9): logins that cannot be turned against the server, and changes that
+//! end a login at once. Figures (memory, latency under floods) come from `bench/login-flood.sh`;
+//! these tests assert behaviour only.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use common::{Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A server whose throttle never gets in the way of the trials (they fail one login per trial).
+async fn roomy(backend: Backend) -> TestApp {
+    TestApp::spawn_with(backend, |s| {
+        s.throttle.address_burst = 100_000;
+        s.throttle.user_burst = 100_000;
+    })
+    .await
+}
+
+/// GET /v1/user as `user`:`pass`, with the time the request was sent.
+async fn whoami(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pass: &str,
+) -> (Instant, StatusCode) {
+    let sent = Instant::now();
+    let status = http
+        .get(format!("{base}/v1/user"))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (sent, status)
+}
+
+/// 64 clients keep using `user`:`old` while `change` runs; after its answer each sends 3 more.
+/// Returns how many requests sent after the change's answer succeeded.
+async fn successes_after<F, Fut>(app: &TestApp, user: &str, old: &str, change: F) -> usize
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let answered: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        let (http, base, user, old, answered) = (
+            app.http.clone(),
+            app.base.clone(),
+            user.to_owned(),
+            old.to_owned(),
+            answered.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            let mut after = 0;
+            while after < 3 {
+                results.push(whoami(&http, &base, &user, &old).await);
+                if answered.lock().unwrap().is_some() {
+                    after += 1;
+                }
+            }
+            results
+        }));
+    }
+    change().await;
+    *answered.lock().unwrap() = Some(Instant::now());
+    let at = answered.lock().unwrap().unwrap();
+    let mut late_successes = 0;
+    for client in clients {
+        for (sent, status) in client.await.unwrap() {
+            if sent > at && status == StatusCode::OK {
+                late_successes += 1;
+            }
+        }
+    }
+    late_successes
+}
+
+async fn password_change_ends_the_old_password_at_once(backend: Backend) {
+    let app = roomy(backend).await;
+    let trials = if backend == Backend::Sqlite { 100 } else { 25 };
+    app.add_account_with_user("churn", "carla", "carla-pass-0")
+        .await;
+    for i in 0..trials {
+        let old = format!("carla-pass-{i}");
+        let new = format!("carla-pass-{}", i + 1);
+        // Warm: the old password is verified and remembered.
+        assert_eq!(
+            whoami(&app.http, &app.base, "carla", &old).await.1,
+            StatusCode::OK
+        );
+        let late = successes_after(&app, "carla", &old, || async {
+            let (status, body) = app
+                .post(
+                    "/v1/accounts/churn/users/carla/credentials",
+                    json!({"type": "password", "value": new}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        })
+        .await;
+        assert_eq!(
+            late, 0,
+            "trial {i}: the old password worked after the change answered"
+        );
+        assert_eq!(
+            whoami(&app.http, &app.base, "carla", &new).await.1,
+            StatusCode::OK
+        );
+    }
+    app.finish().await;
+}
+
+async fn disable_and_delete_end_logins_at_once(backend: Backend) {
+    let app = roomy(backend).await;
+    let trials = if backend == Backend::Sqlite { 20 } else { 10 };
+    app.add_account_with_user("gate", "gus", "gus-pass-1").await;
+    for i in 0..trials {
+        assert_eq!(
+            whoami(&app.http, &app.base, "gus", "gus-pass-1").await.1,
+            StatusCode::OK
+        );
+        let late = successes_after(&app, "gus", "gus-pass-1", || async {
+            let (status, body) = app
+                .put("/v1/accounts/gate/state", json!({"state": "disabled"}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        })
+        .await;
+        assert_eq!(
+            late, 0,
+            "disable trial {i}: a login worked after the account was disabled"
+        );
+        let (status, _) = app
+            .put("/v1/accounts/gate/state", json!({"state": "enabled"}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for i in 0..trials {
+        let user = format!("dora{i}");
+        let (status, body) = app
+            .post(
+                "/v1/accounts/gate/users",
+                json!({"username": user, "password": "dora-pass-1"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            whoami(&app.http, &app.base, &user, "dora-pass-1").await.1,
+            StatusCode::OK
+        );
+        let late = successes_after(&app, &user, "dora-pass-1", || async {
+            let (status, _) = app.delete(&format!("/v1/accounts/gate/users/{user}")).await;
+            assert!(status.is_success(), "{status}");
+        })
+        .await;
+        assert_eq!(
+            late, 0,
+            "delete trial {i}: a login worked after the user was deleted"
+        );
+    }
+    app.finish().await;
+}
+
+on_both_backends!(
+    password_change_ends_the_old_password_at_once,
+    disable_and_delete_end_logins_at_once,
+);
+
+/// Concurrent first logins with one credential cost one Argon2id verification; a repeated wrong
+/// password costs one; `Basic` followed by any number of spaces is the same credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_verification_per_credential() {
+    let app = roomy(Backend::Sqlite).await;
+    app.add_account_with_user("solo", "sol", "sol-pass-1").await;
+    let hashers = || app.engine.password_hashers().verifications();
+    let before = hashers();
+    let mut requests = Vec::new();
+    for _ in 0..64 {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        requests.push(tokio::spawn(async move {
+            whoami(&http, &base, "sol", "sol-pass-1").await.1
+        }));
+    }
+    for r in requests {
+        assert_eq!(r.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(
+        hashers() - before,
+        1,
+        "64 concurrent first logins, one verification"
+    );
+
+    let before = hashers();
+    let mut requests = Vec::new();
+    for _ in 0..32 {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        requests.push(tokio::spawn(async move {
+            whoami(&http, &base, "sol", "not-the-password").await.1
+        }));
+    }
+    for r in requests {
+        assert_eq!(r.await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        hashers() - before,
+        1,
+        "a repeated wrong password is remembered"
+    );
+
+    let before = hashers();
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("sol:sol-pass-1");
+    for spaces in [1, 2, 5, 40] {
+        let status = app
+            .http
+            .get(format!("{}/v1/user", app.base))
+            .header(
+                "authorization",
+                format!("Basic{}{encoded}", " ".repeat(spaces)),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(
+        hashers() - before,
+        0,
+        "one credential, one cache entry, whatever the spacing"
+    );
+    app.finish().await;
+}
+
+/// Failed logins are throttled per client address and per user (429 with Retry-After, no
+/// verification run); a remembered credential and an address that logged in as the user before
+/// still get in; others are unaffected. Clients are told apart by `X-Forwarded-For` from a
+/// trusted proxy (loopback here); from an untrusted peer the header is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_throttled_without_locking_out_the_owner() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.throttle.address_burst = 5;
+        s.throttle.address_period_secs = 3600;
+        s.throttle.user_burst = 8;
+        s.throttle.user_period_secs = 3600;
+    })
+    .await;
+    app.add_account_with_user("thr", "alice", "alice-pass-1")
+        .await;
+    app.add_account_with_user("thr2", "bob", "bob-pass-1").await;
+    let login = |user: &'static str, pass: String, from: &'static str| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            let r = http
+                .get(format!("{base}/v1/user"))
+                .basic_auth(user, Some(pass))
+                .header("x-forwarded-for", from)
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), retry)
+        }
+    };
+    // Alice logs in from her address; the credential is remembered.
+    assert_eq!(
+        login("alice", "alice-pass-1".into(), "203.0.113.10")
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // An attacker guesses from one address: after 5 failures its address is throttled.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(login("alice", format!("guess-{i}"), "203.0.113.66").await);
+    }
+    assert!(
+        statuses[..5]
+            .iter()
+            .all(|(s, _)| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    let (status, retry) = &statuses[7];
+    assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    assert!(
+        retry
+            .as_deref()
+            .is_some_and(|r| r.parse::<u64>().unwrap() >= 1),
+        "{retry:?}"
+    );
+    let before = app.engine.password_hashers().verifications();
+    assert_eq!(
+        login("alice", "guess-x".into(), "203.0.113.66").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login("bob", "bob-pass-1".into(), "203.0.113.66").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.engine.password_hashers().verifications(),
+        before,
+        "a throttled login costs nothing"
+    );
+
+    // Guesses spread over addresses throttle the user name.
+    for i in 0..6 {
+        let from = ["203.0.113.71", "203.0.113.72", "203.0.113.73"][i % 3];
+        let _ = login("alice", format!("spread-{i}"), from).await;
+    }
+    // Alice's remembered credential is served whatever the throttles, from anywhere.
+    assert_eq!(
+        login("alice", "alice-pass-1".into(), "203.0.113.99")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login("alice", "alice-pass-1".into(), "203.0.113.66")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Her password changes (nothing remembered any more): a new address must wait, her own
+    // address gets in, other users are unaffected.
+    let (status, body) = app
+        .post(
+            "/v1/accounts/thr/users/alice/credentials",
+            json!({"type": "password", "value": "alice-pass-2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        login("alice", "alice-pass-2".into(), "203.0.113.99")
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login("alice", "alice-pass-2".into(), "203.0.113.10")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login("bob", "bob-pass-1".into(), "203.0.113.99").await.0,
+        StatusCode::OK
+    );
+
+    // From an untrusted peer the header names nobody: a second server trusting no proxy sees
+    // every request as 127.0.0.1.
+    let untrusting = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.throttle.address_burst = 3;
+        s.throttle.address_period_secs = 3600;
+    })
+    .await;
+    for i in 0..4 {
+        let from = [
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3",
+            "198.51.100.4",
+        ][i];
+        let _ = untrusting
+            .http
+            .get(format!("{}/v1/user", untrusting.base))
+            .basic_auth("admin", Some(format!("wrong-{i}")))
+            .header("x-forwarded-for", from)
+            .send()
+            .await
+            .unwrap();
+    }
+    let status = untrusting
+        .http
+        .get(format!("{}/v1/user", untrusting.base))
+        .basic_auth("nobody", Some("x"))
+        .header("x-forwarded-for", "198.51.100.5")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "forged X-Forwarded-For was believed"
+    );
+
+    // The audit log has the refusals with user and address, and the change with its actor;
+    // never a password.
+    let audit: Vec<String> = common::captured_logs()
+        .lines()
+        .filter(|l| l.contains("regkeep::audit"))
+        .map(str::to_owned)
+        .collect();
+    let has = |words: &[&str]| audit.iter().any(|l| words.iter().all(|w| l.contains(w)));
+    assert!(
+        has(&["login.refused", "alice", "203.0.113.66", "throttled"]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&["login.refused", "203.0.113.71", "wrong_credentials"]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&["user.password_changed", "actor=admin", "alice"]),
+        "{audit:#?}"
+    );
+    common::assert_no_secrets(
+        "audit log",
+        &audit.join("\n"),
+        &[
+            "alice-pass-1",
+            "alice-pass-2",
+            "guess-",
+            "spread-",
+            "bob-pass-1",
+        ],
+    );
+    untrusting.finish().await;
+    app.finish().await;
+}
+
+/// A disabled account is inert: its subscriptions are not polled (the registry sees nothing) until
+/// it is enabled again. The registry is the lab's (namespace mode), reached anonymously.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_accounts_are_not_polled() {
+    let ca = std::path::PathBuf::from(common::var("REGKEEP_TEST_CA"));
+    let log = std::path::PathBuf::from(common::var("REGKEEP_TEST_LAB_DIR")).join("evil.log");
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.tls.ca_bundle = Some(ca);
+        s.watch.interval_seconds = 1;
+    })
+    .await;
+    app.add_account_with_user("sleepy", "sid", "sid-pass-1")
+        .await;
+    let repo = format!("sleepy-{}", common::random_hex(4));
+    let polls = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("/{repo}/")))
+            .count()
+    };
+    let (status, body) = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/subscriptions",
+            Some(json!({"subscription_type": "tag_update", "subscription_key": format!("plain.evil.test/{repo}:latest")})),
+            Some(("sid", "sid-pass-1")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(polls() > 0, "subscribing polls at once");
+    let (status, _) = app
+        .put("/v1/accounts/sleepy/state", json!({"state": "disabled"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let before = polls();
+    // Several intervals pass, with the poller's own rounds and forced ones.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        app.engine.poll_due_once().await.unwrap();
+    }
+    assert_eq!(
+        polls(),
+        before,
+        "a disabled account's subscription was polled"
+    );
+    let (status, _) = app
+        .put("/v1/accounts/sleepy/state", json!({"state": "enabled"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.engine.poll_due_once().await.unwrap();
+    assert!(polls() > before, "enabled again: polled again");
+    app.finish().await;
+}

@@ -51,9 +51,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if declared.is_some_and(|n| n > limit) {
             return Err(too_large());
         }
-        let bytes = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| too_large())?;
+        let bytes = match tokio::time::timeout(
+            state.body_timeout,
+            axum::body::to_bytes(request.into_body(), limit),
+        )
+        .await
+        {
+            Ok(read) => read.map_err(|_| too_large())?,
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} s: send the whole body at once",
+                        state.body_timeout.as_secs()
+                    ),
+                ))
+            }
+        };
         if !declared_json && !bytes.is_empty() {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod listener;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` names the client (`trusted_proxies`).
     pub trusted_proxies: Arc<Vec<regkeep_domain::outbound::IpNetwork>>,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// A bound, ready server.
@@ -50,6 +53,8 @@ pub struct Application {
     pub generated_admin_password: Option<(Secret, std::path::PathBuf)>,
     /// How often the tag watcher looks for due polls.
     watch_tick: Duration,
+    /// Bounds on inbound connections.
+    connections: listener::ConnectionLimits,
 }
 
 impl Application {
@@ -128,6 +133,7 @@ impl Application {
         let state = AppState {
             engine,
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
+            body_timeout: Duration::from_secs(settings.server.body_timeout_secs.max(1)),
             max_body_bytes: settings.max_body_bytes,
         };
         // Due polls are looked for twice per interval (at most every 15 s, at least every 1 s),
@@ -139,6 +145,11 @@ impl Application {
             state,
             generated_admin_password,
             watch_tick,
+            connections: listener::ConnectionLimits {
+                max_connections: settings.server.max_connections.max(1),
+                header_timeout: Duration::from_secs(settings.server.header_timeout_secs.max(1)),
+                idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs.max(1)),
+            },
         })
     }
 
@@ -186,13 +197,9 @@ impl Application {
                 tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
             }));
         info!(listen = %self.listener.local_addr()?, "regkeep is serving");
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed")?;
+        listener::serve(self.listener, app, self.connections, shutdown)
+            .await
+            .context("the HTTP server failed")?;
         cancel.cancel();
         tasks.wait().await;
         store.close().await;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "listen",
     "data_dir",
     "database_url",
@@ -32,6 +32,7 @@ const KEYS: [&str; 18] = [
     "outbound",
     "trusted_proxies",
     "throttle",
+    "server",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -78,6 +79,35 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNetwork>,
     /// Throttling of failed password logins.
     pub throttle: ThrottleConfig,
+    /// Bounds on inbound connections.
+    pub server: ServerConfig,
+}
+
+/// What anyone who reaches the port can make regkeep hold. The defaults fit the common 1024
+/// file-descriptor limit with room for the database and outbound connections.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Connections open at once; at the limit the oldest one not serving a request is closed.
+    pub max_connections: usize,
+    /// A request head must arrive within this after the connection opens or its previous
+    /// response (also how long an idle keep-alive connection is kept).
+    pub header_timeout_secs: u64,
+    /// A request body must arrive whole within this.
+    pub body_timeout_secs: u64,
+    /// A connection on which no byte moves for this long is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 512,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+        }
+    }
 }
 
 /// Failed logins allowed per client address and per user name: a burst, then one per period.
@@ -249,6 +279,7 @@ impl Default for Settings {
             outbound: OutboundConfig::default(),
             trusted_proxies: Vec::new(),
             throttle: ThrottleConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }

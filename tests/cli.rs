@@ -960,10 +960,13 @@ fn first_start_generates_and_keeps_the_admin_password() {
     let (status, logs) = served.terminate();
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
     assert!(logs.contains("regkeep stopped"));
-    assert_eq!(
-        logs.matches(&password).count(),
-        1,
-        "the generated password is printed exactly once"
+    assert!(
+        !logs.contains(&password),
+        "the generated password is never printed"
+    );
+    assert!(
+        logs.contains(&file.display().to_string()),
+        "the log says where the password is: {logs}"
     );
 
     // Second start: nothing generated, nothing printed, the kept password still works.
@@ -974,9 +977,104 @@ fn first_start_generates_and_keeps_the_admin_password() {
         ("REGKEEP_PASS", password.as_str()),
     ];
     expect(&regkeep(&env, &["account", "whoami"], None), 0, &["admin"]);
+    // A second admin-account user changes the admin's password (the generated file goes), then
+    // deletes the admin.
+    expect(
+        &regkeep(
+            &env,
+            &[
+                "user",
+                "add",
+                "root2",
+                "--account",
+                "admin",
+                "--password-stdin",
+            ],
+            Some("root2-pass-1\n"),
+        ),
+        0,
+        &["root2"],
+    );
+    let root2 = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "root2"),
+        ("REGKEEP_PASS", "root2-pass-1"),
+    ];
+    expect(
+        &regkeep(
+            &root2,
+            &[
+                "user",
+                "setpassword",
+                "admin",
+                "--account",
+                "admin",
+                "--password-stdin",
+            ],
+            Some("admin-rotated-1\n"),
+        ),
+        0,
+        &["updated"],
+    );
+    assert!(
+        !file.exists(),
+        "the generated password file is removed once the admin's password changes"
+    );
+    expect(
+        &regkeep(
+            &root2,
+            &["user", "del", "admin", "--account", "admin"],
+            None,
+        ),
+        0,
+        &[],
+    );
     let (status, logs) = served.terminate();
     assert!(status.success());
     assert!(!logs.contains(&password), "not printed again");
+    assert!(
+        logs.contains("removed the generated password file"),
+        "{logs}"
+    );
+    assert!(!logs.contains("admin-rotated-1") && !logs.contains("root2-pass-1"));
+
+    // Restart: the deleted admin is not re-created, with neither the first nor the rotated password.
+    let served = Served::start(&data, &database, None, &[]);
+    for pass in [password.as_str(), "admin-rotated-1"] {
+        let env = [
+            ("REGKEEP_URL", served.url.as_str()),
+            ("REGKEEP_USER", "admin"),
+            ("REGKEEP_PASS", pass),
+        ];
+        expect(
+            &regkeep(&env, &["account", "whoami"], None),
+            2,
+            &["HTTP code: 401"],
+        );
+    }
+    let root2 = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "root2"),
+        ("REGKEEP_PASS", "root2-pass-1"),
+    ];
+    let users = regkeep(
+        &root2,
+        &["--json", "user", "list", "--account", "admin"],
+        None,
+    );
+    expect(&users, 0, &["root2"]);
+    let users: serde_json::Value = serde_json::from_slice(&users.stdout).unwrap();
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["username"] != "admin"),
+        "admin came back: {users}"
+    );
+    assert!(!file.exists(), "no password file generated again");
+    let (status, _) = served.terminate();
+    assert!(status.success());
 }
 
 #[test]

@@ -22,14 +22,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let app = Application::build(&settings)
         .await
         .context("regkeep cannot start")?;
-    if let Some((password, file)) = &app.generated_admin_password {
-        // Shown once, on the terminal that started the service; kept 0600 in the data directory.
-        eprintln!(
-            "regkeep: created user `admin` with generated password {}\nregkeep: (kept in {}; set default_admin_password to choose one)",
-            password.expose(),
-            file.display()
-        );
-    }
+    // A generated admin password is never printed: the log says which file (0600) holds it.
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,48 +10,59 @@ use crate::{passwords, Caller, Engine, EngineError};
 
 /// The user type of users made through the API (Anchore's name).
 const NATIVE_USER: &str = "native";
+/// The `meta` marker set once the admin was created.
+const ADMIN_SEEDED: &str = "admin_seeded";
 
 impl Engine {
-    /// Creates the admin account and user when they do not exist yet. An existing admin keeps
-    /// its password: configuration seeds it once, it never resets it.
+    /// Whether this database still needs its admin: never seeded, and no account at all. A
+    /// database made before the marker existed (it has accounts) is marked as seeded, so that
+    /// deleting the admin later never brings it back.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn needs_admin_seed(&self) -> Result<bool, EngineError> {
+        if self.store.has_marker(ADMIN_SEEDED).await? {
+            return Ok(false);
+        }
+        if !self.store.list_accounts().await?.is_empty() {
+            self.store.set_marker(ADMIN_SEEDED).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Creates the admin account and user with `password`, once in a database's life (a marker
+    /// in the database, not the absence of a user named admin, says it was done).
     ///
     /// # Errors
     /// Storage errors.
     pub async fn bootstrap_admin(&self, password: &Secret) -> Result<bool, EngineError> {
+        if !self.needs_admin_seed().await? {
+            return Ok(false);
+        }
         let now = self.clock.now();
-        match self.store.get_account(&AccountName::admin()).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                let admin = AccountRecord {
-                    name: AccountName::admin(),
-                    email: None,
-                    account_type: AccountType::Admin,
-                    state: AccountState::Enabled,
-                    created_at: now,
-                    last_updated: now,
-                };
-                ignore_exists(self.store.insert_account(&admin).await)?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        match self.store.get_user(&UserName::admin()).await {
-            Ok(_) => Ok(false),
-            Err(StoreError::NotFound) => {
-                let user = UserRecord {
-                    username: UserName::admin(),
-                    account: AccountName::admin(),
-                    user_type: NATIVE_USER.into(),
-                    source: None,
-                    password_hash: self.hashers.hash(password).await?,
-                    created_at: now,
-                    last_updated: now,
-                };
-                ignore_exists(self.store.insert_user(&user).await)?;
-                info!("created the admin account and user");
-                Ok(true)
-            }
-            Err(e) => Err(e.into()),
-        }
+        let admin = AccountRecord {
+            name: AccountName::admin(),
+            email: None,
+            account_type: AccountType::Admin,
+            state: AccountState::Enabled,
+            created_at: now,
+            last_updated: now,
+        };
+        ignore_exists(self.store.insert_account(&admin).await)?;
+        let user = UserRecord {
+            username: UserName::admin(),
+            account: AccountName::admin(),
+            user_type: NATIVE_USER.into(),
+            source: None,
+            password_hash: self.hashers.hash(password).await?,
+            created_at: now,
+            last_updated: now,
+        };
+        ignore_exists(self.store.insert_user(&user).await)?;
+        self.store.set_marker(ADMIN_SEEDED).await?;
+        info!("created the admin account and user");
+        Ok(true)
     }
 
     /// Checks a user name and password.

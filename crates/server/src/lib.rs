@@ -43,14 +43,16 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+    /// Where a generated admin password is kept (removed once the admin changes it).
+    pub admin_password_file: std::path::PathBuf,
 }
 
 /// A bound, ready server.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    /// The admin password generated on this start, if one was (shown once by the caller).
-    pub generated_admin_password: Option<(Secret, std::path::PathBuf)>,
+    /// Where the admin password generated on this start was kept, if one was.
+    pub generated_admin_password: Option<std::path::PathBuf>,
     /// How often the tag watcher looks for due polls.
     watch_tick: Duration,
     /// Bounds on inbound connections.
@@ -134,6 +136,7 @@ impl Application {
             engine,
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
             body_timeout: Duration::from_secs(settings.server.body_timeout_secs.max(1)),
+            admin_password_file: settings.admin_password_file(),
             max_body_bytes: settings.max_body_bytes,
         };
         // Due polls are looked for twice per interval (at most every 15 s, at least every 1 s),
@@ -208,12 +211,16 @@ impl Application {
     }
 }
 
-/// Creates the admin on first start. The password comes from configuration, or from the kept
-/// file, or is generated and kept (0600) in `data_dir`.
+/// Creates the admin once in the database's life. The password comes from configuration, or
+/// from a kept file, or is generated and kept (0600) in `data_dir/admin_password`; the log says
+/// where, never the password. Answers the file when one was generated.
 async fn seed_admin(
     engine: &Engine,
     settings: &Settings,
-) -> anyhow::Result<Option<(Secret, std::path::PathBuf)>> {
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if !engine.needs_admin_seed().await? {
+        return Ok(None);
+    }
     let file = settings.admin_password_file();
     let (password, generated) = match &settings.default_admin_password {
         Some(p) => (p.clone(), false),
@@ -241,7 +248,11 @@ async fn seed_admin(
                 file.display()
             )
         })?;
-        return Ok(Some((password, file)));
+        info!(
+            file = %file.display(),
+            "created user `admin` with a generated password, kept (mode 0600) in this file; it is removed once the admin changes the password (or set default_admin_password to choose one)"
+        );
+        return Ok(Some(file));
     }
     Ok(None)
 }

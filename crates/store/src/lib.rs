@@ -221,6 +221,32 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the marker `key` is set in `meta` (facts about the database itself, such as "the
+    /// admin was seeded").
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn has_marker(&self, key: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Sets the marker `key` (idempotent).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_marker(&self, key: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(vec![1u8])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     // ---- accounts ----
 
     /// # Errors

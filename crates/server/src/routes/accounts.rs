@@ -170,6 +170,18 @@ pub async fn set_password(
         &record.account,
         record.username.as_str(),
     );
+    // The generated first password is no longer the admin's: its file goes.
+    let file = &state.admin_password_file;
+    if record.username == regkeep_domain::UserName::admin() && file.exists() {
+        match std::fs::remove_file(file) {
+            Ok(()) => {
+                tracing::info!(file = %file.display(), "the admin's password was changed: removed the generated password file")
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "the admin's password was changed but the generated password file could not be removed: delete it")
+            }
+        }
+    }
     Ok(Json(user_wire(&record)))
 }
 

@@ -559,3 +559,161 @@ async fn slow_and_idle_clients_cannot_starve_the_server() {
     assert!(text.contains("did not arrive within 2 s"), "{text}");
     app.finish().await;
 }
+
+/// A tmpfs of `size` mounted on a fresh folder (the test namespace's private mount table).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        assert_eq!(
+            std::env::var("REGKEEP_TEST_LAB").as_deref(),
+            Ok("1"),
+            "mounts only inside the test namespace: run with scripts/test.sh or scripts/test-shell.sh"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        Tmpfs(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    fn remount(&self, option: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{option}")])
+            .arg(self.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+async fn probe(app: &TestApp, path: &str) -> StatusCode {
+    app.http
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Storage faults are visible and safe: a full disk answers 507 (never 500) and fails readiness;
+/// a database file removed under the process fails readiness and liveness; a read-only data
+/// directory is a clear error at start; files are private and a readable key file is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_faults_are_visible_and_safe() {
+    use std::os::unix::fs::PermissionsExt;
+    // Disk full.
+    let disk = Tmpfs::mount("2m");
+    let data = disk.path().join("data");
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.data_dir = data.clone()).await;
+    assert_eq!(probe(&app, "/ready").await, StatusCode::OK);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join("regkeep.db")), 0o600);
+    assert_eq!(mode(&data.join("regkeep.db-wal")), 0o600);
+    // Fill the disk, leaving a few kilobytes.
+    let filler = disk.path().join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=100000"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..60 {
+        let body = json!({"registry": format!("full-{i}.example.com"), "registry_user": "u", "registry_pass": "p".repeat(2000)});
+        let (status, answer) = app.post("/v1/registries?validate=false", body).await;
+        *statuses.entry(status.as_u16()).or_default() += 1;
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+        if status == StatusCode::INSUFFICIENT_STORAGE {
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("storage is full"),
+                "{answer}"
+            );
+        }
+    }
+    assert!(
+        statuses.contains_key(&507),
+        "the disk never filled? {statuses:?}"
+    );
+    assert_eq!(probe(&app, "/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        probe(&app, "/v1/ready").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        probe(&app, "/health").await,
+        StatusCode::OK,
+        "liveness: a restart would not help"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(
+        probe(&app, "/ready").await,
+        StatusCode::OK,
+        "space freed: ready again"
+    );
+    let logs = common::captured_logs();
+    assert!(logs.contains("disk is full"), "the log says why");
+
+    // The database file removed under the running process.
+    std::fs::remove_file(data.join("regkeep.db")).unwrap();
+    assert_eq!(probe(&app, "/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        probe(&app, "/health").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(common::captured_logs().contains("was removed while regkeep runs"));
+    app.finish().await;
+    drop(disk);
+
+    // A read-only data directory: a clear error at start naming it.
+    let ro = Tmpfs::mount("1m");
+    ro.remount("ro");
+    let settings_dir = ro.path().to_owned();
+    let database = common::TestDatabase::sqlite();
+    let mut settings = common::test_settings(&settings_dir, &database, "admin-pass-x");
+    settings.data_dir = settings_dir.clone();
+    let err = regkeep_server::Application::build(&settings)
+        .await
+        .err()
+        .expect("refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains(&settings_dir.display().to_string()) && text.contains("not writable"),
+        "{text}"
+    );
+    drop(ro);
+
+    // A key file others can read is refused with the fix.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("secret.key");
+    std::fs::write(&key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut settings = common::test_settings(dir.path(), &database, "admin-pass-x");
+    settings.secret_key_file = Some(key.clone());
+    let err = regkeep_server::Application::build(&settings)
+        .await
+        .err()
+        .expect("refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("chmod 600") && text.contains(&key.display().to_string()),
+        "{text}"
+    );
+}

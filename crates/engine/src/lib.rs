@@ -112,6 +112,12 @@ pub enum EngineError {
     /// Too many failed logins from this address or for this user: 429, with the seconds to wait.
     #[error("too many failed logins: wait {retry_after} s and try again with the right password")]
     Throttled { retry_after: u64 },
+    /// The database's disk is full: 507. Nothing was written.
+    #[error("the server's storage is full: nothing was written. An operator must free space on the disk that holds regkeep's database; then try again")]
+    StorageFull,
+    /// The database cannot be written now: 503 (the cause is logged).
+    #[error("the server cannot write its database now: nothing was written; try again later (the cause is in the server's log)")]
+    Unavailable(String),
     /// Something broke inside: 500. The message is logged, never sent to clients.
     #[error("internal error: {0}")]
     Internal(String),
@@ -158,7 +164,11 @@ impl ValidationError {
 
 impl From<StoreError> for EngineError {
     fn from(err: StoreError) -> Self {
-        EngineError::Internal(err.to_string())
+        match err {
+            StoreError::Full => EngineError::StorageFull,
+            StoreError::Unwritable(cause) => EngineError::Unavailable(cause),
+            other => EngineError::Internal(other.to_string()),
+        }
     }
 }
 

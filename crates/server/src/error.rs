@@ -62,6 +62,17 @@ impl From<EngineError> for ApiError {
                 ref image,
                 ref source,
             } => unprocessable(&err, ("image", image), source),
+            EngineError::StorageFull => {
+                error!("a write failed: the database's disk is full");
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, err.to_string())
+            }
+            EngineError::Unavailable(ref cause) => {
+                error!(cause = %cause, "a write failed: the database cannot be written");
+                ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+                }
+            }
             EngineError::Internal(m) => {
                 error!(error = %m, "internal error");
                 ApiError::new(

@@ -78,6 +78,7 @@ impl Application {
     ) -> anyhow::Result<Application> {
         create_private_dir(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+        check_writable_dir(&settings.data_dir)?;
         let key_source = match &settings.secret_key {
             Some(key) => KeySource::Inline(key.clone()),
             None => KeySource::File(settings.secret_key_file()),
@@ -268,6 +269,25 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Fails at once, naming the folder and the cause, when `dir` cannot be written (read-only, owned
+/// by another user): otherwise the database would fail later with a pool timeout.
+fn check_writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let probe = dir.join(".regkeep-write-check");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .and_then(|mut f| f.write_all(b"ok"));
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| {
+        anyhow::anyhow!(
+            "data_dir {} is not writable by this user ({e}): give the user running regkeep write permission on it (chown/chmod), or set data_dir / REGKEEP_DATA_DIR to a writable folder",
+            dir.display()
+        )
+    })
 }
 
 /// Writes a new file readable only by its owner.

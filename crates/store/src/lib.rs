@@ -15,6 +15,7 @@ pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use regkeep_domain::{AccountName, AccountState, RegistryName, Secret, Timestamp, UserName};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -76,6 +77,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The disk that holds the database is full: nothing was written.
+    #[error("the database's disk is full: nothing was written")]
+    Full,
+    /// The database cannot be written (read-only, I/O error, its file gone).
+    #[error("the database cannot be written: {0}")]
+    Unwritable(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
 }
@@ -85,6 +92,10 @@ impl From<sqlx::Error> for StoreError {
         match &err {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists,
+            sqlx::Error::Database(db) => match db.code().as_deref().map(storage_fault) {
+                Some(Some(fault)) => fault(db.message()),
+                _ => StoreError::Database(err),
+            },
             _ => StoreError::Database(err),
         }
     }
@@ -98,6 +109,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     key: SealingKey,
+    /// The SQLite file and its identity (device, inode) when opened: a file removed or replaced
+    /// under the running process is noticed by [`Store::check_writable`].
+    sqlite_file: Option<Arc<(PathBuf, u64, u64)>>,
 }
 
 impl Store {
@@ -134,6 +148,7 @@ impl Store {
                             StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
                         })?;
                     }
+                    private_files(path)?;
                 }
                 let pool = AnyPoolOptions::new()
                     .max_connections(8)
@@ -200,7 +215,62 @@ impl Store {
                     .await?;
             }
         }
-        Ok(Store { pool, backend, key })
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlite_path(database_url).and_then(|p| {
+                file_identity(p).map(|(dev, ino)| Arc::new((p.to_owned(), dev, ino)))
+            }),
+            Backend::Postgres => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            key,
+            sqlite_file,
+        })
+    }
+
+    /// Whether the database can be written now: its file (SQLite) is still the one opened, and a
+    /// small write succeeds.
+    ///
+    /// # Errors
+    /// [`StoreError::Unwritable`] naming the cause (file removed or replaced, read-only),
+    /// [`StoreError::Full`].
+    pub async fn check_writable(&self) -> Result<()> {
+        self.check_file()?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('ready_probe', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(vec![1u8])
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the SQLite file is still the one opened (always true for PostgreSQL).
+    ///
+    /// # Errors
+    /// [`StoreError::Unwritable`] when it was removed or replaced.
+    pub fn check_file(&self) -> Result<()> {
+        if let Some(file) = &self.sqlite_file {
+            let (path, dev, ino) = file.as_ref();
+            match file_identity(path) {
+                None => {
+                    return Err(StoreError::Unwritable(format!(
+                        "the database file {} was removed while regkeep runs; writes since went into the removed file: restore it and restart regkeep",
+                        path.display()
+                    )))
+                }
+                Some(now) if now != (*dev, *ino) => {
+                    return Err(StoreError::Unwritable(format!(
+                        "the database file {} was replaced while regkeep runs: restart regkeep to use the new file",
+                        path.display()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -730,6 +800,71 @@ where
 }
 
 /// The file path of a `sqlite:` URL, if it names one.
+/// Creates the SQLite file 0600 when it does not exist (SQLite gives its `-wal` and `-shm` files
+/// the database file's mode), and takes group and other access away from existing ones: they hold
+/// password hashes.
+fn private_files(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |e: std::io::Error| {
+            StoreError::Unwritable(format!(
+                "cannot create the database file {}: {e}: check that data_dir is writable by this user",
+                path.display()
+            ))
+        };
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(err)?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&file) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// (device, inode) of a file.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
+}
+
+/// Storage faults by database error code: SQLite's (extended) result codes, PostgreSQL's
+/// SQLSTATE.
+fn storage_fault(code: &str) -> Option<fn(&str) -> StoreError> {
+    if let Ok(sqlite) = code.parse::<i32>() {
+        return match sqlite & 0xff {
+            13 => Some(|_| StoreError::Full), // SQLITE_FULL
+            // SQLITE_READONLY (also _DBMOVED: the file was removed), SQLITE_IOERR, SQLITE_CANTOPEN
+            8 | 10 | 14 => Some(|m| StoreError::Unwritable(m.to_owned())),
+            _ => None,
+        };
+    }
+    match code {
+        "53100" => Some(|_| StoreError::Full), // disk_full
+        "25006" | "58030" => Some(|m| StoreError::Unwritable(m.to_owned())), // read_only_sql_transaction, io_error
+        _ => None,
+    }
+}
+
 fn sqlite_path(url: &str) -> Option<&Path> {
     let rest = url
         .strip_prefix("sqlite://")

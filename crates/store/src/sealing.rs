@@ -30,6 +30,8 @@ pub enum SealingError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the secret key file {path} can be read by other users (mode {mode:o}): make it private with `chmod 600 {path}`")]
+    KeyFileMode { path: PathBuf, mode: u32 },
     #[error("could not create the secret key file {path}: {source}")]
     CreateKeyFile {
         path: PathBuf,
@@ -79,6 +81,23 @@ impl SealingKey {
     /// # Errors
     /// [`SealingError::ReadKeyFile`] or [`SealingError::BadKey`].
     pub fn read_file(path: &Path) -> Result<Self, SealingError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|source| SealingError::ReadKeyFile {
+                    path: path.to_owned(),
+                    source,
+                })?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(SealingError::KeyFileMode {
+                    path: path.to_owned(),
+                    mode: mode & 0o777,
+                });
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|source| SealingError::ReadKeyFile {
             path: path.to_owned(),
             source,

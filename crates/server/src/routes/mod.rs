@@ -19,7 +19,11 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(system::health))
+        .route("/v1/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/v1/ready", get(system::ready))
         .route("/version", get(system::version))
+        .route("/v1/version", get(system::version))
         .route("/v1", get(system::root))
         .route("/v1/", get(system::root))
         .route(

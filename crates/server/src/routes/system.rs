@@ -13,15 +13,38 @@ use crate::AppState;
 /// Semantic version of the API shape (Anchore's registries API, v1).
 pub const API_VERSION: &str = "1";
 
+/// Liveness: the database answers and (SQLite) its file is the one opened. Fails only where a
+/// restart is the remedy.
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.engine.store().ping().await.map_err(|e| {
-        tracing::error!(error = %e, "health check: database unreachable");
+    let store = state.engine.store();
+    let checked = match store.check_file() {
+        Ok(()) => store.ping().await,
+        Err(e) => Err(e),
+    };
+    checked.map_err(|e| {
+        tracing::error!(error = %e, "health check failed");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the database does not answer",
+            "not healthy: the database does not answer, or its file was removed or replaced (the cause is in the server's log)",
         )
     })?;
     Ok(Json(json!({"status": "ok"})))
+}
+
+/// Readiness: the database can be written now (a small write succeeds; the disk is not full,
+/// not read-only, the file is still there). Reveals nothing but the state.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.engine.store().check_writable().await.map_err(|e| {
+        tracing::error!(error = %e, "readiness check failed");
+        ApiError {
+            retry_after: Some(10),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database cannot be written now (the cause is in the server's log)",
+            )
+        }
+    })?;
+    Ok(Json(json!({"status": "ready"})))
 }
 
 pub async fn version() -> Json<Version> {

@@ -717,3 +717,129 @@ async fn storage_faults_are_visible_and_safe() {
         "{text}"
     );
 }
+
+/// One tenant cannot fill the disk for all: per-account quotas (403 naming the setting) and
+/// length limits on the strings stored (400 naming the field).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_and_field_lengths() {
+    let ca = std::path::PathBuf::from(common::var("REGKEEP_TEST_CA"));
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.quotas.registries_per_account = 2;
+        s.quotas.subscriptions_per_account = 2;
+        s.quotas.images_per_account = 2;
+        s.tls.ca_bundle = Some(ca);
+        s.watch.interval_seconds = 3600;
+    })
+    .await;
+    app.add_account_with_user("tenant", "tess", "tess-pass-1")
+        .await;
+    let tess = Some(("tess", "tess-pass-1"));
+    let post = |path: &'static str, body: serde_json::Value| {
+        app.request(reqwest::Method::POST, path, Some(body), tess, None)
+    };
+    for i in 0..2 {
+        let (status, body) = post(
+            "/v1/registries?validate=false",
+            json!({"registry": format!("q{i}.example.com"), "registry_user": "u", "registry_pass": "p"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = post(
+        "/v1/registries?validate=false",
+        json!({"registry": "q2.example.com", "registry_user": "u", "registry_pass": "p"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("quotas.registries_per_account"),
+        "{body}"
+    );
+    // Another account has its own quota.
+    let (status, _) = app
+        .post(
+            "/v1/registries?validate=false",
+            json!({"registry": "q2.example.com", "registry_user": "u", "registry_pass": "p"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    for i in 0..3 {
+        let (status, body) = post(
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": format!("plain.evil.test/q/s{i}:latest")}),
+        )
+        .await;
+        if i < 2 {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+            assert!(body["message"]
+                .as_str()
+                .unwrap()
+                .contains("quotas.subscriptions_per_account"));
+        }
+    }
+    for i in 1..=3 {
+        let (status, body) = post(
+            "/v1/images",
+            json!({"tag": format!("big.evil.test/big/{i}:latest")}),
+        )
+        .await;
+        if i < 3 {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+            assert!(body["message"]
+                .as_str()
+                .unwrap()
+                .contains("quotas.images_per_account"));
+        }
+    }
+    // Recording an image already held is an update, not a new record.
+    let (status, body) = post("/v1/images", json!({"tag": "big.evil.test/big/1:latest"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Length limits.
+    let long = "x".repeat(5000);
+    for (path, body, field) in [
+        (
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": "plain.evil.test/q/v:latest", "subscription_value": long}),
+            "subscription_value",
+        ),
+        (
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": format!("plain.evil.test/{long}:latest")}),
+            "subscription_key",
+        ),
+        (
+            "/v1/images",
+            json!({"tag": format!("plain.evil.test/{long}:latest")}),
+            "tag",
+        ),
+        (
+            "/v1/images",
+            json!({"tag": "plain.evil.test/q/x:latest", "platform": long}),
+            "platform",
+        ),
+        (
+            "/v1/registries?validate=false",
+            json!({"registry": "long.example.com", "registry_user": long, "registry_pass": "p"}),
+            "registry_user",
+        ),
+    ] {
+        let (status, answer) = app
+            .request(reqwest::Method::POST, path, Some(body), None, None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{field}: {answer}"
+        );
+    }
+    app.finish().await;
+}

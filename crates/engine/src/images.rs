@@ -25,6 +25,9 @@ impl Engine {
         digest: Option<&str>,
         platform: Option<&str>,
     ) -> Result<ImageRecord, EngineError> {
+        crate::tag_watch::check_length("tag", tag, 1024)?;
+        crate::tag_watch::check_length("digest", digest.unwrap_or_default(), 128)?;
+        crate::tag_watch::check_length("platform", platform.unwrap_or_default(), 64)?;
         let text = match digest {
             Some(d) => format!("{tag}@{d}"),
             None => tag.to_owned(),
@@ -39,6 +42,14 @@ impl Engine {
             None => Platform::default_linux(),
         };
         let resolved = self.resolve_image(account, &image, &platform).await?;
+        // A digest recorded before is updated in place; a new one counts against the quota.
+        if matches!(
+            self.store.get_image(account, &resolved.digest).await,
+            Err(StoreError::NotFound)
+        ) {
+            self.check_quota(account, regkeep_store::OwnedTable::Images)
+                .await?;
+        }
         let now = self.clock.now();
         let mut record = ImageRecord {
             account: account.clone(),

@@ -47,6 +47,66 @@ pub struct EngineConfig {
     pub login_cache_ttl: Duration,
     /// Throttling of failed logins.
     pub login_limits: LoginLimits,
+    /// Most registries, subscriptions and image records one account may hold.
+    pub quotas: Quotas,
+}
+
+/// Per-account limits (0: none), so one tenant cannot fill the disk for all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    pub registries: u64,
+    pub subscriptions: u64,
+    pub images: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            registries: 1_000,
+            subscriptions: 1_000,
+            images: 10_000,
+        }
+    }
+}
+
+impl Engine {
+    /// Refuses a new row in `table` when `account` holds its quota already. (Concurrent adds can
+    /// pass the check together and go over by a few; the bound is on disk use, not exact.)
+    ///
+    /// # Errors
+    /// [`EngineError::Forbidden`] naming the setting; storage errors.
+    pub(crate) async fn check_quota(
+        &self,
+        account: &AccountName,
+        table: regkeep_store::OwnedTable,
+    ) -> Result<(), EngineError> {
+        let (limit, what, setting) = match table {
+            regkeep_store::OwnedTable::Registries => (
+                self.config.quotas.registries,
+                "registries",
+                "quotas.registries_per_account",
+            ),
+            regkeep_store::OwnedTable::Subscriptions => (
+                self.config.quotas.subscriptions,
+                "subscriptions",
+                "quotas.subscriptions_per_account",
+            ),
+            regkeep_store::OwnedTable::Images => (
+                self.config.quotas.images,
+                "image records",
+                "quotas.images_per_account",
+            ),
+        };
+        if limit == 0 {
+            return Ok(());
+        }
+        if self.store.count_owned(table, account).await? >= limit {
+            return Err(EngineError::Forbidden(format!(
+                "account {account} holds {limit} {what}, its quota ({setting}): delete some first, or ask an operator to raise {setting}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The use-cases, with what they need. Cheap to clone.

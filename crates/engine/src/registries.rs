@@ -193,6 +193,8 @@ impl Engine {
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
+        self.check_quota(account, regkeep_store::OwnedTable::Registries)
+            .await?;
         let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
         let now = self.clock.now();
         let record = RegistryRecord {

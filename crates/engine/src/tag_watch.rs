@@ -102,7 +102,13 @@ impl Engine {
                 request.subscription_type
             )));
         }
+        check_length("subscription_key", &request.subscription_key, MAX_KEY_LEN)?;
+        if let Some(value) = &request.subscription_value {
+            check_length("subscription_value", value, MAX_VALUE_LEN)?;
+        }
         let key = watched_tag(&request.subscription_key)?;
+        self.check_quota(account, regkeep_store::OwnedTable::Subscriptions)
+            .await?;
         let now = self.clock.now();
         let record = SubscriptionRecord {
             account: account.clone(),
@@ -516,4 +522,20 @@ fn random_id() -> String {
     let mut bytes = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Longest subscription key (an image reference) accepted.
+const MAX_KEY_LEN: usize = 1024;
+/// Longest subscription value accepted (Anchore stores it; regkeep shows it back).
+const MAX_VALUE_LEN: usize = 1024;
+
+/// Refuses a text longer than `max` bytes, naming the field.
+pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<(), EngineError> {
+    if value.len() > max {
+        return Err(EngineError::BadInput(format!(
+            "{field} is {} bytes long; at most {max} are accepted",
+            value.len()
+        )));
+    }
+    Ok(())
 }

@@ -124,6 +124,11 @@ impl Application {
                 },
                 login_cache_ttl: Duration::from_secs(settings.auth_cache_seconds),
                 login_limits: settings.throttle.limits(),
+                quotas: regkeep_engine::Quotas {
+                    registries: settings.quotas.registries_per_account,
+                    subscriptions: settings.quotas.subscriptions_per_account,
+                    images: settings.quotas.images_per_account,
+                },
             },
         );
         let generated_admin_password = seed_admin(&engine, settings).await?;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "listen",
     "data_dir",
     "database_url",
@@ -33,6 +33,7 @@ const KEYS: [&str; 19] = [
     "trusted_proxies",
     "throttle",
     "server",
+    "quotas",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -81,6 +82,28 @@ pub struct Settings {
     pub throttle: ThrottleConfig,
     /// Bounds on inbound connections.
     pub server: ServerConfig,
+    /// What one account may hold (0: no limit).
+    pub quotas: QuotaConfig,
+}
+
+/// Per-account limits, so one tenant cannot fill the disk for all (0: no limit).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    pub registries_per_account: u64,
+    pub subscriptions_per_account: u64,
+    pub images_per_account: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        let q = regkeep_engine::Quotas::default();
+        QuotaConfig {
+            registries_per_account: q.registries,
+            subscriptions_per_account: q.subscriptions,
+            images_per_account: q.images,
+        }
+    }
 }
 
 /// What anyone who reaches the port can make regkeep hold. The defaults fit the common 1024
@@ -280,6 +303,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             throttle: ThrottleConfig::default(),
             server: ServerConfig::default(),
+            quotas: QuotaConfig::default(),
         }
     }
 }

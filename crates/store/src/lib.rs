@@ -103,6 +103,24 @@ impl From<sqlx::Error> for StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What an account owns, for quotas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnedTable {
+    Registries,
+    Subscriptions,
+    Images,
+}
+
+impl OwnedTable {
+    fn name(self) -> &'static str {
+        match self {
+            OwnedTable::Registries => "registries",
+            OwnedTable::Subscriptions => "subscriptions",
+            OwnedTable::Images => "images",
+        }
+    }
+}
+
 /// The persistent state of regkeep. Cheap to clone (a pool and a key).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -315,6 +333,21 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// How many rows `account` owns in `table` (quotas).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_owned(&self, table: OwnedTable, account: &AccountName) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {} WHERE account = $1",
+            table.name()
+        ))
+        .bind(account.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     // ---- accounts ----

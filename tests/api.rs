@@ -934,6 +934,11 @@ async fn secrets_are_sealed_in_the_database(backend: Backend) {
         "a new key is not made for a database that has sealed data"
     );
     std::fs::write(&key_file, original).unwrap();
+    // Restored as an operator would (a key file others can read is refused at start).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let app = app.restart().await;
     assert_eq!(
         app.get("/v1/registries").await.1.as_array().unwrap().len(),

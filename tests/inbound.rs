@@ -618,7 +618,7 @@ async fn probe(app: &TestApp, path: &str) -> StatusCode {
 async fn storage_faults_are_visible_and_safe() {
     use std::os::unix::fs::PermissionsExt;
     // Disk full.
-    let disk = Tmpfs::mount("2m");
+    let disk = Tmpfs::mount("4m");
     let data = disk.path().join("data");
     let app = TestApp::spawn_with(Backend::Sqlite, |s| s.data_dir = data.clone()).await;
     assert_eq!(probe(&app, "/ready").await, StatusCode::OK);
@@ -767,22 +767,6 @@ async fn quotas_and_field_lengths() {
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    for i in 0..3 {
-        let (status, body) = post(
-            "/v1/subscriptions",
-            json!({"subscription_type": "tag_update", "subscription_key": format!("plain.evil.test/q/s{i}:latest")}),
-        )
-        .await;
-        if i < 2 {
-            assert_eq!(status, StatusCode::OK, "{body}");
-        } else {
-            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-            assert!(body["message"]
-                .as_str()
-                .unwrap()
-                .contains("quotas.subscriptions_per_account"));
-        }
-    }
     for i in 1..=3 {
         let (status, body) = post(
             "/v1/images",
@@ -803,6 +787,22 @@ async fn quotas_and_field_lengths() {
     let (status, body) = post("/v1/images", json!({"tag": "big.evil.test/big/1:latest"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
+    for i in 0..3 {
+        let (status, body) = post(
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": format!("plain.evil.test/q/s{i}:latest")}),
+        )
+        .await;
+        if i < 2 {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+            assert!(body["message"]
+                .as_str()
+                .unwrap()
+                .contains("quotas.subscriptions_per_account"));
+        }
+    }
     // Length limits.
     let long = "x".repeat(5000);
     for (path, body, field) in [

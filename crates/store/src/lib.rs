@@ -255,6 +255,16 @@ impl Store {
     /// [`StoreError::Full`].
     pub async fn check_writable(&self) -> Result<()> {
         self.check_file()?;
+        // A write that fits in the WAL's existing pages succeeds on a full disk: look at the space.
+        if let Some(file) = &self.sqlite_file {
+            let folder = file.0.parent().unwrap_or_else(|| Path::new("."));
+            if let Ok(stats) = rustix::fs::statvfs(folder) {
+                let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+                if free < MIN_FREE_BYTES {
+                    return Err(StoreError::Full);
+                }
+            }
+        }
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('ready_probe', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -833,6 +843,9 @@ where
 }
 
 /// The file path of a `sqlite:` URL, if it names one.
+/// Free space below which the SQLite database counts as full (readiness fails).
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
 /// Creates the SQLite file 0600 when it does not exist (SQLite gives its `-wal` and `-shm` files
 /// the database file's mode), and takes group and other access away from existing ones: they hold
 /// password hashes.

@@ -1122,3 +1122,156 @@ fn start_up_errors_are_clear() {
         "{err}"
     );
 }
+
+/// A self-signed certificate for 127.0.0.1 (its own CA), made with openssl: (cert, key).
+fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl makes a certificate");
+    (cert, key)
+}
+
+/// TLS on the listener: anchore-cli and the regkeep CLI work over https with the CA given; plain
+/// HTTP and an unknown CA do not; a new certificate takes effect on SIGHUP without a restart; a
+/// non-loopback listener without TLS warns.
+#[test]
+fn tls_listener_serves_both_clients_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path(), "first");
+    let (cert_file, key_file) = (dir.path().join("tls.pem"), dir.path().join("tls-key.pem"));
+    std::fs::copy(&cert, &cert_file).unwrap();
+    std::fs::copy(&key, &key_file).unwrap();
+    let data = dir.path().join("data");
+    let database = TestDatabase::sqlite();
+    let (cert_env, key_env) = (
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    );
+    let served = Served::start(
+        &data,
+        &database,
+        Some("tls-admin-pass"),
+        &[
+            ("REGKEEP_SERVER_TLS__CERT_FILE", cert_env.as_str()),
+            ("REGKEEP_SERVER_TLS__KEY_FILE", key_env.as_str()),
+        ],
+    );
+    let https = served.url.replacen("http://", "https://", 1);
+    let with_ca = |ca: &std::path::Path| {
+        let ca = ca.display().to_string();
+        regkeep(
+            &[
+                ("REGKEEP_URL", https.as_str()),
+                ("REGKEEP_USER", "admin"),
+                ("REGKEEP_PASS", "tls-admin-pass"),
+                ("REGKEEP_CA_FILE", ca.as_str()),
+            ],
+            &["account", "whoami"],
+            None,
+        )
+    };
+    expect(&with_ca(&cert), 0, &["admin"]);
+    // Without the CA, the CLI refuses the certificate.
+    let out = regkeep(
+        &[
+            ("REGKEEP_URL", https.as_str()),
+            ("REGKEEP_USER", "admin"),
+            ("REGKEEP_PASS", "tls-admin-pass"),
+        ],
+        &["account", "whoami"],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    // Plain HTTP to the TLS port gets nowhere.
+    let out = regkeep(
+        &[
+            ("REGKEEP_URL", served.url.as_str()),
+            ("REGKEEP_USER", "admin"),
+            ("REGKEEP_PASS", "tls-admin-pass"),
+        ],
+        &["account", "whoami"],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    // anchore-cli (Python requests) with the CA bundle.
+    let home = data.join("anchore-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new(peers().anchore_cli)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("LANG", "C.UTF-8")
+        .env("REQUESTS_CA_BUNDLE", &cert)
+        .args([
+            "--url",
+            &format!("{https}/v1"),
+            "--u",
+            "admin",
+            "--p",
+            "tls-admin-pass",
+        ])
+        .args(["registry", "list"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "anchore-cli over TLS: {}", text(&out));
+
+    // A renewed certificate (another key) replaces the files; SIGHUP reloads it.
+    let (second, second_key) = self_signed(dir.path(), "second");
+    std::fs::copy(&second, &cert_file).unwrap();
+    std::fs::copy(&second_key, &key_file).unwrap();
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while with_ca(&second).status.code() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_ne!(
+        with_ca(&cert).status.code(),
+        Some(0),
+        "the old certificate is no longer served"
+    );
+    let (status, logs) = served.terminate();
+    assert!(status.success());
+    assert!(logs.contains("reloaded the TLS certificate"), "{logs}");
+    assert!(!logs.contains("tls-admin-pass"));
+
+    // Plain HTTP on a non-loopback address warns.
+    let served = Served::start(
+        &dir.path().join("data2"),
+        &database,
+        Some("tls-admin-pass"),
+        &[("REGKEEP_LISTEN", "0.0.0.0:0")],
+    );
+    let (_, logs) = served.terminate();
+    assert!(
+        logs.contains("serving plain HTTP on a non-loopback address"),
+        "{logs}"
+    );
+}

@@ -81,12 +81,30 @@ impl Client {
         } else {
             format!("{trimmed}/v1")
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(120))
             .read_timeout(std::time::Duration::from_secs(120))
-            .user_agent(concat!("regkeep-cli/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("regkeep-cli/", env!("CARGO_PKG_VERSION")));
+        // A server whose certificate comes from a private CA: trust that CA too.
+        if let Some(ca) = std::env::var_os("REGKEEP_CA_FILE").filter(|v| !v.is_empty()) {
+            let path = std::path::PathBuf::from(ca);
+            let pem = std::fs::read(&path).with_context(|| {
+                format!(
+                    "cannot read REGKEEP_CA_FILE {}: give a PEM file of CA certificates",
+                    path.display()
+                )
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!(
+                    "REGKEEP_CA_FILE {} holds no PEM certificate",
+                    path.display()
+                )
+            })? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build()?;
         Ok(Client {
             http,
             base,

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 
 use std::future::Future;
 use std::io::Write;
@@ -57,6 +58,8 @@ pub struct Application {
     watch_tick: Duration,
     /// Bounds on inbound connections.
     connections: listener::ConnectionLimits,
+    /// The listener's certificate, reloaded on change or SIGHUP (when TLS is on).
+    tls_reloader: Option<Arc<tls::ReloadingCert>>,
 }
 
 impl Application {
@@ -131,6 +134,21 @@ impl Application {
                 },
             },
         );
+        let tls = match (&settings.server_tls.cert_file, &settings.server_tls.key_file) {
+            (Some(cert), Some(key)) => Some(tls::ReloadingCert::server_config(cert, key)?),
+            (None, None) => {
+                if !settings.listen.ip().is_loopback() {
+                    tracing::warn!(
+                        listen = %settings.listen,
+                        "serving plain HTTP on a non-loopback address: passwords and registry credentials cross the network in clear; set server_tls.cert_file and server_tls.key_file, or listen on loopback behind a TLS proxy"
+                    );
+                }
+                None
+            }
+            _ => anyhow::bail!(
+                "server_tls needs both cert_file and key_file (REGKEEP_SERVER_TLS__CERT_FILE, REGKEEP_SERVER_TLS__KEY_FILE), or neither"
+            ),
+        };
         let generated_admin_password = seed_admin(&engine, settings).await?;
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(
@@ -158,7 +176,11 @@ impl Application {
                 max_connections: settings.server.max_connections.max(1),
                 header_timeout: Duration::from_secs(settings.server.header_timeout_secs.max(1)),
                 idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs.max(1)),
+                tls: tls
+                    .as_ref()
+                    .map(|(config, _)| tokio_rustls::TlsAcceptor::from(config.clone())),
             },
+            tls_reloader: tls.map(|(_, reloader)| reloader),
         })
     }
 
@@ -198,6 +220,9 @@ impl Application {
         let watcher = self.state.engine.clone();
         let (tick, stop) = (self.watch_tick, cancel.clone());
         tasks.spawn(async move { watcher.run_watch_until_stopped(tick, stop).await });
+        if let Some(reloader) = self.tls_reloader.clone() {
+            tasks.spawn(reloader.watch_until_stopped(cancel.clone()));
+        }
         tasks.close();
         let app = routes::router()
             .with_state(self.state)
@@ -205,7 +230,11 @@ impl Application {
                 // Method and path only: never headers (Authorization) or bodies (passwords).
                 tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
             }));
-        info!(listen = %self.listener.local_addr()?, "regkeep is serving");
+        info!(
+            listen = %self.listener.local_addr()?,
+            tls = self.connections.tls.is_some(),
+            "regkeep is serving"
+        );
         listener::serve(self.listener, app, self.connections, shutdown)
             .await
             .context("the HTTP server failed")?;

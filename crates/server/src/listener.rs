@@ -37,11 +37,13 @@ use tower::ServiceExt as _;
 use tracing::{debug, warn};
 
 /// Bounds on inbound connections.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// TLS, when the listener speaks it (the handshake must finish within `header_timeout`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// One open connection, as the accept loop sees it.
@@ -97,7 +99,12 @@ pub async fn serve(
                 close: close.clone(),
             },
         );
-        let (router, open, graceful) = (router.clone(), open.clone(), graceful.clone());
+        let (router, open, graceful, limits) = (
+            router.clone(),
+            open.clone(),
+            graceful.clone(),
+            limits.clone(),
+        );
         tasks.spawn(async move {
             serve_connection(stream, peer, router, limits, busy, close, graceful).await;
             open.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -140,57 +147,123 @@ async fn serve_connection(
 ) {
     let started = Instant::now();
     let activity = Arc::new(AtomicU64::new(0));
-    let io = TokioIo::new(ActivityIo {
+    let io = ActivityIo {
         inner: stream,
         started,
         last: activity.clone(),
-    });
-    let service = tower::service_fn(move |request: hyper::Request<Incoming>| {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(peer));
-        let guard = BusyGuard::new(busy.clone());
-        let router = router.clone();
-        async move {
-            let response = router.oneshot(request).await?;
-            Ok::<_, std::convert::Infallible>(response.map(|body| {
-                Body::new(GuardedBody {
-                    inner: body,
-                    _guard: guard,
-                })
-            }))
+    };
+    let Some(acceptor) = limits.tls.clone() else {
+        let conn = Conn {
+            peer,
+            router,
+            limits,
+            busy,
+            close,
+            graceful,
+            started,
+            activity,
+        };
+        return conn.run(io).await;
+    };
+    let handshake = tokio::select! {
+        () = close.cancelled() => return,
+        done = tokio::time::timeout(limits.header_timeout, acceptor.accept(io)) => done,
+    };
+    match handshake {
+        Ok(Ok(tls)) => {
+            let conn = Conn {
+                peer,
+                router,
+                limits,
+                busy,
+                close,
+                graceful,
+                started,
+                activity,
+            };
+            conn.run(tls).await;
         }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
-    let connection = builder.serve_connection(io, TowerToHyperService::new(service));
-    let mut connection = std::pin::pin!(connection);
-    let tick = (limits.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let mut watchdog = tokio::time::interval(tick);
-    let mut shutting_down = false;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    debug!(%peer, error = %e, "connection ended");
-                }
-                return;
+        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => debug!(%peer, "TLS handshake did not finish within the header timeout"),
+    }
+}
+
+/// One accepted connection, past its TLS handshake when there is one.
+struct Conn {
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    busy: Arc<AtomicUsize>,
+    close: CancellationToken,
+    graceful: CancellationToken,
+    started: Instant,
+    activity: Arc<AtomicU64>,
+}
+
+impl Conn {
+    async fn run<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            peer,
+            router,
+            limits,
+            busy,
+            close,
+            graceful,
+            started,
+            activity,
+        } = self;
+        let io = TokioIo::new(io);
+        let service = tower::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let guard = BusyGuard::new(busy.clone());
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    Body::new(GuardedBody {
+                        inner: body,
+                        _guard: guard,
+                    })
+                }))
             }
-            () = close.cancelled() => {
-                debug!(%peer, "connection closed to make room for a new one");
-                return;
-            }
-            () = graceful.cancelled(), if !shutting_down => {
-                shutting_down = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            _ = watchdog.tick() => {
-                let last = Duration::from_millis(activity.load(Ordering::Relaxed));
-                if started.elapsed().saturating_sub(last) > limits.idle_timeout {
-                    debug!(%peer, "no byte moved for the idle timeout: closing");
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .keep_alive(true);
+        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
+        let mut connection = std::pin::pin!(connection);
+        let tick =
+            (limits.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let mut watchdog = tokio::time::interval(tick);
+        let mut shutting_down = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        debug!(%peer, error = %e, "connection ended");
+                    }
                     return;
+                }
+                () = close.cancelled() => {
+                    debug!(%peer, "connection closed to make room for a new one");
+                    return;
+                }
+                () = graceful.cancelled(), if !shutting_down => {
+                    shutting_down = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                _ = watchdog.tick() => {
+                    let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+                    if started.elapsed().saturating_sub(last) > limits.idle_timeout {
+                        debug!(%peer, "no byte moved for the idle timeout: closing");
+                        return;
+                    }
                 }
             }
         }

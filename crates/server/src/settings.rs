@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "listen",
     "data_dir",
     "database_url",
@@ -34,6 +34,7 @@ const KEYS: [&str; 20] = [
     "throttle",
     "server",
     "quotas",
+    "server_tls",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -84,6 +85,16 @@ pub struct Settings {
     pub server: ServerConfig,
     /// What one account may hold (0: no limit).
     pub quotas: QuotaConfig,
+    /// TLS on the listener (both files, or neither: plain HTTP).
+    pub server_tls: ServerTlsConfig,
+}
+
+/// The listener's certificate chain and key, PEM; reloaded when they change or on SIGHUP.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 /// Per-account limits, so one tenant cannot fill the disk for all (0: no limit).
@@ -304,6 +315,7 @@ impl Default for Settings {
             throttle: ThrottleConfig::default(),
             server: ServerConfig::default(),
             quotas: QuotaConfig::default(),
+            server_tls: ServerTlsConfig::default(),
         }
     }
 }

@@ -44,7 +44,11 @@ LAB_EVIL_NAMES=(evil.test realm-meta.evil.test realm-loop.evil.test realm-privat
     realm-decimal.evil.test realm-mapped.evil.test realm-https.evil.test realm-http.evil.test
     redirect-meta.evil.test redirect-loop.evil.test redirect-private.evil.test redirect-mapped.evil.test
     redirect-mapped-hex.evil.test redirect-decimal.evil.test redirect-octal.evil.test redirect-hex.evil.test
-    redirect-rebind.evil.test escapes.evil.test big.evil.test plain.evil.test)
+    redirect-rebind.evil.test escapes.evil.test big.evil.test plain.evil.test
+    bigexp.evil.test onebyte.evil.test trickle.evil.test escidx.evil.test escdigest.evil.test
+    escconfig.evil.test hdr.evil.test)
+# A name with a private and a public address (the registry's name is the attacker's to resolve).
+LAB_MIXED_NAME=mixed.evil.test
 LAB_DNS_ADDR=127.0.0.53
 
 ip link set lo up
@@ -56,6 +60,7 @@ mkdir -p "$PEERS"
     printf '127.0.0.1 localhost %s\n::1 localhost\n%s %s\n' "$(hostname)" "$NS_ECR_ADDR" "$NS_ECR_HOST"
     # One name a line: no line-length or alias-count limit to think about.
     for name in "${LAB_EVIL_NAMES[@]}"; do printf '%s %s\n' "$LAB_EVIL_ADDR" "$name"; done
+    printf '10.77.0.1 %s\n%s %s\n' "$LAB_MIXED_NAME" "$LAB_EVIL_ADDR" "$LAB_MIXED_NAME"
 } >"$PEERS/ns-hosts"
 printf 'nameserver %s\noptions attempts:1 timeout:1\n' "$LAB_DNS_ADDR" >"$PEERS/ns-resolv.conf"
 # A missing (or dangling symlink) /etc/resolv.conf cannot be mounted over; without ours, the lab's

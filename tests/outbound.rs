@@ -592,3 +592,159 @@ async fn escape_sequences_never_reach_answers_logs_or_terminals() {
     assert_no_secrets("logs", &logs, &lab.secrets());
     app.finish().await;
 }
+
+/// Attacks found by the adversarial review, each now a case:
+/// - a registry name with a private and a public address, redirecting to itself on another port:
+///   the hop rule follows the address the answer came from, never a remembered flag;
+/// - a private registry spelled as an IPv4-mapped IPv6 address is judged as the private address;
+/// - a token answer with `expires_in` 2^64-1 (once a panic that ended tag watching for all);
+/// - a config sent one byte per chunk resolves (and is kept in segments, not per-byte chunks);
+/// - a config trickled one byte every 2 s ends at the request timeout, not hours later;
+/// - escape sequences in an index's platforms, a manifest's digests or a config's fields, and a
+///   60,000-character Docker-Content-Digest header, never reach an answer or a record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_found_in_review() {
+    let lab = Lab::new();
+    let app = lab_app(|_| {}).await;
+    // Mixed addresses: the registry answers from 198.51.100.7 (public), so its redirect to its own
+    // name on :80 may only go to the public address.
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/registries?validate=false",
+        Some(registry("mixed.evil.test", true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for path in [
+        format!(
+            "/v1/content/mixed.evil.test/lab/x/blobs/{}",
+            lab.layer_digest
+        ),
+        "/v1/content/mixed.evil.test/lab/x/manifests/latest".to_owned(),
+    ] {
+        let (status, body) = as_user(&app, Method::GET, &path, None).await;
+        assert!(
+            !body.to_string().contains("LAB-"),
+            "{path}: {status} {body}"
+        );
+    }
+    lab.assert_untouched(&["metadata", "loopback", "private"], "mixed addresses");
+
+    // An IPv4-mapped spelling of a private registry is that private registry (allowed by default).
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/registries",
+        Some(registry("[::ffff:10.77.0.1]:80", false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "judged as 10.77.0.1: {body}");
+    lab.clear_logs();
+
+    // expires_in 2^64-1: answered, and the server (and its poller) carry on.
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/registries?validate=false",
+        Some(registry("bigexp.evil.test", true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/images",
+        Some(json!({"tag": "bigexp.evil.test/lab/x:latest"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/subscriptions",
+        Some(json!({"subscription_type": "tag_update", "subscription_key": "bigexp.evil.test/lab/y:latest"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.engine
+        .poll_due_once()
+        .await
+        .expect("the poller survives");
+    assert_eq!(
+        as_user(&app, Method::GET, "/v1/registries", None).await.0,
+        StatusCode::OK
+    );
+
+    // One byte per chunk: resolves, digest verified.
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/images",
+        Some(json!({"tag": "onebyte.evil.test/lab/x:latest"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A trickled config: a timeout (the tests' request timeout is 10 s), not a hang.
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/images",
+        Some(json!({"tag": "trickle.evil.test/lab/x:latest"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"]["reason"], "timeout", "{body}");
+
+    // Escapes inside manifests and configs, and a huge digest header.
+    for host in ["escidx.evil.test", "escdigest.evil.test"] {
+        let (status, body) = as_user(
+            &app,
+            Method::POST,
+            "/v1/images",
+            Some(json!({"tag": format!("{host}/lab/x:latest")})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{host}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("malformed"),
+            "{host}: {body}"
+        );
+        assert!(
+            !has_control(&body.to_string()) && !body.to_string().contains('\u{202e}'),
+            "{host}: {body}"
+        );
+    }
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/images",
+        Some(json!({"tag": "escconfig.evil.test/lab/x:latest"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{9b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    assert!(
+        text.contains("linux/amd64"),
+        "the requested platform stands in for a malformed one: {text}"
+    );
+    let (status, body) = as_user(
+        &app,
+        Method::POST,
+        "/v1/images",
+        Some(json!({"tag": "hdr.evil.test/lab/x:latest"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.to_string().len() < 4096,
+        "the bad header is not echoed"
+    );
+    lab.assert_untouched(&["metadata", "loopback", "private"], "review attacks");
+    assert_no_secrets("logs", &captured_logs(), &lab.secrets());
+    app.finish().await;
+}

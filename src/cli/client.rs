@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use regkeep_domain::untrusted_text::{for_terminal, sanitize};
+use regkeep_domain::untrusted_text::{for_terminal, json_for_terminal, sanitize};
 use regkeep_domain::wire::ErrorBody;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -37,7 +37,7 @@ impl Refusal {
                 eprintln!("regkeep: error: {}", for_terminal(&body.message));
                 eprintln!("HTTP code: {}", body.httpcode);
                 if body.detail.as_object().is_some_and(|d| !d.is_empty()) {
-                    eprintln!("Detail: {}", body.detail);
+                    eprintln!("Detail: {}", json_for_terminal(&body.detail.to_string()));
                 }
             }
             None => {

@@ -8,7 +8,7 @@ use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use regkeep_domain::untrusted_text::for_terminal;
+use regkeep_domain::untrusted_text::{for_terminal, json_for_terminal};
 
 use super::client::Refusal;
 
@@ -48,9 +48,10 @@ pub fn deleted<T>(
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    // The same JSON, with what a terminal could act on escaped.
+    let text = json_for_terminal(&serde_json::to_string_pretty(value)?);
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    writeln!(out, "{text}")?;
     Ok(())
 }
 

@@ -34,7 +34,7 @@ impl Platform {
     /// A message saying the form when it does not fit.
     pub fn parse(text: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = text.split('/').collect();
-        let ok = |s: &&str| !s.is_empty() && !s.contains(char::is_whitespace);
+        let ok = |s: &&str| platform_part_ok(s);
         match parts.as_slice() {
             [os, arch] if ok(os) && ok(arch) => Ok(Platform {
                 os: (*os).into(),
@@ -107,6 +107,42 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Checks what a registry put in the manifest that regkeep shows or uses as text: every
+    /// digest is `sha256:<64 hex>`, platforms are short words, the media type is a media type.
+    /// A manifest that fails is refused (nothing of it reaches an answer, a record or a log).
+    ///
+    /// # Errors
+    /// What is wrong, without repeating the offending text.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(t) = &self.media_type {
+            if !media_type_ok(t) {
+                return Err("its mediaType is not a media type".into());
+            }
+        }
+        for d in self
+            .config
+            .iter()
+            .chain(&self.layers)
+            .chain(&self.manifests)
+        {
+            if !is_sha256_digest(&d.digest) {
+                return Err("it names a digest that is not sha256:<64 hex digits>".into());
+            }
+            if !d.media_type.is_empty() && !media_type_ok(&d.media_type) {
+                return Err("it names a mediaType that is not a media type".into());
+            }
+            if let Some(p) = &d.platform {
+                let parts = [Some(&p.os), Some(&p.architecture), p.variant.as_ref()];
+                if !parts.into_iter().flatten().all(|s| platform_part_ok(s)) {
+                    return Err(
+                        "it names a platform that is not os/arch[/variant] of short words".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this is an index / manifest list.
     pub fn is_index(&self) -> bool {
         !self.manifests.is_empty()
@@ -150,6 +186,39 @@ pub struct ImageConfig {
     pub os: Option<String>,
     #[serde(default)]
     pub variant: Option<String>,
+}
+
+impl ImageConfig {
+    /// The fields with anything that is not what they should be dropped: platform words, and a
+    /// `created` time made of the characters of RFC 3339.
+    pub fn cleaned(self) -> ImageConfig {
+        let word = |v: Option<String>| v.filter(|s| platform_part_ok(s));
+        ImageConfig {
+            created: self.created.filter(|c| {
+                c.len() <= 40
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_digit() || "-:T.Z+tz ".contains(ch))
+            }),
+            architecture: word(self.architecture),
+            os: word(self.os),
+            variant: word(self.variant),
+        }
+    }
+}
+
+/// A platform's os, architecture or variant: 1 to 32 of `[A-Za-z0-9._-]`.
+pub fn platform_part_ok(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `type/subtype[+suffix]` of visible characters, at most 255.
+fn media_type_ok(s: &str) -> bool {
+    s.len() <= 255
+        && s.contains('/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '/' | '_' | '-'))
 }
 
 /// `sha256:<64 lower-case hex digits>` of a finished SHA-256 hash: the form registries, layouts

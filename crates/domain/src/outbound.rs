@@ -108,10 +108,28 @@ impl<'de> serde::Deserialize<'de> for IpNetwork {
 }
 
 /// Always refused, with what each is (for messages).
-const ALWAYS_REFUSED: [(IpNetwork, &str); 11] = [
+const ALWAYS_REFUSED: [(IpNetwork, &str); 15] = [
     (
         IpNetwork::v4(169, 254, 169, 254, 32),
         "a cloud metadata address",
+    ),
+    // Azure's WireServer (instance certificates, extension settings).
+    (
+        IpNetwork::v4(168, 63, 129, 16, 32),
+        "a cloud metadata address",
+    ),
+    // The EKS Pod Identity agent (hands out the pod's AWS credentials).
+    (
+        IpNetwork::v6([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23], 128),
+        "a cloud metadata address",
+    ),
+    (
+        IpNetwork::v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32),
+        "a Teredo tunnel address",
+    ),
+    (
+        IpNetwork::v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
+        "a local-use NAT64 address",
     ),
     (
         IpNetwork::v4(100, 100, 100, 200, 32),
@@ -329,6 +347,10 @@ fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return Some(low);
     }
+    // IPv4-translated (SIIT): ::ffff:0:a.b.c.d
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some(low);
+    }
     if s[0] == 0x2002 {
         return Some(Ipv4Addr::new(
             (s[1] >> 8) as u8,
@@ -376,6 +398,11 @@ mod tests {
             "64:ff9b::169.254.169.254",
             "2002:a9fe:a9fe::1",
             "::ffff:0.0.0.0",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "168.63.129.16",
+            "fd00:ec2::23",
         ] {
             assert!(
                 matches!(lenient.check(ip(addr)), Err(Refusal::Always(_))),

@@ -62,8 +62,40 @@ fn push(out: &mut String, c: char, kept: &mut usize, max: usize, truncated: &mut
     *kept += 1;
 }
 
+/// Invisible formatting characters that reorder, hide or break what a reader sees: bidirectional
+/// controls, zero-width characters, line and paragraph separators, the byte-order mark, tag
+/// characters, soft hyphen.
 fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{e0000}'..='\u{e007f}'
+    )
+}
+
+/// JSON text (as serialised) with every character a terminal could act on, which JSON leaves
+/// as it is, written as a `\uXXXX` escape instead: C1 controls, DEL and the invisible formatting
+/// characters. The value is the same JSON; only its spelling changes. (They can only stand inside
+/// strings, where the escape means the same character.)
+pub fn json_for_terminal(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) || is_bidi_control(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", unit));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
@@ -133,5 +165,17 @@ mod tests {
         assert_eq!(sanitize("ok\u{1b}]0;title", 50), "ok");
         assert_eq!(sanitize("ünïcødé ✓", 50), "ünïcødé ✓");
         assert_eq!(for_terminal("a\u{1b}[2Jb"), "ab");
+        assert_eq!(
+            sanitize("a\u{2028}b\u{200b}c\u{feff}d\u{e0041}e", 50),
+            "abcde"
+        );
+        let json = serde_json::json!({"m": "x\u{9b}31m\u{202e}y\u{1b}"}).to_string();
+        let safe = json_for_terminal(&json);
+        assert!(!safe.chars().any(|c| c.is_control()), "{safe}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            "the same JSON"
+        );
     }
 }

@@ -247,7 +247,6 @@ impl Engine {
             .due_subscriptions(now, self.config.watch.batch)
             .await?;
         let next = self.next_poll(now);
-        let limiter = &self.watch_limiter;
         let outcomes: Vec<Result<Option<bool>, EngineError>> = futures_util::stream::iter(due)
             .map(|subscription| async move {
                 let claimed = self
@@ -262,7 +261,23 @@ impl Engine {
                 if !claimed {
                     return Ok(None);
                 }
-                self.poll_one(&subscription, limiter).await.map(Some)
+                // Each poll on a task of its own, with a deadline: one registry that answers a
+                // byte at a time, or a bug that panics on what a registry sent, cannot hold up
+                // or end the polling of every other account.
+                let engine = self.clone();
+                let poll = tokio::spawn(async move {
+                    let limiter = engine.watch_limiter.clone();
+                    tokio::time::timeout(POLL_DEADLINE, engine.poll_one(&subscription, &limiter))
+                        .await
+                });
+                match poll.await {
+                    Ok(Ok(outcome)) => outcome.map(Some),
+                    Ok(Err(_)) => Err(EngineError::Internal(format!(
+                        "a tag poll took longer than {} s and was stopped",
+                        POLL_DEADLINE.as_secs()
+                    ))),
+                    Err(e) => Err(EngineError::Internal(format!("a tag poll failed: {e}"))),
+                }
             })
             .buffer_unordered(self.config.watch.concurrency.max(1))
             .collect()
@@ -523,6 +538,10 @@ fn random_id() -> String {
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The longest one poll may take (its registry calls have their own timeouts; this bounds a
+/// registry that keeps each of them alive by trickling bytes).
+const POLL_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Longest subscription key (an image reference) accepted.
 const MAX_KEY_LEN: usize = 1024;

@@ -19,6 +19,10 @@ use crate::{
 /// timeout).
 const BLOB_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
+/// Chunks smaller than this are gathered into segments of about this size when a blob is read
+/// whole.
+const SEGMENT: usize = 64 * 1024;
+
 /// An open blob download.
 pub struct BlobDownload {
     /// The digest asked for.
@@ -67,6 +71,9 @@ impl BlobDownload {
             return Err(too_large(self.url));
         }
         let mut chunks = Vec::new();
+        // Small chunks are copied into segments of SEGMENT bytes: a registry sending one byte
+        // per chunk must not cost a chunk's bookkeeping per byte.
+        let mut segment: Vec<u8> = Vec::new();
         let mut read = 0usize;
         let mut hash = Sha256::new();
         while let Some(chunk) = self.chunk().await? {
@@ -75,7 +82,17 @@ impl BlobDownload {
                 return Err(too_large(self.url));
             }
             hash.update(&chunk);
-            chunks.push(chunk);
+            if chunk.len() >= SEGMENT && segment.is_empty() {
+                chunks.push(chunk);
+                continue;
+            }
+            segment.extend_from_slice(&chunk);
+            if segment.len() >= SEGMENT {
+                chunks.push(bytes::Bytes::from(std::mem::take(&mut segment)));
+            }
+        }
+        if !segment.is_empty() {
+            chunks.push(bytes::Bytes::from(segment));
         }
         let actual = hex_digest(hash);
         if actual != self.digest {
@@ -157,20 +174,24 @@ impl RegistryClient {
             });
         }
         self.with_session(endpoint, credentials, repository, |session| async move {
-            open_in(&session, digest).await
+            open_in(&session, digest, Some(BLOB_TIMEOUT)).await
         })
         .await
     }
 }
 
+/// Opens blob `digest`; `timeout` bounds the whole transfer ([`BLOB_TIMEOUT`] for layers passed
+/// through, the client's total timeout for configs read whole: a registry trickling a config
+/// byte by byte cannot hold a resolution for hours).
 pub(crate) async fn open_in(
     session: &Session,
     digest: &str,
+    timeout: Option<Duration>,
 ) -> Result<BlobDownload, RegistryError> {
     let url = session.url(&format!("blobs/{digest}"))?;
     let shown = shown_url(&url);
     let (response, at) = session
-        .send_following(reqwest::Method::GET, &url, &[], Some(BLOB_TIMEOUT))
+        .send_following(reqwest::Method::GET, &url, &[], timeout)
         .await?;
     let storage = !session.same_origin(&at);
     match response.status() {

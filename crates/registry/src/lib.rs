@@ -35,7 +35,7 @@ use tracing::debug;
 
 use challenge::Challenge;
 pub use outbound::AddressRefused;
-use outbound::{Guard, GuardedClient, GuardedResolver};
+use outbound::{Guard, GuardedClient, HopClients};
 pub use tls::{TlsError, TlsSettings};
 
 /// Connect and total timeouts for every request.
@@ -266,19 +266,8 @@ impl RegistryClient {
         {
             return Ok(client.clone());
         }
-        let guard = Arc::new(Guard::new(
-            self.policy.clone(),
-            api_authority(&endpoint.authority),
-        ));
-        let builder = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
-            .no_proxy()
-            .connect_timeout(self.timeouts.connect)
-            .timeout(self.timeouts.total)
-            // Blob downloads lift the total timeout; a stalled read still ends them.
-            .read_timeout(self.timeouts.total)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("regkeep/", env!("CARGO_PKG_VERSION")));
+        let guard = Arc::new(Guard::new(self.policy.clone()));
+        let builder = outbound::base_builder(&guard, self.timeouts);
         let builder = self
             .tls
             .apply(builder, &endpoint.authority, endpoint.verify_tls)?;
@@ -286,7 +275,13 @@ impl RegistryClient {
             url: endpoint.authority.clone(),
             detail: format!("cannot build an HTTP client: {e}"),
         })?;
-        let client = GuardedClient::new(client, guard);
+        let hops = HopClients {
+            tls: self.tls.clone(),
+            authority: endpoint.authority.clone(),
+            verify_tls: endpoint.verify_tls,
+            timeouts: self.timeouts,
+        };
+        let client = GuardedClient::new(client, guard, hops);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
@@ -323,6 +318,7 @@ impl RegistryClient {
         let Some(credentials) = credentials else {
             return Err(needs_credentials(&endpoint.authority, first).await);
         };
+        let from_internal = client.guard().answered_from_internal(first.remote_addr());
         let authorization = match challenge {
             Some(Challenge::Basic) | None => basic_header(credentials),
             Some(Challenge::Bearer {
@@ -333,7 +329,10 @@ impl RegistryClient {
                 let (token, _) = self
                     .fetch_token(
                         &client,
-                        &base,
+                        Challenger {
+                            base: &base,
+                            internal: from_internal,
+                        },
                         &realm,
                         service.as_deref(),
                         scope.as_deref(),
@@ -408,12 +407,16 @@ impl RegistryClient {
     async fn fetch_token(
         &self,
         client: &GuardedClient,
-        registry_base: &reqwest::Url,
+        challenger: Challenger<'_>,
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
         credentials: Option<&BasicCredentials>,
     ) -> Result<(Secret, Option<u64>), RegistryError> {
+        let Challenger {
+            base: registry_base,
+            internal: from_internal,
+        } = challenger;
         let shown_realm = sanitize(realm, EXCERPT_CHARS);
         let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
             url: shown_realm.clone(),
@@ -428,7 +431,8 @@ impl RegistryClient {
         // Credentials never travel inside the realm URL itself.
         let _ = url.set_username("");
         let _ = url.set_password(None);
-        // A realm on a refused address is refused as such, before any other rule speaks.
+        // A realm on an address the policy refuses whatever the hop is refused as such, before
+        // any other rule speaks (the hop rule is applied when it is requested).
         client.check_url(&url)?;
         if registry_base.scheme() == "https" && url.scheme() == "http" {
             return Err(RegistryError::Protocol {
@@ -462,8 +466,12 @@ impl RegistryClient {
         let authorization = credentials.map(|c| Secret::new(basic_header(c)));
         let (response, _) = redirects::get_following(
             client,
+            redirects::Start {
+                registry: registry_base,
+                url,
+                from_internal,
+            },
             reqwest::Method::GET,
-            url,
             authorization.as_ref(),
             &[],
             None,
@@ -502,6 +510,13 @@ impl RegistryClient {
                 detail: "the token answer has no `token` or `access_token`".into(),
             })
     }
+}
+
+/// The registry whose challenge named a token realm: its base URL, and whether the challenge
+/// came from an internal address (then the realm may be internal too).
+pub(crate) struct Challenger<'a> {
+    pub(crate) base: &'a reqwest::Url,
+    pub(crate) internal: bool,
 }
 
 /// Largest token answer read.

@@ -174,14 +174,16 @@ async fn resolve_in(
         ),
         detail: "the manifest has no config".into(),
     })?;
-    let config_blob = open_in(session, &config.digest)
+    let config_blob = open_in(session, &config.digest, None)
         .await?
         .read_verified(limits.config_bytes)
         .await?;
     // A config regkeep cannot read still resolves: the fields are informative. Parsed from the
     // chunks as they arrived: only the few fields regkeep shows are kept.
     let image_config: ImageConfig =
-        serde_json::from_reader(std::io::BufReader::new(config_blob.reader())).unwrap_or_default();
+        serde_json::from_reader::<_, ImageConfig>(std::io::BufReader::new(config_blob.reader()))
+            .unwrap_or_default()
+            .cleaned();
     drop(config_blob);
     let total_size = manifest.layers.iter().map(|l| l.size).sum();
     Ok(ResolvedImage {
@@ -236,16 +238,19 @@ async fn manifest_in(
     if !status.is_success() {
         return Err(unexpected(&url, status, response).await);
     }
+    // Only a well-formed digest is believed (and ever named in a message).
     let header_digest = response
         .headers()
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
+        .filter(|d| regkeep_domain::oci::is_sha256_digest(d))
         .map(str::to_owned);
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned());
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|t| t.len() <= 255);
     if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_large(url, max));
     }
@@ -278,6 +283,12 @@ async fn manifest_in(
                 "the manifest is not JSON: {}",
                 sanitize(&e.to_string(), EXCERPT_CHARS)
             ),
+        })?;
+    manifest
+        .validate()
+        .map_err(|problem| RegistryError::Protocol {
+            url: url.clone(),
+            detail: format!("the manifest is malformed: {problem}"),
         })?;
     let media_type = manifest
         .media_type

@@ -1,26 +1,30 @@
 //! The outbound policy ([`regkeep_domain::outbound`]) applied where connections are opened.
 //!
-//! Every HTTP client this crate builds serves one registry and carries a [`Guard`] for it:
+//! Every HTTP client this crate builds serves one registry and carries a [`Guard`]:
 //! - host names are resolved by [`GuardedResolver`], reqwest's DNS resolver, which drops every
 //!   address the policy refuses *before* the socket is opened: the addresses checked are the
 //!   addresses connected to, so a name that answers differently twice (DNS rebinding) cannot
 //!   pass a check with one answer and connect with the other;
 //! - URLs that name an IP address (reqwest connects to those without asking the resolver, in any
 //!   spelling the URL parser accepts: `2130706433`, `0x7f.1`, `[::ffff:7f00:1]`) are checked by
-//!   [`GuardedClient::request`], the only way this crate builds a request.
+//!   [`GuardedClient::request`], the only way this crate builds a request to the registry;
+//! - a hop off the registry's origin (its token realm, a redirect to another host or port) is
+//!   judged by the hop rule as well: an internal address only when the answer that named the hop
+//!   came from an internal address itself ([`Guard::answered_from_internal`]). The hop's name is resolved here,
+//!   its addresses judged, and the request sent by a client pinned to exactly those addresses
+//!   ([`GuardedClient::hop_request`]); nothing is remembered between requests, so a registry
+//!   cannot get itself taken for internal once and then steer regkeep inside later.
 //!
-//! The registry's own host is judged by the policy alone; any other host (a token realm, a
-//! redirect hop) also may not be internal unless the registry itself is on an internal address.
 //! Proxies from the environment are not used: the policy must see the address it connects to.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use regkeep_domain::outbound::{AddressClass, OutboundPolicy, Refusal};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::RegistryError;
+use crate::tls::TlsSettings;
+use crate::{shown_url, RegistryError, Timeouts};
 
 /// A connection refused by the outbound policy. Carried as the source of reqwest's connect
 /// error, so [`crate::classify`] finds it by type.
@@ -32,35 +36,38 @@ pub struct AddressRefused {
     pub refusal: Refusal,
 }
 
-/// The policy for the connections of one registry's client.
+/// The policy, with the one check it needs from the operating system.
 #[derive(Debug)]
 pub(crate) struct Guard {
     policy: Arc<OutboundPolicy>,
-    /// The registry's host (lower case, IPv6 without brackets): judged by the policy alone.
-    registry_host: String,
-    /// Whether the registry was found on an allowed internal address (private, or loopback where
-    /// allowed): then its realm and redirects may be internal too.
-    registry_internal: AtomicBool,
 }
 
 impl Guard {
-    pub(crate) fn new(policy: Arc<OutboundPolicy>, registry_authority: &str) -> Self {
-        Guard {
-            policy,
-            registry_host: host_of(registry_authority),
-            registry_internal: AtomicBool::new(false),
-        }
+    pub(crate) fn new(policy: Arc<OutboundPolicy>) -> Self {
+        Guard { policy }
     }
 
-    /// Judges one address of `host`.
+    /// Judges an address of the registry itself.
     fn check(&self, host: &str, address: IpAddr) -> Result<AddressClass, AddressRefused> {
-        let own_host = host.eq_ignore_ascii_case(&self.registry_host);
-        let verdict = if own_host {
-            self.policy.check(address)
-        } else {
-            self.policy
-                .check_hop(address, self.registry_internal.load(Ordering::Acquire))
-        };
+        self.judged(host, address, self.policy.check(address))
+    }
+
+    /// Judges an address of a hop named by an answer from an internal (or public) address.
+    fn check_hop(
+        &self,
+        host: &str,
+        address: IpAddr,
+        from_internal: bool,
+    ) -> Result<AddressClass, AddressRefused> {
+        self.judged(host, address, self.policy.check_hop(address, from_internal))
+    }
+
+    fn judged(
+        &self,
+        host: &str,
+        address: IpAddr,
+        verdict: Result<AddressClass, Refusal>,
+    ) -> Result<AddressClass, AddressRefused> {
         let verdict = verdict.and_then(|class| {
             if self.policy.listens_everywhere() && is_own_address(address) {
                 Err(Refusal::OwnAddress)
@@ -68,19 +75,20 @@ impl Guard {
                 Ok(class)
             }
         });
-        match verdict {
-            Ok(class) => {
-                if own_host && class.is_internal() {
-                    self.registry_internal.store(true, Ordering::Release);
-                }
-                Ok(class)
-            }
-            Err(refusal) => Err(AddressRefused {
-                host: host.to_owned(),
-                address,
-                refusal,
-            }),
-        }
+        verdict.map_err(|refusal| AddressRefused {
+            host: host.to_owned(),
+            address,
+            refusal,
+        })
+    }
+
+    /// Whether an answer that came from `remote` may name internal hops.
+    pub(crate) fn answered_from_internal(&self, remote: Option<SocketAddr>) -> bool {
+        remote.is_some_and(|a| {
+            self.policy
+                .check(a.ip())
+                .is_ok_and(AddressClass::is_internal)
+        })
     }
 }
 
@@ -89,13 +97,13 @@ fn is_own_address(address: IpAddr) -> bool {
     UdpSocket::bind(SocketAddr::new(address, 0)).is_ok()
 }
 
-/// `host` of `host[:port]` / `[v6]:port`, lower case, without brackets.
-fn host_of(authority: &str) -> String {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.to_ascii_lowercase()
+/// The host of a URL as messages name it (IPv6 without brackets).
+fn host_text(url: &reqwest::Url) -> String {
+    url.host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
 }
 
 /// reqwest's resolver for one registry's client: the system resolver (getaddrinfo, as reqwest's
@@ -110,17 +118,7 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| match guard.check(&host, a.ip()) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        refused.get_or_insert(e);
-                        false
-                    }
-                })
-                .collect();
+            let (allowed, refused) = filter(found, |ip| guard.check(&host, ip));
             match (allowed.is_empty(), refused) {
                 (true, Some(refusal)) => Err(Box::new(refusal) as Box<_>),
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
@@ -129,21 +127,87 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// A registry's HTTP client with its guard. Requests are built only through
-/// [`GuardedClient::request`], which checks URLs that name an address.
-#[derive(Clone, Debug)]
+/// The addresses `judge` allows, and the first refusal.
+fn filter(
+    found: Vec<SocketAddr>,
+    judge: impl Fn(IpAddr) -> Result<AddressClass, AddressRefused>,
+) -> (Vec<SocketAddr>, Option<AddressRefused>) {
+    let mut refused = None;
+    let allowed = found
+        .into_iter()
+        .filter(|a| match judge(a.ip()) {
+            Ok(_) => true,
+            Err(e) => {
+                refused.get_or_insert(e);
+                false
+            }
+        })
+        .collect();
+    (allowed, refused)
+}
+
+/// How a client for hops is made: the registry's TLS settings and timeouts.
+#[derive(Clone)]
+pub(crate) struct HopClients {
+    pub(crate) tls: Arc<TlsSettings>,
+    pub(crate) authority: String,
+    pub(crate) verify_tls: bool,
+    pub(crate) timeouts: Timeouts,
+}
+
+impl HopClients {
+    /// A client that connects `host` to exactly `addresses`, with the registry's TLS settings
+    /// (registries that redirect to storage with a certificate of the same CA keep working).
+    fn pinned(
+        &self,
+        guard: &Arc<Guard>,
+        host: &str,
+        addresses: &[SocketAddr],
+    ) -> Result<reqwest::Client, RegistryError> {
+        let builder = base_builder(guard, self.timeouts).resolve_to_addrs(host, addresses);
+        let builder = self.tls.apply(builder, &self.authority, self.verify_tls)?;
+        builder.build().map_err(|e| RegistryError::Protocol {
+            url: host.to_owned(),
+            detail: format!("cannot build an HTTP client: {e}"),
+        })
+    }
+}
+
+/// What every client of this crate starts from: the guarded resolver, no proxy, no redirects
+/// followed by reqwest, timeouts.
+pub(crate) fn base_builder(guard: &Arc<Guard>, timeouts: Timeouts) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+        .no_proxy()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.total)
+        // Blob downloads lift the total timeout; a stalled read still ends them.
+        .read_timeout(timeouts.total)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("regkeep/", env!("CARGO_PKG_VERSION")))
+}
+
+/// A registry's HTTP client with its guard. Requests to the registry are built only through
+/// [`GuardedClient::request`], which checks URLs that name an address; hops off the registry's
+/// origin only through [`GuardedClient::hop_request`].
+#[derive(Clone)]
 pub(crate) struct GuardedClient {
     http: reqwest::Client,
     guard: Arc<Guard>,
+    hops: HopClients,
 }
 
 impl GuardedClient {
-    pub(crate) fn new(http: reqwest::Client, guard: Arc<Guard>) -> Self {
-        GuardedClient { http, guard }
+    pub(crate) fn new(http: reqwest::Client, guard: Arc<Guard>, hops: HopClients) -> Self {
+        GuardedClient { http, guard, hops }
     }
 
-    /// A request to `url`, when its scheme is http(s) and, if it names an IP address, the policy
-    /// allows that address (names are checked when they are resolved).
+    pub(crate) fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// A request to `url` on the registry itself, when its scheme is http(s) and, if it names
+    /// an IP address, the policy allows that address (names are checked when they are resolved).
     ///
     /// # Errors
     /// [`RegistryError::AddressRefused`]; `Protocol` for another scheme or no host.
@@ -156,44 +220,84 @@ impl GuardedClient {
         Ok(self.http.request(method, url.clone()))
     }
 
-    /// Whether `url` may be requested: http(s), with a host, and an address the policy allows
-    /// when it names one (a name's addresses are judged when it is resolved).
-    ///
-    /// # Errors
-    /// [`RegistryError::AddressRefused`]; `Protocol` for another scheme or no host.
-    pub(crate) fn check_url(&self, url: &reqwest::Url) -> Result<(), RegistryError> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(RegistryError::Protocol {
-                url: crate::shown_url(url),
-                detail: "only http and https URLs are followed".into(),
-            });
-        }
-        let address = match url.host() {
-            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-            Some(url::Host::Domain(_)) => None,
-            None => {
-                return Err(RegistryError::Protocol {
-                    url: crate::shown_url(url),
-                    detail: "the URL has no host".into(),
-                })
-            }
-        };
-        if let Some(address) = address {
-            let host = host_of(&url[url::Position::BeforeHost..url::Position::AfterPort]);
-            self.guard
-                .check(&host, address)
-                .map_err(RegistryError::from)?;
-        }
-        Ok(())
-    }
-
-    /// A GET of `url` (see [`GuardedClient::request`]).
+    /// A GET of `url` on the registry itself (see [`GuardedClient::request`]).
     ///
     /// # Errors
     /// As [`GuardedClient::request`].
     pub(crate) fn get(&self, url: &reqwest::Url) -> Result<reqwest::RequestBuilder, RegistryError> {
         self.request(reqwest::Method::GET, url)
+    }
+
+    /// Whether `url` may be requested from the registry: http(s), with a host, and an address
+    /// the policy allows when it names one (a name's addresses are judged when it is resolved).
+    ///
+    /// # Errors
+    /// [`RegistryError::AddressRefused`]; `Protocol` for another scheme or no host.
+    pub(crate) fn check_url(&self, url: &reqwest::Url) -> Result<(), RegistryError> {
+        if let Some(address) = literal_address(url)? {
+            self.guard.check(&host_text(url), address)?;
+        }
+        Ok(())
+    }
+
+    /// A request to `url`, a hop off the registry's origin named by an answer that came from an
+    /// internal address (`from_internal`) or not: its addresses are judged by the hop rule here
+    /// and the request goes to exactly the allowed ones.
+    ///
+    /// # Errors
+    /// [`RegistryError::AddressRefused`] when no address is allowed; `Unreachable` when the name
+    /// does not resolve; `Protocol` for another scheme or no host.
+    pub(crate) async fn hop_request(
+        &self,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+        from_internal: bool,
+    ) -> Result<reqwest::RequestBuilder, RegistryError> {
+        let host = host_text(url);
+        if let Some(address) = literal_address(url)? {
+            self.guard.check_hop(&host, address, from_internal)?;
+            // reqwest connects to a literal address as it is: this client's resolver is not asked.
+            return Ok(self.http.request(method, url.clone()));
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| RegistryError::Unreachable {
+                url: shown_url(url),
+                detail: format!("cannot resolve {host}: {e}"),
+            })?
+            .collect();
+        let (allowed, refused) = filter(found, |ip| self.guard.check_hop(&host, ip, from_internal));
+        if allowed.is_empty() {
+            return Err(match refused {
+                Some(refusal) => refusal.into(),
+                None => RegistryError::Unreachable {
+                    url: shown_url(url),
+                    detail: format!("{host} has no address"),
+                },
+            });
+        }
+        let client = self.hops.pinned(&self.guard, &host, &allowed)?;
+        Ok(client.request(method, url.clone()))
+    }
+}
+
+/// The address a URL names literally, if it does; an error for a URL regkeep never follows.
+fn literal_address(url: &reqwest::Url) -> Result<Option<IpAddr>, RegistryError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(RegistryError::Protocol {
+            url: shown_url(url),
+            detail: "only http and https URLs are followed".into(),
+        });
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(v4)) => Ok(Some(IpAddr::V4(v4))),
+        Some(url::Host::Ipv6(v6)) => Ok(Some(IpAddr::V6(v6))),
+        Some(url::Host::Domain(_)) => Ok(None),
+        None => Err(RegistryError::Protocol {
+            url: shown_url(url),
+            detail: "the URL has no host".into(),
+        }),
     }
 }
 
@@ -207,21 +311,23 @@ impl From<AddressRefused> for RegistryError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hosts_of_authorities() {
-        assert_eq!(host_of("Reg.Example.com:5000"), "reg.example.com");
-        assert_eq!(host_of("127.0.0.1"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:443"), "::1");
-        assert_eq!(host_of("[fd00::1]"), "fd00::1");
+    fn client(policy: OutboundPolicy) -> GuardedClient {
+        let guard = Arc::new(Guard::new(Arc::new(policy)));
+        GuardedClient::new(
+            reqwest::Client::new(),
+            guard,
+            HopClients {
+                tls: Arc::new(TlsSettings::default()),
+                authority: "evil.test".into(),
+                verify_tls: true,
+                timeouts: Timeouts::default(),
+            },
+        )
     }
 
     #[test]
     fn literal_addresses_in_any_spelling_are_checked() {
-        let policy = Arc::new(OutboundPolicy::default());
-        let client = GuardedClient::new(
-            reqwest::Client::new(),
-            Arc::new(Guard::new(policy, "evil.test")),
-        );
+        let client = client(OutboundPolicy::default());
         for url in [
             "http://169.254.169.254/latest/meta-data/",
             "http://2130706433/",
@@ -232,36 +338,64 @@ mod tests {
             "http://[::ffff:7f00:1]/",
             "http://[::ffff:a9fe:a9fe]/",
             "http://0xa9fea9fe/",
-            "http://10.77.0.1/",
         ] {
             let parsed = reqwest::Url::parse(url).unwrap();
             assert!(
-                matches!(client.get(&parsed), Err(RegistryError::AddressRefused(_))),
+                matches!(
+                    client.request(reqwest::Method::GET, &parsed),
+                    Err(RegistryError::AddressRefused(_))
+                ),
                 "{url}"
             );
         }
+        let private = reqwest::Url::parse("http://10.77.0.1/").unwrap();
+        assert!(
+            client.request(reqwest::Method::GET, &private).is_ok(),
+            "a private registry"
+        );
         assert!(client
-            .get(&reqwest::Url::parse("http://198.51.100.7/v2/").unwrap())
+            .request(
+                reqwest::Method::GET,
+                &reqwest::Url::parse("http://198.51.100.7/v2/").unwrap()
+            )
             .is_ok());
         assert!(matches!(
-            client.get(&reqwest::Url::parse("file:///etc/passwd").unwrap()),
+            client.request(
+                reqwest::Method::GET,
+                &reqwest::Url::parse("file:///etc/passwd").unwrap()
+            ),
             Err(RegistryError::Protocol { .. })
         ));
     }
 
-    #[test]
-    fn internal_registry_may_name_internal_hops() {
-        let policy = Arc::new(OutboundPolicy::default());
-        let guard = Guard::new(policy, "10.0.0.5:5000");
-        // before the registry was seen on its internal address, another internal host is refused
-        assert!(guard
-            .check("10.0.0.6", "10.0.0.6".parse().unwrap())
+    #[tokio::test]
+    async fn hops_into_internal_space_only_from_internal_answers() {
+        let client = client(OutboundPolicy::allowing_loopback());
+        let private = reqwest::Url::parse("http://10.77.0.1/x").unwrap();
+        let loopback = reqwest::Url::parse("http://localhost:9/x").unwrap();
+        for url in [&private, &loopback] {
+            let err = client
+                .hop_request(reqwest::Method::GET, url, false)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), "address_refused", "{url}: {err}");
+            assert!(
+                client
+                    .hop_request(reqwest::Method::GET, url, true)
+                    .await
+                    .is_ok(),
+                "{url}"
+            );
+        }
+        let meta = reqwest::Url::parse("http://169.254.169.254/").unwrap();
+        assert!(client
+            .hop_request(reqwest::Method::GET, &meta, true)
+            .await
             .is_err());
-        assert!(guard.check("10.0.0.5", "10.0.0.5".parse().unwrap()).is_ok());
-        assert!(guard.check("10.0.0.6", "10.0.0.6".parse().unwrap()).is_ok());
-        // never the always-refused ones
-        assert!(guard
-            .check("meta", "169.254.169.254".parse().unwrap())
-            .is_err());
+        let guard = client.guard();
+        assert!(guard.answered_from_internal(Some("10.0.0.5:80".parse().unwrap())));
+        assert!(guard.answered_from_internal(Some("127.0.0.1:80".parse().unwrap())));
+        assert!(!guard.answered_from_internal(Some("198.51.100.7:443".parse().unwrap())));
+        assert!(!guard.answered_from_internal(None));
     }
 }

@@ -13,10 +13,22 @@ use crate::{send, shown_url, RegistryError, Timeouts};
 /// Redirects followed for one request.
 pub(crate) const MAX_REDIRECTS: usize = 5;
 
-/// Sends `method` to `url` and follows redirects. `authorization` goes to `url`'s origin
-/// (scheme, host and port) only, never to another; `headers` go everywhere. Answers the final
-/// response and where it came from. `shown` names the request in errors (never a hop's URL:
-/// a presigned storage URL carries its signature).
+/// Where a chain of requests starts: the registry's base URL (its origin is where the
+/// registry's own client goes), the first URL, and whether the answer that named it came from an
+/// internal address (for a token realm: the registry's challenge; for a request to the registry
+/// itself it does not matter).
+pub(crate) struct Start<'a> {
+    pub(crate) registry: &'a reqwest::Url,
+    pub(crate) url: reqwest::Url,
+    pub(crate) from_internal: bool,
+}
+
+/// Sends `method` to `start.url` and follows redirects. A URL on the registry's origin goes
+/// through the registry's client; any other (a realm, a storage host, the registry's name on
+/// another port) through [`GuardedClient::hop_request`], judged by the hop rule against the
+/// address of the answer that named it. `authorization` goes to the first URL's origin only;
+/// `headers` go everywhere. Answers the final response and where it came from. `shown` names the
+/// request in errors (never a hop's URL: a presigned storage URL carries its signature).
 ///
 /// # Errors
 /// `Protocol` for a redirect without a usable Location or one too many; `AddressRefused` for a
@@ -24,19 +36,26 @@ pub(crate) const MAX_REDIRECTS: usize = 5;
 #[allow(clippy::too_many_arguments)] // one call per kind of request; a struct would only rename them
 pub(crate) async fn get_following(
     client: &GuardedClient,
+    start: Start<'_>,
     method: reqwest::Method,
-    url: reqwest::Url,
     authorization: Option<&Secret>,
     headers: &[(header::HeaderName, &str)],
     timeout: Option<Duration>,
     shown: &str,
     timeouts: Timeouts,
 ) -> Result<(reqwest::Response, reqwest::Url), RegistryError> {
-    let origin = url.clone();
-    let mut at = url;
+    let origin = start.url.clone();
+    let mut at = start.url;
+    let mut from_internal = start.from_internal;
     let mut hops = 0;
     loop {
-        let mut request = client.request(method.clone(), &at)?;
+        let mut request = if same_origin(start.registry, &at) {
+            client.request(method.clone(), &at)?
+        } else {
+            client
+                .hop_request(method.clone(), &at, from_internal)
+                .await?
+        };
         if let Some(a) = authorization.filter(|_| same_origin(&origin, &at)) {
             request = request.header(header::AUTHORIZATION, a.expose());
         }
@@ -53,6 +72,10 @@ pub(crate) async fn get_following(
             return Ok((response, at));
         }
         hops += 1;
+        // The next hop may be internal only if this answer came from an internal address.
+        from_internal = client
+            .guard()
+            .answered_from_internal(response.remote_addr());
         let next = response
             .headers()
             .get(header::LOCATION)

@@ -20,9 +20,9 @@ use tokio::time::Instant;
 
 use crate::challenge::Challenge;
 use crate::outbound::GuardedClient;
-use crate::redirects::{get_following, same_origin};
+use crate::redirects::{get_following, same_origin, Start};
 use crate::{
-    basic_header, needs_credentials, shown_url, unexpected, BasicCredentials, Endpoint,
+    basic_header, needs_credentials, shown_url, unexpected, BasicCredentials, Challenger, Endpoint,
     RegistryClient, RegistryError, Timeouts,
 };
 
@@ -30,6 +30,8 @@ use crate::{
 const UNTIMED_SESSION: Duration = Duration::from_secs(300);
 /// A Bearer token's lifetime when the token server does not say (distribution spec: 60 s).
 const DEFAULT_TOKEN_SECONDS: u64 = 60;
+/// The longest a Bearer session is kept, whatever the token server says.
+const MAX_TOKEN_SECONDS: u64 = 24 * 3600;
 /// Sessions kept before expired ones are swept.
 const MAX_SESSIONS: usize = 4096;
 
@@ -72,8 +74,12 @@ impl Session {
     ) -> Result<(reqwest::Response, reqwest::Url), RegistryError> {
         get_following(
             &self.http,
+            Start {
+                registry: &self.base,
+                url: url.clone(),
+                from_internal: false,
+            },
             method,
-            url.clone(),
             self.authorization.as_ref(),
             headers,
             timeout,
@@ -124,13 +130,10 @@ impl SessionCache {
                 map.clear();
             }
         }
-        map.insert(
-            key,
-            Kept {
-                session,
-                until: now + lifetime,
-            },
-        );
+        let Some(until) = now.checked_add(lifetime) else {
+            return;
+        };
+        map.insert(key, Kept { session, until });
     }
 
     fn forget(&self, key: &SessionKey) {
@@ -198,7 +201,12 @@ impl RegistryClient {
                         let (token, expires_in) = self
                             .fetch_token(
                                 &http,
-                                &base,
+                                Challenger {
+                                    base: &base,
+                                    internal: http
+                                        .guard()
+                                        .answered_from_internal(first.remote_addr()),
+                                },
                                 &realm,
                                 service.as_deref(),
                                 Some(&scope),
@@ -232,7 +240,11 @@ impl RegistryClient {
 /// How long a Bearer session is used: 90 % of the token's lifetime, so a request never goes out
 /// with a token in its last moments.
 fn token_lifetime(expires_in: Option<u64>) -> Duration {
-    let seconds = expires_in.unwrap_or(DEFAULT_TOKEN_SECONDS).max(1);
+    // A token server's word is not trusted past a day (an absurd `expires_in` must not overflow
+    // the clock, nor keep a session forever).
+    let seconds = expires_in
+        .unwrap_or(DEFAULT_TOKEN_SECONDS)
+        .clamp(1, MAX_TOKEN_SECONDS);
     Duration::from_secs(seconds).mul_f64(0.9)
 }
 
@@ -255,6 +267,10 @@ mod tests {
         assert_eq!(token_lifetime(None), Duration::from_secs(54));
         assert_eq!(token_lifetime(Some(300)), Duration::from_secs(270));
         assert!(token_lifetime(Some(0)) > Duration::ZERO);
+        assert_eq!(
+            token_lifetime(Some(u64::MAX)),
+            Duration::from_secs(24 * 3600).mul_f64(0.9)
+        );
         let a = BasicCredentials {
             username: "u".into(),
             password: Secret::new("p1"),

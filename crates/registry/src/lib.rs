@@ -433,7 +433,7 @@ impl RegistryClient {
         let _ = url.set_password(None);
         // A realm on an address the policy refuses whatever the hop is refused as such, before
         // any other rule speaks (the hop rule is applied when it is requested).
-        client.check_url(&url)?;
+        client.check_hop_url(&url, from_internal)?;
         if registry_base.scheme() == "https" && url.scheme() == "http" {
             return Err(RegistryError::Protocol {
                 url: shown_url(&url),

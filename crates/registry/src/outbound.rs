@@ -240,6 +240,22 @@ impl GuardedClient {
         Ok(())
     }
 
+    /// Whether a hop to `url` could be allowed at all when it names an address (names are judged
+    /// when the hop is requested): lets a realm on a refused address be refused as such first.
+    ///
+    /// # Errors
+    /// [`RegistryError::AddressRefused`]; `Protocol` for another scheme or no host.
+    pub(crate) fn check_hop_url(
+        &self,
+        url: &reqwest::Url,
+        from_internal: bool,
+    ) -> Result<(), RegistryError> {
+        if let Some(address) = literal_address(url)? {
+            self.guard.check_hop(&host_text(url), address, from_internal)?;
+        }
+        Ok(())
+    }
+
     /// A request to `url`, a hop off the registry's origin named by an answer that came from an
     /// internal address (`from_internal`) or not: its addresses are judged by the hop rule here
     /// and the request goes to exactly the allowed ones.

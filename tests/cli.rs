@@ -1123,30 +1123,71 @@ fn start_up_errors_are_clear() {
     );
 }
 
-/// A self-signed certificate for 127.0.0.1 (its own CA), made with openssl: (cert, key).
-fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}-key.pem")),
-    );
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        ])
-        .arg(format!("/CN={name}"))
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl makes a certificate");
-    (cert, key)
+/// A CA and a server certificate for 127.0.0.1 it signed, made with openssl: (ca, cert, key).
+fn ca_and_server_cert(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let path = |suffix: &str| dir.join(format!("{name}-{suffix}"));
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let p = |suffix: &str| path(suffix).display().to_string();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN=ca-{name}"),
+        "-keyout",
+        &p("ca-key.pem"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("key.pem"),
+        "-out",
+        &p("csr.pem"),
+    ]);
+    std::fs::write(
+        path("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("csr.pem"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca-key.pem"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext"),
+        "-out",
+        &p("cert.pem"),
+    ]);
+    (path("ca.pem"), path("cert.pem"), path("key.pem"))
 }
 
 /// TLS on the listener: anchore-cli and the regkeep CLI work over https with the CA given; plain
@@ -1155,9 +1196,9 @@ fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::p
 #[test]
 fn tls_listener_serves_both_clients_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path(), "first");
+    let (cert, server_cert, key) = ca_and_server_cert(dir.path(), "first");
     let (cert_file, key_file) = (dir.path().join("tls.pem"), dir.path().join("tls-key.pem"));
-    std::fs::copy(&cert, &cert_file).unwrap();
+    std::fs::copy(&server_cert, &cert_file).unwrap();
     std::fs::copy(&key, &key_file).unwrap();
     let data = dir.path().join("data");
     let database = TestDatabase::sqlite();
@@ -1235,8 +1276,8 @@ fn tls_listener_serves_both_clients_and_reloads() {
     assert!(out.status.success(), "anchore-cli over TLS: {}", text(&out));
 
     // A renewed certificate (another key) replaces the files; SIGHUP reloads it.
-    let (second, second_key) = self_signed(dir.path(), "second");
-    std::fs::copy(&second, &cert_file).unwrap();
+    let (second, second_cert, second_key) = ca_and_server_cert(dir.path(), "second");
+    std::fs::copy(&second_cert, &cert_file).unwrap();
     std::fs::copy(&second_key, &key_file).unwrap();
     let pid = served.child.id().to_string();
     assert!(Command::new("kill")

@@ -251,7 +251,8 @@ impl GuardedClient {
         from_internal: bool,
     ) -> Result<(), RegistryError> {
         if let Some(address) = literal_address(url)? {
-            self.guard.check_hop(&host_text(url), address, from_internal)?;
+            self.guard
+                .check_hop(&host_text(url), address, from_internal)?;
         }
         Ok(())
     }

@@ -152,37 +152,27 @@ async fn serve_connection(
         started,
         last: activity.clone(),
     };
-    let Some(acceptor) = limits.tls.clone() else {
-        let conn = Conn {
-            peer,
-            router,
-            limits,
-            busy,
-            close,
-            graceful,
-            started,
-            activity,
-        };
+    let acceptor = limits.tls.clone();
+    let header_timeout = limits.header_timeout;
+    let conn = Conn {
+        peer,
+        router,
+        limits,
+        busy,
+        close,
+        graceful,
+        started,
+        activity,
+    };
+    let Some(acceptor) = acceptor else {
         return conn.run(io).await;
     };
     let handshake = tokio::select! {
-        () = close.cancelled() => return,
-        done = tokio::time::timeout(limits.header_timeout, acceptor.accept(io)) => done,
+        () = conn.close.cancelled() => return,
+        done = tokio::time::timeout(header_timeout, acceptor.accept(io)) => done,
     };
     match handshake {
-        Ok(Ok(tls)) => {
-            let conn = Conn {
-                peer,
-                router,
-                limits,
-                busy,
-                close,
-                graceful,
-                started,
-                activity,
-            };
-            conn.run(tls).await;
-        }
+        Ok(Ok(tls)) => conn.run(tls).await,
         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => debug!(%peer, "TLS handshake did not finish within the header timeout"),
     }

@@ -603,6 +603,10 @@ impl Drop for Tmpfs {
 }
 
 async fn probe(app: &TestApp, path: &str) -> StatusCode {
+    if path.ends_with("ready") {
+        // The readiness probe runs at most once a second: let the last answer age out.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
     app.http
         .get(format!("{}{path}", app.base))
         .send()
@@ -841,5 +845,78 @@ async fn quotas_and_field_lengths() {
             "{field}: {answer}"
         );
     }
+    app.finish().await;
+}
+
+/// Found by review: concurrent guesses must not slip past the throttle (the check is charged
+/// before it runs), a name that cannot exist costs no check, and an oversized Authorization
+/// header is refused unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_are_charged_before_they_run() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.throttle.address_burst = 5;
+        s.throttle.address_period_secs = 3600;
+        s.throttle.user_burst = 1000;
+    })
+    .await;
+    let before = app.engine.password_hashers().verifications();
+    let mut guesses = Vec::new();
+    for i in 0..100 {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        guesses.push(tokio::spawn(async move {
+            http.get(format!("{base}/v1/user"))
+                .basic_auth("admin", Some(format!("guess-{i}")))
+                .header("x-forwarded-for", "203.0.113.66")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut checked = 0;
+    for g in guesses {
+        match g.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {}
+            other => panic!("{other}"),
+        }
+    }
+    let ran = app.engine.password_hashers().verifications() - before;
+    assert!(
+        checked <= 5 && ran <= 5,
+        "100 concurrent guesses: {checked} answered 401, {ran} checks ran"
+    );
+
+    let before = app.engine.password_hashers().verifications();
+    for user in ["Not A User", &"u".repeat(500)] {
+        let status = app
+            .http
+            .get(format!("{}/v1/user", app.base))
+            .basic_auth(user, Some("x"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let huge = format!("Basic {}", "A".repeat(200_000));
+    let status = app
+        .http
+        .get(format!("{}/v1/user", app.base))
+        .header("authorization", huge)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(
+        status == StatusCode::UNAUTHORIZED || status.as_u16() == 431,
+        "{status}"
+    );
+    assert_eq!(
+        app.engine.password_hashers().verifications(),
+        before,
+        "none of these cost a check"
+    );
     app.finish().await;
 }

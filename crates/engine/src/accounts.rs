@@ -88,7 +88,7 @@ impl Engine {
             Some(u) => u.password_hash.clone(),
             None => passwords::unmatchable_hash(&self.hashers).await?,
         };
-        let matches = self.hashers.verify(password, hash).await;
+        let matches = self.hashers.verify(password, hash).await?;
         let Some(user) = user.filter(|_| matches) else {
             return Err(EngineError::Unauthorized);
         };

@@ -172,6 +172,9 @@ pub enum EngineError {
     /// Too many failed logins from this address or for this user: 429, with the seconds to wait.
     #[error("too many failed logins: wait {retry_after} s and try again with the right password")]
     Throttled { retry_after: u64 },
+    /// Too many password checks are waiting: 503, retry in a second.
+    #[error("the server is busy checking passwords: try again in a second")]
+    Busy,
     /// The database's disk is full: 507. Nothing was written.
     #[error("the server's storage is full: nothing was written. An operator must free space on the disk that holds regkeep's database; then try again")]
     StorageFull,

@@ -175,19 +175,34 @@ impl Logins {
         wait_of(&self.blocked_users, &user.to_owned())
     }
 
-    /// Counts a failure against `address` and `user`; past their quota they are blocked.
-    fn failed(&self, user: &str, address: Option<IpAddr>) {
+    /// Charges one password check to `address` and `user` before it runs (so checks already in
+    /// flight, or dropped by their caller, count too); past their quota they are blocked. An
+    /// address that logged in as `user` before is not charged to the user.
+    fn charge(&self, user: &str, address: Option<IpAddr>) -> Result<(), Duration> {
+        if let Some(wait) = self.blocked(user, address) {
+            return Err(wait);
+        }
         let clock = DefaultClock::default();
+        let mut exempt = false;
         if let Some(address) = address {
             if let Err(not_until) = self.by_address.check_key(&address) {
-                let until = Instant::now() + not_until.wait_time_from(clock.now());
-                block(&self.blocked_addresses, address, until);
+                let wait = not_until.wait_time_from(clock.now());
+                block(&self.blocked_addresses, address, Instant::now() + wait);
+                return Err(wait);
             }
+            exempt = self
+                .remembered()
+                .known
+                .get(&(user.to_owned(), address))
+                .is_some_and(|at| at.elapsed() < KNOWN_ADDRESS_TTL);
         }
-        let user = user.to_owned();
-        if let Err(not_until) = self.by_user.check_key(&user) {
-            let until = Instant::now() + not_until.wait_time_from(clock.now());
-            block(&self.blocked_users, user, until);
+        if !exempt {
+            let key = user.to_owned();
+            if let Err(not_until) = self.by_user.check_key(&key) {
+                let wait = not_until.wait_time_from(clock.now());
+                block(&self.blocked_users, key, Instant::now() + wait);
+                return Err(wait);
+            }
         }
         if self.by_address.len() > MAX_ENTRIES {
             self.by_address.retain_recent();
@@ -195,6 +210,38 @@ impl Logins {
         if self.by_user.len() > MAX_ENTRIES {
             self.by_user.retain_recent();
         }
+        Ok(())
+    }
+}
+
+/// The key a client address is throttled under: IPv4 as it is, IPv6 by its /64 (one host
+/// usually holds a whole /64).
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+        v4 => v4,
+    }
+}
+
+/// Removes the single-flight entry of a credential however its check ends (a dropped request
+/// included).
+struct FlightGuard<'a> {
+    logins: &'a Logins,
+    fp: Fingerprint,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        self.logins
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.fp);
     }
 }
 
@@ -224,6 +271,18 @@ fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, v
     map.insert(key, value);
 }
 
+/// Remembers that `address` logged in as `user`. When full, entries past their time go first;
+/// if none has, the new one is not kept (never everyone's exemption at once).
+fn remember_known(known: &mut HashMap<(String, IpAddr), Instant>, key: (String, IpAddr)) {
+    if known.len() >= MAX_ENTRIES && !known.contains_key(&key) {
+        known.retain(|_, at| at.elapsed() < KNOWN_ADDRESS_TTL);
+        if known.len() >= MAX_ENTRIES {
+            return;
+        }
+    }
+    known.insert(key, Instant::now());
+}
+
 impl Engine {
     /// Logs in with a user name and password from `address` (the client, when known).
     ///
@@ -237,6 +296,14 @@ impl Engine {
         address: Option<IpAddr>,
     ) -> Result<Caller, EngineError> {
         let logins = &self.logins;
+        // A name that cannot exist is refused without a check or a throttle entry (and keys stay
+        // short: user names are bounded).
+        if user.parse::<regkeep_domain::UserName>().is_err()
+            || password.expose().len() > crate::passwords::MAX_PASSWORD_LEN
+        {
+            return Err(EngineError::Unauthorized);
+        }
+        let address = address.map(client_key);
         let fp = logins.fingerprint(user, password);
         if let Some(answer) = logins.recall(&fp) {
             return answer;
@@ -252,8 +319,14 @@ impl Engine {
             in_flight.entry(fp).or_default().clone()
         };
         let _turn = flight.lock().await;
+        let _flight = FlightGuard { logins, fp };
         if let Some(answer) = logins.recall(&fp) {
             return answer;
+        }
+        if let Err(wait) = logins.charge(user, address) {
+            return Err(EngineError::Throttled {
+                retry_after: wait.as_secs().max(1),
+            });
         }
         let generation = logins.remembered().generation;
         let answer = self.authenticate(user, password).await;
@@ -264,11 +337,7 @@ impl Engine {
                     Ok(caller) => {
                         insert_bounded(&mut r.valid, fp, (caller.clone(), Instant::now()));
                         if let Some(address) = address {
-                            insert_bounded(
-                                &mut r.known,
-                                (user.to_owned(), address),
-                                Instant::now(),
-                            );
+                            remember_known(&mut r.known, (user.to_owned(), address));
                         }
                     }
                     Err(EngineError::Unauthorized) => {
@@ -278,14 +347,6 @@ impl Engine {
                 }
             }
         }
-        if matches!(answer, Err(EngineError::Unauthorized)) {
-            logins.failed(user, address);
-        }
-        logins
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fp);
         answer
     }
 }
@@ -319,7 +380,7 @@ mod tests {
             .insert(("alice".into(), friend), Instant::now());
         assert!(l.blocked("alice", Some(attacker)).is_none());
         for _ in 0..3 {
-            l.failed("alice", Some(attacker));
+            let _ = l.charge("alice", Some(attacker));
         }
         assert!(
             l.blocked("alice", Some(attacker)).is_some(),
@@ -329,7 +390,8 @@ mod tests {
             l.blocked("bob", Some(attacker)).is_some(),
             "the address, whatever the user"
         );
-        l.failed("alice", Some(other));
+        let _ = l.charge("alice", Some(other));
+        let _ = l.charge("alice", Some(other));
         assert!(
             l.blocked("alice", Some(other)).is_some(),
             "the user over its quota"

@@ -33,7 +33,13 @@ pub struct PasswordHashers {
     queue: Mutex<mpsc::Sender<Job>>,
     /// Verifications run (tests and benchmarks check single-flight with it).
     verifications: std::sync::atomic::AtomicU64,
+    /// Jobs queued and not started; past [`MAX_QUEUED`] new ones are refused at once.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Most password jobs waiting for a thread: a flood cannot queue work without end (the rest are
+/// answered "busy, retry" at once).
+pub const MAX_QUEUED: usize = 64;
 
 impl std::fmt::Debug for PasswordHashers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,6 +77,7 @@ impl PasswordHashers {
         Arc::new(PasswordHashers {
             queue: Mutex::new(sender),
             verifications: std::sync::atomic::AtomicU64::new(0),
+            queued: Arc::default(),
         })
     }
 
@@ -82,17 +89,36 @@ impl PasswordHashers {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, EngineError> {
+        use std::sync::atomic::Ordering;
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::Busy);
+        }
         let (tx, rx) = oneshot::channel();
+        let queued = self.queued.clone();
         let job: Job = Box::new(move |memory| {
+            queued.fetch_sub(1, Ordering::AcqRel);
+            // The caller went away (a dropped request): no work for nobody.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(work(memory));
         });
-        self.queue
+        if self
+            .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
-            .ok()?;
-        rx.await.ok()
+            .is_err()
+        {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::Internal(
+                "the password hashing threads stopped".into(),
+            ));
+        }
+        rx.await
+            .map_err(|_| EngineError::Internal("a password hashing thread stopped".into()))
     }
 
     /// How many verifications ran since start.
@@ -115,26 +141,23 @@ impl PasswordHashers {
                 .map(|h| h.to_string())
                 .map_err(|e| EngineError::Internal(format!("password hashing failed: {e}")))
         })
-        .await
-        .unwrap_or_else(|| {
-            Err(EngineError::Internal(
-                "the password hashing threads stopped".into(),
-            ))
-        })
+        .await?
     }
 
     /// Whether `password` matches `hash` (compared in constant time). A malformed hash, or one
     /// asking for more than 64 MiB, never matches.
-    pub async fn verify(&self, password: &Secret, hash: String) -> bool {
+    ///
+    /// # Errors
+    /// [`EngineError::Busy`] when [`MAX_QUEUED`] checks wait already.
+    pub async fn verify(&self, password: &Secret, hash: String) -> Result<bool, EngineError> {
         if password.expose().len() > MAX_PASSWORD_LEN {
-            return false;
+            return Ok(false);
         }
         let password = password.clone();
         self.verifications
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.run(move |memory| verify_with(password.expose().as_bytes(), &hash, memory))
             .await
-            .unwrap_or(false)
     }
 }
 
@@ -225,13 +248,18 @@ mod tests {
         let h = hashers.hash(&Secret::new("correct horse")).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(!h.contains("correct horse"));
-        assert!(
-            hashers
-                .verify(&Secret::new("correct horse"), h.clone())
-                .await
-        );
-        assert!(!hashers.verify(&Secret::new("wrong"), h.clone()).await);
-        assert!(!hashers.verify(&Secret::new("x"), "not a hash".into()).await);
+        assert!(hashers
+            .verify(&Secret::new("correct horse"), h.clone())
+            .await
+            .unwrap());
+        assert!(!hashers
+            .verify(&Secret::new("wrong"), h.clone())
+            .await
+            .unwrap());
+        assert!(!hashers
+            .verify(&Secret::new("x"), "not a hash".into())
+            .await
+            .unwrap());
         assert!(hashers.hash(&Secret::new("")).await.is_err());
         // A hash made elsewhere (argon2's own verifier agrees) and other parameters verify too,
         // through the same reused buffer.
@@ -243,11 +271,20 @@ mod tests {
         .hash_password(b"pw", &SaltString::generate(&mut OsRng))
         .unwrap()
         .to_string();
-        assert!(hashers.verify(&Secret::new("pw"), small.clone()).await);
-        assert!(hashers.verify(&Secret::new("correct horse"), h).await);
-        assert!(!hashers.verify(&Secret::new("pW"), small).await);
+        assert!(hashers
+            .verify(&Secret::new("pw"), small.clone())
+            .await
+            .unwrap());
+        assert!(hashers
+            .verify(&Secret::new("correct horse"), h)
+            .await
+            .unwrap());
+        assert!(!hashers.verify(&Secret::new("pW"), small).await.unwrap());
         // A hash asking for 1 GiB is refused without allocating it.
         let huge = "$argon2id$v=19$m=1048576,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
-        assert!(!hashers.verify(&Secret::new("pw"), huge.into()).await);
+        assert!(!hashers
+            .verify(&Secret::new("pw"), huge.into())
+            .await
+            .unwrap());
     }
 }

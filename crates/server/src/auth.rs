@@ -18,6 +18,9 @@ use crate::audit;
 use crate::error::ApiError;
 use crate::AppState;
 
+/// Longest `Authorization` header read (a user name is at most 128 bytes, a password 1024).
+const MAX_AUTHORIZATION: usize = 4096;
+
 /// The header with which an admin acts in another account (anchore-cli's `--as-account`).
 pub const ACCOUNT_HEADER: &str = "x-anchore-account";
 
@@ -73,6 +76,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         .and_then(|v| v.to_str().ok())
         .ok_or_else(ApiError::unauthorized)?;
     let address = client_address(parts, &state.trusted_proxies);
+    // No user name and password of regkeep's is longer: nothing bigger is parsed or remembered.
+    if header.len() > MAX_AUTHORIZATION {
+        audit::login_refused("", address, "oversized_authorization");
+        return Err(ApiError::unauthorized());
+    }
     let Some((user, password)) = parse_basic(header) else {
         audit::login_refused("", address, "malformed_authorization");
         return Err(ApiError::unauthorized());

@@ -62,6 +62,10 @@ impl From<EngineError> for ApiError {
                 ref image,
                 ref source,
             } => unprocessable(&err, ("image", image), source),
+            EngineError::Busy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+            },
             EngineError::StorageFull => {
                 error!("a write failed: the database's disk is full");
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, err.to_string())

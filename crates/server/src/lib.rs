@@ -46,6 +46,9 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Where a generated admin password is kept (removed once the admin changes it).
     pub admin_password_file: std::path::PathBuf,
+    /// The last readiness probe and when it ran: anyone may ask `/ready`, so the probe (a write)
+    /// runs at most once a second, one at a time.
+    pub readiness: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
 }
 
 /// A bound, ready server.
@@ -161,6 +164,7 @@ impl Application {
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
             body_timeout: Duration::from_secs(settings.server.body_timeout_secs.max(1)),
             admin_password_file: settings.admin_password_file(),
+            readiness: Arc::default(),
             max_body_bytes: settings.max_body_bytes,
         };
         // Due polls are looked for twice per interval (at most every 15 s, at least every 1 s),

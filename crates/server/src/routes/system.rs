@@ -34,16 +34,30 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 /// Readiness: the database can be written now (a small write succeeds; the disk is not full,
 /// not read-only, the file is still there). Reveals nothing but the state.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.engine.store().check_writable().await.map_err(|e| {
-        tracing::error!(error = %e, "readiness check failed");
-        ApiError {
+    let mut last = state.readiness.lock().await;
+    let ready = match *last {
+        Some((at, ready)) if at.elapsed() < std::time::Duration::from_secs(1) => ready,
+        _ => {
+            let ready = match state.engine.store().check_writable().await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "readiness check failed");
+                    false
+                }
+            };
+            *last = Some((std::time::Instant::now(), ready));
+            ready
+        }
+    };
+    if !ready {
+        return Err(ApiError {
             retry_after: Some(10),
             ..ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready: the database cannot be written now (the cause is in the server's log)",
             )
-        }
-    })?;
+        });
+    }
     Ok(Json(json!({"status": "ready"})))
 }
 

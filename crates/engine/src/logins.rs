@@ -83,6 +83,8 @@ pub struct Logins {
     /// only to read or write, never across an await).
     blocked_addresses: Mutex<HashMap<IpAddr, Instant>>,
     blocked_users: Mutex<HashMap<String, Instant>>,
+    /// Unfinished checks per user and per address.
+    in_progress: Mutex<HashMap<Running, usize>>,
 }
 
 impl std::fmt::Debug for Logins {
@@ -116,6 +118,7 @@ impl Logins {
             by_user: governor::RateLimiter::keyed(quota(limits.user_burst, limits.user_period)),
             blocked_addresses: Mutex::default(),
             blocked_users: Mutex::default(),
+            in_progress: Mutex::default(),
         }
     }
 
@@ -175,20 +178,15 @@ impl Logins {
         wait_of(&self.blocked_users, &user.to_owned())
     }
 
-    /// Charges one password check to `address` and `user` before it runs (so checks already in
-    /// flight, or dropped by their caller, count too); past their quota they are blocked. An
-    /// address that logged in as `user` before is not charged to the user.
-    fn charge(&self, user: &str, address: Option<IpAddr>) -> Result<(), Duration> {
-        if let Some(wait) = self.blocked(user, address) {
-            return Err(wait);
-        }
+    /// Counts a failure against `address` and `user`; past their quota they are blocked. An
+    /// address that logged in as `user` before is not counted against the user.
+    fn failed(&self, user: &str, address: Option<IpAddr>) {
         let clock = DefaultClock::default();
         let mut exempt = false;
         if let Some(address) = address {
             if let Err(not_until) = self.by_address.check_key(&address) {
-                let wait = not_until.wait_time_from(clock.now());
-                block(&self.blocked_addresses, address, Instant::now() + wait);
-                return Err(wait);
+                let until = Instant::now() + not_until.wait_time_from(clock.now());
+                block(&self.blocked_addresses, address, until);
             }
             exempt = self
                 .remembered()
@@ -199,9 +197,8 @@ impl Logins {
         if !exempt {
             let key = user.to_owned();
             if let Err(not_until) = self.by_user.check_key(&key) {
-                let wait = not_until.wait_time_from(clock.now());
-                block(&self.blocked_users, key, Instant::now() + wait);
-                return Err(wait);
+                let until = Instant::now() + not_until.wait_time_from(clock.now());
+                block(&self.blocked_users, key, until);
             }
         }
         if self.by_address.len() > MAX_ENTRIES {
@@ -210,7 +207,79 @@ impl Logins {
         if self.by_user.len() > MAX_ENTRIES {
             self.by_user.retain_recent();
         }
-        Ok(())
+    }
+
+    /// Starts a check for `user` from `address`: at most [`MAX_IN_PROGRESS`] unfinished checks
+    /// per address and per user, so guesses sent all at once cannot all run before the first
+    /// failures block them. `Err` is the wait.
+    fn begin(&self, user: &str, address: Option<IpAddr>) -> Result<Attempt<'_>, Duration> {
+        let mut running = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
+        let user_key = Running::User(user.to_owned());
+        let address_key = address.map(Running::Address);
+        let full = |k: &Running| running.get(k).is_some_and(|n| *n >= MAX_IN_PROGRESS);
+        if full(&user_key) || address_key.as_ref().is_some_and(full) {
+            return Err(Duration::from_secs(1));
+        }
+        for key in std::iter::once(user_key).chain(address_key) {
+            *running.entry(key).or_default() += 1;
+        }
+        Ok(Attempt {
+            logins: self,
+            user: user.to_owned(),
+            address,
+            finished: false,
+        })
+    }
+}
+
+/// Unfinished checks are counted per user name and per client address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Running {
+    User(String),
+    Address(IpAddr),
+}
+
+/// Most unfinished password checks per client address and per user name.
+const MAX_IN_PROGRESS: usize = 4;
+
+/// A check under way. Dropped unfinished (its request went away mid-check), it counts as a
+/// failure: dropping requests is no way around the throttle.
+struct Attempt<'a> {
+    logins: &'a Logins,
+    user: String,
+    address: Option<IpAddr>,
+    finished: bool,
+}
+
+impl Attempt<'_> {
+    fn finish(mut self, failed: bool) {
+        if failed {
+            self.logins.failed(&self.user, self.address);
+        }
+        self.finished = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.logins.failed(&self.user, self.address);
+        }
+        let mut running = self
+            .logins
+            .in_progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let keys = std::iter::once(Running::User(std::mem::take(&mut self.user)))
+            .chain(self.address.map(Running::Address));
+        for key in keys {
+            if let Some(n) = running.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    running.remove(&key);
+                }
+            }
+        }
     }
 }
 
@@ -323,11 +392,11 @@ impl Engine {
         if let Some(answer) = logins.recall(&fp) {
             return answer;
         }
-        if let Err(wait) = logins.charge(user, address) {
-            return Err(EngineError::Throttled {
+        let attempt = logins
+            .begin(user, address)
+            .map_err(|wait| EngineError::Throttled {
                 retry_after: wait.as_secs().max(1),
-            });
-        }
+            })?;
         let generation = logins.remembered().generation;
         let answer = self.authenticate(user, password).await;
         {
@@ -347,6 +416,7 @@ impl Engine {
                 }
             }
         }
+        attempt.finish(matches!(answer, Err(EngineError::Unauthorized)));
         answer
     }
 }
@@ -380,7 +450,7 @@ mod tests {
             .insert(("alice".into(), friend), Instant::now());
         assert!(l.blocked("alice", Some(attacker)).is_none());
         for _ in 0..3 {
-            let _ = l.charge("alice", Some(attacker));
+            l.failed("alice", Some(attacker));
         }
         assert!(
             l.blocked("alice", Some(attacker)).is_some(),
@@ -390,8 +460,7 @@ mod tests {
             l.blocked("bob", Some(attacker)).is_some(),
             "the address, whatever the user"
         );
-        let _ = l.charge("alice", Some(other));
-        let _ = l.charge("alice", Some(other));
+        l.failed("alice", Some(other));
         assert!(
             l.blocked("alice", Some(other)).is_some(),
             "the user over its quota"

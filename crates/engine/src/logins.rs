@@ -283,6 +283,11 @@ impl Drop for Attempt<'_> {
     }
 }
 
+/// Whole seconds, rounded up (a `Retry-After` that is waited out must be enough), at least 1.
+fn seconds_up(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// The key a client address is throttled under: IPv4 as it is, IPv6 by its /64 (one host
 /// usually holds a whole /64).
 fn client_key(address: IpAddr) -> IpAddr {
@@ -379,7 +384,7 @@ impl Engine {
         }
         if let Some(wait) = logins.blocked(user, address) {
             return Err(EngineError::Throttled {
-                retry_after: wait.as_secs().max(1),
+                retry_after: seconds_up(wait),
             });
         }
         // Single-flight: the first request verifies; the others wait for it, then find its answer.
@@ -395,7 +400,7 @@ impl Engine {
         let attempt = logins
             .begin(user, address)
             .map_err(|wait| EngineError::Throttled {
-                retry_after: wait.as_secs().max(1),
+                retry_after: seconds_up(wait),
             })?;
         let generation = logins.remembered().generation;
         let answer = self.authenticate(user, password).await;

@@ -70,7 +70,7 @@ impl Default for Outbound {
     fn default() -> Self {
         Outbound {
             policy: OutboundPolicy::default(),
-            max_manifest_bytes: 4 * 1024 * 1024,
+            max_manifest_bytes: regkeep_domain::oci::MAX_MANIFEST_BYTES,
             max_config_bytes: 8 * 1024 * 1024,
             max_concurrent_resolutions: 16,
         }

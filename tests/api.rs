@@ -21,6 +21,11 @@ on_both_backends!(
     restart_keeps_everything,
     secrets_are_sealed_in_the_database,
     awsecr_rules,
+    users_manage_the_users_of_their_own_account,
+    credentials_as_anchore_serves_them,
+    events_as_anchore_serves_them,
+    system_status_as_anchore_serves_it,
+    framework_errors_are_json,
 );
 
 /// A registry body for a peer that speaks plain HTTP: `registry_verify: false` is what lets
@@ -482,8 +487,10 @@ async fn account_and_user_management(backend: Backend) {
         .request(Method::GET, "/v1/user", None, carol, None)
         .await;
     assert_eq!(me["username"], "carol");
-    let (s, _) = app.post("/v1/accounts", json!({"name": "team-c"})).await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    // A duplicate account is a 400, as Anchore answers.
+    let (s, b) = app.post("/v1/accounts", json!({"name": "team-c"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(message(&b).starts_with("Account already exists"), "{b}");
     let (_, list) = app.get("/v1/accounts").await;
     assert_eq!(list.as_array().unwrap().len(), 2);
     let (_, users) = app.get("/v1/accounts/team-c/users").await;
@@ -526,17 +533,35 @@ async fn account_and_user_management(backend: Backend) {
     let (s, b) = app.delete("/v1/accounts/team-c").await;
     assert_eq!(
         s,
-        StatusCode::CONFLICT,
+        StatusCode::BAD_REQUEST,
         "only disabled accounts are deleted: {b}"
     );
+    // anchore-cli adds its hint when it sees Anchore's words.
+    assert!(message(&b).contains("Invalid account state change requested"));
     assert!(message(&b).contains("disable"));
     let (s, b) = app
         .put("/v1/accounts/team-c/state", json!({"state": "disabled"}))
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["state"], "disabled");
+    // The right password of a disabled account's user: 403 (authenticated, refused by the
+    // account's state), as Anchore answers; a wrong one stays 401.
+    let (s, b) = app
+        .request(Method::GET, "/v1/user", None, carol, None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(message(&b).contains("Account not enabled"), "{b}");
+    assert!(message(&b).contains("team-c is disabled"), "{b}");
     assert_eq!(
-        app.request(Method::GET, "/v1", None, carol, None).await.0,
+        app.request(
+            Method::GET,
+            "/v1/user",
+            None,
+            Some(("carol", "wrong-pass")),
+            None
+        )
+        .await
+        .0,
         StatusCode::UNAUTHORIZED
     );
     let (s, _) = app
@@ -548,9 +573,32 @@ async fn account_and_user_management(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
-    // Delete: the account, its users and its registries go.
-    let (s, _) = app.delete("/v1/accounts/team-c").await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    // Delete: 200 with the account, now `deleting` (as Anchore answers); it shows as such
+    // until the background pass removes it with its users and registries, then 404.
+    let (s, b) = app.delete("/v1/accounts/team-c").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["name"], "team-c");
+    assert_eq!(b["state"], "deleting");
+    let (s, b) = app.get("/v1/accounts/team-c").await;
+    assert_eq!((s, b["state"].as_str()), (StatusCode::OK, Some("deleting")));
+    let (s, b) = app.delete("/v1/accounts/team-c").await;
+    assert_eq!((s, b["state"].as_str()), (StatusCode::OK, Some("deleting")));
+    let (s, b) = app
+        .put("/v1/accounts/team-c/state", json!({"state": "enabled"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = app.post("/v1/accounts", json!({"name": "team-c"})).await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "a name being deleted is taken: {b}"
+    );
+    let (s, b) = app
+        .request(Method::GET, "/v1/user", None, carol, None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(message(&b).contains("being deleted"), "{b}");
+    assert_eq!(app.engine.purge_deleted_accounts().await.unwrap(), 1);
     assert_eq!(
         app.get("/v1/accounts/team-c").await.0,
         StatusCode::NOT_FOUND
@@ -569,7 +617,7 @@ async fn account_and_user_management(backend: Backend) {
             json!({"username": "dave", "password": "x-pass-xx"}),
         )
         .await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = app.get("/v1/accounts/team-d/users/dave").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
@@ -580,10 +628,9 @@ async fn account_and_user_management(backend: Backend) {
         app.delete("/v1/accounts/team-d/users/dave").await.0,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        app.delete("/v1/accounts/admin/users/admin").await.0,
-        StatusCode::FORBIDDEN
-    );
+    // Nobody deletes the user it is logged in as (400, as Anchore answers).
+    let (s, b) = app.delete("/v1/accounts/admin/users/admin").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert_no_secrets(
         "logs",
         &captured_logs(),
@@ -1056,5 +1103,547 @@ async fn a_registry_that_never_answers_times_out() {
     );
     assert_eq!(app.get("/v1/registries").await.1, json!([]));
     holder.abort();
+    app.finish().await;
+}
+
+/// GET with the raw answer: status, content type, body.
+async fn raw_get(app: &TestApp, path: &str, auth: (&str, &str)) -> (StatusCode, String, Value) {
+    let response = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .basic_auth(auth.0, Some(auth.1))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        kind,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// Anchore lets a user of an account manage that account's users (issue 10): list, add and
+/// delete them, with or without `x-anchore-account` naming its own account; never another
+/// account's or the admin account's.
+async fn users_manage_the_users_of_their_own_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.add_account_with_user("team-e", "erin", "erin-pass-1")
+        .await;
+    app.add_account_with_user("team-f", "frank", "frank-pass-1")
+        .await;
+    let erin = Some(("erin", "erin-pass-1"));
+    for header in [None, Some("team-e")] {
+        let (s, users) = app
+            .request(Method::GET, "/v1/accounts/team-e/users", None, erin, header)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{users}");
+        assert_eq!(users[0]["username"], "erin");
+    }
+    let (s, b) = app
+        .request(
+            Method::POST,
+            "/v1/accounts/team-e/users",
+            Some(json!({"username": "eve", "password": "eve-pass-1"})),
+            erin,
+            Some("team-e"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["username"], "eve");
+    assert_eq!(b["type"], "native");
+    // The new user logs in, in erin's account.
+    let (s, me) = app
+        .request(
+            Method::GET,
+            "/v1/account",
+            None,
+            Some(("eve", "eve-pass-1")),
+            None,
+        )
+        .await;
+    assert_eq!((s, me["name"].as_str()), (StatusCode::OK, Some("team-e")));
+    let (s, b) = app
+        .request(
+            Method::GET,
+            "/v1/accounts/team-e/users/eve",
+            None,
+            erin,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = app
+        .request(
+            Method::DELETE,
+            "/v1/accounts/team-e/users/eve",
+            None,
+            erin,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(
+        app.request(
+            Method::GET,
+            "/v1/user",
+            None,
+            Some(("eve", "eve-pass-1")),
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Never another account's users, nor the admin account's, nor accounts themselves.
+    for account in ["team-f", "admin"] {
+        let users = format!("/v1/accounts/{account}/users");
+        let (s, _) = app.request(Method::GET, &users, None, erin, None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{account}");
+        let (s, _) = app
+            .request(
+                Method::POST,
+                &users,
+                Some(json!({"username": "mallory", "password": "mallory-pass"})),
+                erin,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{account}");
+    }
+    for path in [
+        "/v1/accounts/team-f/users/frank",
+        "/v1/accounts/admin/users/admin",
+    ] {
+        let (s, _) = app.request(Method::DELETE, path, None, erin, None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+    }
+    let (s, _) = app
+        .request(
+            Method::GET,
+            "/v1/accounts/team-f/users",
+            None,
+            erin,
+            Some("team-f"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .request(
+            Method::POST,
+            "/v1/accounts",
+            Some(json!({"name": "team-x"})),
+            erin,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // frank is untouched.
+    assert_eq!(
+        app.request(
+            Method::GET,
+            "/v1/user",
+            None,
+            Some(("frank", "frank-pass-1")),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    app.finish().await;
+}
+
+/// `/v1/user/credentials` and `/v1/accounts/{a}/users/{u}/credentials` (issue 10): summaries
+/// never hold the secret; a user changes its own password; a deleted password credential ends
+/// that user's logins.
+async fn credentials_as_anchore_serves_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.add_account_with_user("team-g", "gina", "gina-pass-1")
+        .await;
+    let gina = ("gina", "gina-pass-1");
+    let (s, kind, list) = raw_get(&app, "/v1/user/credentials", gina).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(kind.starts_with("application/json"), "{kind}");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["type"], "password");
+    assert_eq!(list[0]["value"], "********");
+    assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Changing one's own password: the summary back, the old password refused at once.
+    let (s, b) = app
+        .request(
+            Method::POST,
+            "/v1/user/credentials",
+            Some(json!({"type": "password", "value": "gina-pass-2"})),
+            Some(gina),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["type"].as_str(), b["value"].as_str()),
+        (Some("password"), Some("********"))
+    );
+    assert_eq!(
+        app.request(Method::GET, "/v1/user", None, Some(gina), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let gina = ("gina", "gina-pass-2");
+    assert_eq!(raw_get(&app, "/v1/user", gina).await.0, StatusCode::OK);
+    let (s, b) = app
+        .request(
+            Method::POST,
+            "/v1/user/credentials",
+            Some(json!({"type": "apikey", "value": "gina-pass-3"})),
+            Some(gina),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(message(&b).contains("use `password`"), "{b}");
+
+    // A user of the account lists and deletes another user's password credential.
+    let (s, _) = app
+        .request(
+            Method::POST,
+            "/v1/accounts/team-g/users",
+            Some(json!({"username": "gus", "password": "gus-pass-1"})),
+            Some(gina),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let path = "/v1/accounts/team-g/users/gus/credentials";
+    let (s, _, list) = raw_get(&app, path, gina).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list[0]["type"], "password");
+    assert_eq!(
+        raw_get(&app, "/v1/user", ("gus", "gus-pass-1")).await.0,
+        StatusCode::OK
+    );
+    let (s, b) = app
+        .request(Method::DELETE, path, None, Some(gina), None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "credential_type is required: {b}"
+    );
+    let typed = format!("{path}?credential_type=password");
+    let (s, b) = app
+        .request(Method::DELETE, &typed, None, Some(gina), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(
+        raw_get(&app, "/v1/user", ("gus", "gus-pass-1")).await.0,
+        StatusCode::UNAUTHORIZED,
+        "no password, no login"
+    );
+    assert_eq!(raw_get(&app, path, gina).await.2, json!([]));
+    let (s, _) = app
+        .request(Method::DELETE, &typed, None, Some(gina), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A new password brings gus back.
+    let (s, _) = app
+        .request(
+            Method::POST,
+            path,
+            Some(json!({"type": "password", "value": "gus-pass-2"})),
+            Some(gina),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        raw_get(&app, "/v1/user", ("gus", "gus-pass-2")).await.0,
+        StatusCode::OK
+    );
+    // Nobody deletes the password it is logged in with; nor another account's.
+    let own = "/v1/accounts/team-g/users/gina/credentials?credential_type=password";
+    let (s, _) = app
+        .request(Method::DELETE, own, None, Some(gina), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = app
+        .request(
+            Method::GET,
+            "/v1/accounts/admin/users/admin/credentials",
+            None,
+            Some(gina),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_no_secrets(
+        "logs",
+        &captured_logs(),
+        &["gina-pass-1", "gina-pass-2", "gus-pass-1", "gus-pass-2"],
+    );
+    app.finish().await;
+}
+
+/// Events as Anchore's clients ask for them (issue 10): unknown parameters ignored, source
+/// filters, Anchore's time formats, one event by id, the event type tree, deletes by window.
+async fn events_as_anchore_serves_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = ("admin", app.admin_pass.as_str());
+    let store = open_store(&app).await;
+    let account: regkeep_domain::AccountName = "admin".parse().unwrap();
+    let t0 = regkeep_domain::Timestamp::parse_rfc3339("2026-12-01T04:38:13Z").unwrap();
+    for (i, (uuid, kind)) in [
+        ("ev-old", "system.image_analysis.registry_lookup_failed"),
+        ("ev-new", "user.checks.tag_update"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .insert_event(&regkeep_store::EventRecord {
+                account: account.clone(),
+                generated_uuid: uuid.into(),
+                created_at: regkeep_domain::Timestamp::from_unix(t0.unix() + 3600 * i as i64),
+                event_type: kind.into(),
+                level: if i == 0 { "ERROR" } else { "INFO" }.into(),
+                message: "m".into(),
+                resource_type: "image_tag".into(),
+                resource_id: "r.example.com/app:1".into(),
+                details: "{}".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let ids = |b: &Value| -> Vec<String> {
+        b["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["generated_uuid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (s, kind, b) = raw_get(
+        &app,
+        "/v1/events?source_servicename=regkeep&source_hostid=regkeep&unknown_param=1",
+        admin,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(kind.starts_with("application/json"));
+    assert_eq!(ids(&b), ["ev-new", "ev-old"]);
+    assert_eq!(
+        (b["page"].as_i64(), b["item_count"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(b["results"][0]["event"]["source"]["servicename"], "regkeep");
+    let (s, _, b) = raw_get(&app, "/v1/events?source_servicename=catalog", admin).await;
+    assert_eq!((s, ids(&b).len()), (StatusCode::OK, 0));
+    // Python's str(datetime) (anchore-cli and Anchore's own tests send it), as UTC.
+    let (s, _, b) = raw_get(&app, "/v1/events?since=2026-12-01%2005:00:00.262543", admin).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), ["ev-new"]);
+    let (_, _, b) = raw_get(&app, "/v1/events?before=2026-12-01+05:00:00", admin).await;
+    assert_eq!(ids(&b), ["ev-old"]);
+    let (s, _, b) = raw_get(&app, "/v1/events?since=yesterday", admin).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(message(&b).contains("2026-11-29 03:00:00"), "{b}");
+
+    // One event.
+    let (s, _, b) = raw_get(&app, "/v1/events/ev-old", admin).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["generated_uuid"], "ev-old");
+    assert_eq!(
+        b["event"]["type"],
+        "system.image_analysis.registry_lookup_failed"
+    );
+    assert_eq!(b["event"]["level"], "ERROR");
+    assert_eq!(b["event"]["resource"]["id"], "r.example.com/app:1");
+    let (s, kind, b) = raw_get(&app, "/v1/events/no-such-event", admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(kind.starts_with("application/json"), "{kind}");
+    assert_eq!(b["httpcode"], 404);
+
+    // The type tree: the types regkeep writes, under Anchore's categories.
+    let (s, _, tree) = raw_get(&app, "/v1/event_types", admin).await;
+    assert_eq!(s, StatusCode::OK, "{tree}");
+    let names: Vec<&str> = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["system", "user"]);
+    let user = &tree[1];
+    assert_eq!(user["category"], "user");
+    assert_eq!(user["subcategories"][0]["name"], "checks");
+    let event = &user["subcategories"][0]["events"][0];
+    assert_eq!(event["name"], "tag_update");
+    assert_eq!(event["type"], "user.checks.tag_update");
+    assert_eq!(event["resource_type"], "image_tag");
+    let system = &tree[0]["subcategories"][0];
+    assert_eq!(system["name"], "image_analysis");
+    assert_eq!(
+        system["events"][0]["type"],
+        "system.image_analysis.registry_lookup_failed"
+    );
+
+    // Deleting by window answers the ids deleted (anchore-cli counts them); one by id: 200.
+    let (s, b) = app
+        .delete("/v1/events?since=2026-12-01T05:00:00Z&anything=else")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b, json!(["ev-new"]));
+    let (s, _) = app.delete("/v1/events/ev-old").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        app.delete("/v1/events/ev-old").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, _, b) = raw_get(&app, "/v1/events", admin).await;
+    assert_eq!(ids(&b).len(), 0);
+    app.finish().await;
+}
+
+/// `GET /v1/system`, `/v1/status`, `/v1/health`, `/v1/version`, `/swagger.json` (issue 10).
+async fn system_status_as_anchore_serves_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = ("admin", app.admin_pass.as_str());
+    let (s, _, b) = raw_get(&app, "/v1/system", admin).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let parts = b["service_states"].as_array().unwrap();
+    let names: Vec<&str> = parts
+        .iter()
+        .map(|p| p["servicename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "regkeep-api",
+            "database",
+            "ecr-token-renewal",
+            "tag-watcher"
+        ]
+    );
+    for part in parts {
+        assert_eq!(part["status"], true, "{part}");
+        assert_eq!(part["base_url"], app.base.as_str(), "{part}");
+        assert!(!part["hostid"].as_str().unwrap().is_empty());
+        let detail = &part["service_detail"];
+        assert_eq!(detail["up"], true);
+        assert!(
+            detail["db_version"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+                >= 4
+        );
+        assert_eq!(detail["version"], env!("CARGO_PKG_VERSION"));
+    }
+    assert!(parts[1]["service_detail"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("can be written"));
+    let (s, _, b) = raw_get(&app, "/v1/status", admin).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (b["up"].as_bool(), b["available"].as_bool()),
+        (Some(true), Some(true))
+    );
+    // Anonymous: /system needs a login; health, version and swagger.json do not.
+    let anonymous = app
+        .http
+        .get(format!("{}/v1/system", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    for path in ["/v1/health", "/health"] {
+        let r = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    for path in ["/v1/version", "/version"] {
+        let v: Value = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["service"]["version"], env!("CARGO_PKG_VERSION"), "{v}");
+        assert!(v["api"]["version"].is_string() && v["db"]["schema_version"].is_string());
+    }
+    // anchore-cli reads info.version to choose how it asks for images by tag (>= 0.1.6).
+    let v: Value = app
+        .http
+        .get(format!("{}/swagger.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["info"]["version"], "0.1.20");
+    app.finish().await;
+}
+
+/// The framework's own refusals (unknown path, wrong method, a query string it cannot read)
+/// answer `{message, httpcode, detail}` JSON like every other error (issue 10).
+async fn framework_errors_are_json(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = ("admin", app.admin_pass.as_str());
+    let check = |s: StatusCode, kind: &str, b: &Value, want: StatusCode| {
+        assert_eq!(s, want, "{b}");
+        assert!(kind.starts_with("application/json"), "{want}: {kind}");
+        assert_eq!(b["httpcode"], want.as_u16());
+        assert!(!message(b).is_empty());
+        assert!(b["detail"]["error_codes"].is_array(), "{b}");
+    };
+    let (s, kind, b) = raw_get(&app, "/v1/no/such/path", admin).await;
+    check(s, &kind, &b, StatusCode::NOT_FOUND);
+    assert!(message(&b).contains("/v1/no/such/path"), "{b}");
+    let (s, kind, b) = raw_get(&app, "/v1/events?page=abc", admin).await;
+    check(s, &kind, &b, StatusCode::BAD_REQUEST);
+    let response = app
+        .http
+        .patch(format!("{}/v1/registries", app.base))
+        .basic_auth("admin", Some(&app.admin_pass))
+        .send()
+        .await
+        .unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let status = response.status();
+    let b: Value = response.json().await.unwrap();
+    check(status, &kind, &b, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(allow.contains("GET") && message(&b).contains("GET"), "{b}");
+    // Unknown query parameters are ignored, as Anchore does.
+    let (s, _, b) = raw_get(
+        &app,
+        "/v1/subscriptions?foo=bar&subscription_type=tag_update",
+        admin,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _, b) = raw_get(&app, "/v1/registries?foo=bar", admin).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     app.finish().await;
 }

@@ -437,7 +437,7 @@ async fn anchore_cli_account_commands(backend: Backend) {
     expect(
         &anchore(&served, admin, &["account", "add", "team-y"]),
         1,
-        &["HTTP Code: 409"],
+        &["HTTP Code: 400", "Account already exists"],
     );
     expect(
         &anchore(&served, admin, &["account", "get", "team-y"]),
@@ -541,10 +541,11 @@ async fn anchore_cli_account_commands(backend: Backend) {
         0,
         &["Success"],
     );
+    // The right password of a disabled account's user: 403, as Anchore answers.
     expect(
         &anchore(&served, ("yuri", "yuri-pass-2"), &["account", "whoami"]),
-        2,
-        &[],
+        1,
+        &["HTTP Code: 403", "Account not enabled"],
     );
     expect(
         &anchore(&served, admin, &["account", "enable", "team-y"]),
@@ -584,18 +585,189 @@ async fn anchore_cli_account_commands(backend: Backend) {
         0,
         &["Success"],
     );
+    // Deleting: shown as such until the background pass (or the next start) removes it.
+    expect(
+        &anchore(&served, admin, &["account", "get", "team-y"]),
+        0,
+        &["Name: team-y", "State: deleting"],
+    );
+    expect(
+        &anchore(&served, admin, &["account", "list"]),
+        0,
+        &["deleting"],
+    );
+    let (status, mut logs) = served.terminate();
+    assert!(status.success(), "{logs}");
+    let served = Served::start(dir.path(), &database, None, &[]);
     expect(
         &anchore(&served, admin, &["account", "get", "team-y"]),
         1,
         &["HTTP Code: 404"],
     );
 
-    let logs = served.logs();
+    // A user of an account manages that account's users (not another's), and its own password.
+    expect(
+        &anchore(&served, admin, &["account", "add", "team-w"]),
+        0,
+        &["Name: team-w"],
+    );
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &[
+                "account",
+                "user",
+                "add",
+                "wanda",
+                "wanda-pass-1",
+                "--account",
+                "team-w",
+            ],
+        ),
+        0,
+        &["Name: wanda"],
+    );
+    let wanda = ("wanda", "wanda-pass-1");
+    expect(
+        &anchore(
+            &served,
+            wanda,
+            &["account", "user", "add", "walt", "walt-pass-1"],
+        ),
+        0,
+        &["Name: walt", "Type: native"],
+    );
+    expect(
+        &anchore(&served, wanda, &["account", "user", "list"]),
+        0,
+        &["wanda", "walt"],
+    );
+    expect(
+        &anchore(
+            &served,
+            wanda,
+            &["--as-account", "team-w", "account", "user", "list"],
+        ),
+        0,
+        &["walt"],
+    );
+    expect(
+        &anchore(&served, wanda, &["account", "user", "del", "walt"]),
+        0,
+        &["Success"],
+    );
+    expect(
+        &anchore(
+            &served,
+            wanda,
+            &["account", "user", "list", "--account", "admin"],
+        ),
+        1,
+        &["HTTP Code: 403"],
+    );
+    expect(
+        &anchore(
+            &served,
+            wanda,
+            &[
+                "account",
+                "user",
+                "setpassword",
+                "wanda-pass-2",
+                "--username",
+                "wanda",
+            ],
+        ),
+        0,
+        &["Password (re)set success"],
+    );
+    expect(
+        &anchore(&served, ("wanda", "wanda-pass-2"), &["account", "whoami"]),
+        0,
+        &["Username: wanda"],
+    );
+
+    // Events: list --since (Python's datetime text), get by id; system status.
+    let store = regkeep_store::Store::open(
+        &served_database_url(&database, dir.path()),
+        &regkeep_store::KeySource::File(dir.path().join("secret.key")),
+    )
+    .await
+    .unwrap();
+    store
+        .insert_event(&regkeep_store::EventRecord {
+            account: "admin".parse().unwrap(),
+            generated_uuid: "cli-event-1".into(),
+            created_at: regkeep_domain::Timestamp::parse_rfc3339("2026-12-01T06:00:00Z").unwrap(),
+            event_type: "user.checks.tag_update".into(),
+            level: "INFO".into(),
+            message: "A watched tag points at a new image digest".into(),
+            resource_type: "image_tag".into(),
+            resource_id: "r.example.com/app:1".into(),
+            details: r#"{"digest": "sha256:abc"}"#.into(),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &["event", "list", "--since", "2026-12-01 05:59:59.262543"],
+        ),
+        0,
+        &[
+            "user.checks.tag_update",
+            "r.example.com/app:1",
+            "cli-event-1",
+        ],
+    );
+    let out = anchore(
+        &served,
+        admin,
+        &["event", "list", "--since", "2026-12-01 06:00:01"],
+    );
+    expect(&out, 0, &[]);
+    assert!(!text(&out).contains("cli-event-1"), "{}", text(&out));
+    expect(
+        &anchore(&served, admin, &["event", "get", "cli-event-1"]),
+        0,
+        &[
+            "type: user.checks.tag_update",
+            "level: INFO",
+            "digest: sha256:abc",
+        ],
+    );
+    expect(
+        &anchore(&served, admin, &["system", "status"]),
+        0,
+        &[
+            "Service regkeep-api (",
+            "): up",
+            "Service database (",
+            "Service ecr-token-renewal (",
+            "Service tag-watcher (",
+            "Engine DB Version: ",
+            concat!("Engine Code Version: ", env!("CARGO_PKG_VERSION")),
+        ],
+    );
+    let out = anchore(&served, admin, &["system", "status"]);
+    assert!(!text(&out).contains("Not Found"), "{}", text(&out));
+
+    logs.push_str(&served.logs());
     drop(served);
     assert_no_secrets(
         "regkeep's logs",
         &logs,
-        &["yuri-pass-1", "yuri-pass-2", &admin_pass],
+        &[
+            "yuri-pass-1",
+            "yuri-pass-2",
+            "wanda-pass-1",
+            "wanda-pass-2",
+            "walt-pass-1",
+            &admin_pass,
+        ],
     );
     database.drop_database().await;
 }
@@ -1315,4 +1487,13 @@ fn tls_listener_serves_both_clients_and_reloads() {
         logs.contains("serving plain HTTP on a non-loopback address"),
         "{logs}"
     );
+}
+
+/// The database `Served::start` gave regkeep: the test database, or the SQLite file in its
+/// data folder.
+fn served_database_url(database: &TestDatabase, data_dir: &Path) -> String {
+    database
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("regkeep.db").display()))
 }

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use regkeep_domain::wire::{
-    AccessCredential, Account, AccountCreationRequest, AccountStatus, User, UserCreationRequest,
+    AccessCredential, Account, AccountCreationRequest, AccountStatus, CredentialSummary, User,
+    UserCreationRequest,
 };
 use regkeep_domain::Secret;
 use reqwest::Method;
@@ -136,10 +137,13 @@ pub async fn run_account(
         AccountCommand::Del { name } => {
             let path = format!("/accounts/{}", segment(&name));
             let answer = client
-                .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
+                .call::<Account, ()>(Method::DELETE, &path, None)
                 .await?;
-            output::finish(answer, global.json, |_| {
-                output::line(&format!("Deleted account {name}"))
+            output::finish(answer, global.json, |account: &Account| {
+                output::line(&format!(
+                    "Account {name} is {}: its users, registries and records are removed in the background (`regkeep account get {name}` answers 404 once done)",
+                    account.state
+                ))
             })
         }
     }
@@ -229,7 +233,7 @@ pub async fn run_user(
                 segment(&username)
             );
             let answer = client
-                .call::<User, _>(Method::POST, &path, Some(&body))
+                .call::<CredentialSummary, _>(Method::POST, &path, Some(&body))
                 .await?;
             output::finish(answer, global.json, |_| {
                 output::line(&format!("Password of {username} updated"))

@@ -202,6 +202,9 @@ pub fn test_settings(data_dir: &Path, database: &TestDatabase, admin_pass: &str)
             allow_loopback: true,
             ..Default::default()
         },
+        // Deleted accounts are removed when a test asks (`engine.purge_deleted_accounts`), so it
+        // can look at the `deleting` state first; one test runs the background pass.
+        account_purge_seconds: 3600,
         ..Settings::default()
     }
 }

@@ -144,6 +144,9 @@ impl AccountType {
 pub enum AccountState {
     Enabled,
     Disabled,
+    /// Deleted by an admin; its users, registries and records are being removed in the
+    /// background (Anchore's state of the same name). Never set through the state API.
+    Deleting,
 }
 
 impl AccountState {
@@ -151,6 +154,7 @@ impl AccountState {
         match self {
             AccountState::Enabled => "enabled",
             AccountState::Disabled => "disabled",
+            AccountState::Deleting => "deleting",
         }
     }
 
@@ -158,6 +162,7 @@ impl AccountState {
         match text {
             "enabled" => Some(AccountState::Enabled),
             "disabled" => Some(AccountState::Disabled),
+            "deleting" => Some(AccountState::Deleting),
             _ => None,
         }
     }

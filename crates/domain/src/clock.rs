@@ -47,6 +47,24 @@ impl Timestamp {
             .ok()
             .map(|t| Timestamp(t.unix_timestamp()))
     }
+
+    /// Parses a time as Anchore's API takes it: RFC 3339 (any offset), or a date and time without
+    /// an offset, read as UTC, with a space or a `T` between them and optional fractions of a
+    /// second (`2026-12-01 04:38:13.262543`, Python's `str(datetime)`, which Anchore's clients
+    /// send). Fractions are dropped: regkeep keeps times to the second.
+    pub fn parse_api(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Some(t) = Self::parse_rfc3339(text) {
+            return Some(t);
+        }
+        let naive = time::macros::format_description!(
+            version = 2,
+            "[year]-[month]-[day][first [ ][T]][hour]:[minute]:[second][optional [.[subsecond]]]"
+        );
+        time::PrimitiveDateTime::parse(text, naive)
+            .ok()
+            .map(|t| Timestamp(t.assume_utc().unix_timestamp()))
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -127,6 +145,29 @@ mod tests {
                 .as_deref(),
             Some("2026-11-29T00:02:03Z")
         );
+    }
+
+    #[test]
+    fn parses_the_times_anchore_clients_send() {
+        let t = |s: &str| Timestamp::parse_api(s).map(|t| t.to_rfc3339());
+        assert_eq!(
+            t("2026-12-01 04:38:13.262543").as_deref(),
+            Some("2026-12-01T04:38:13Z")
+        );
+        assert_eq!(
+            t("2026-12-01T04:38:13").as_deref(),
+            Some("2026-12-01T04:38:13Z")
+        );
+        assert_eq!(
+            t("2026-12-01 04:38:13").as_deref(),
+            Some("2026-12-01T04:38:13Z")
+        );
+        assert_eq!(
+            t("2026-12-01T05:38:13+01:00").as_deref(),
+            Some("2026-12-01T04:38:13Z")
+        );
+        assert_eq!(t("yesterday"), None);
+        assert_eq!(t("2026-13-01 04:38:13"), None);
     }
 
     #[test]

@@ -119,11 +119,95 @@ pub struct AccessCredential {
 }
 
 /// `GET /version`.
+/// A credential a user has, as listed (Anchore's `AccessCredential` answer): its type, a
+/// masked value (always [`MASKED_CREDENTIAL`], never derived from the secret), and when it
+/// was set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CredentialSummary {
+    #[serde(rename = "type")]
+    pub credential_type: String,
+    pub value: String,
+    pub created_at: Timestamp,
+}
+
+/// What a listed credential shows for its value.
+pub const MASKED_CREDENTIAL: &str = "********";
+
+/// `GET /version` (Anchore's `ServiceVersion`): the service's version, the API's, and the
+/// database schema's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Version {
-    pub service: String,
+    pub service: VersionOf,
+    pub api: VersionOf,
+    pub db: SchemaVersion,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionOf {
     pub version: String,
-    pub api_version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SchemaVersion {
+    pub schema_version: String,
+}
+
+/// `GET /status` (Anchore's `StatusResponse`), also each part's `service_detail` in
+/// [`SystemStatus`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    pub available: bool,
+    pub busy: bool,
+    pub up: bool,
+    pub message: String,
+    pub version: String,
+    pub db_version: String,
+    pub detail: serde_json::Value,
+}
+
+/// One of regkeep's parts, as Anchore lists a service in `GET /system`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub servicename: String,
+    pub hostid: String,
+    pub base_url: String,
+    pub status: bool,
+    pub status_message: String,
+    pub version: String,
+    pub service_detail: StatusResponse,
+}
+
+/// `GET /system` (anchore-cli's `system status`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    pub service_states: Vec<ServiceStatus>,
+}
+
+/// One event type regkeep writes, in Anchore's `GET /event_types` tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventDescription {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub message: String,
+    pub resource_type: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventSubcategory {
+    pub name: String,
+    pub description: String,
+    pub events: Vec<EventDescription>,
+}
+
+/// A category of event types. Anchore's server answers `name`; its swagger names the field
+/// `category`: both are given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventCategory {
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    pub subcategories: Vec<EventSubcategory>,
 }
 
 /// `POST /v1/images` (Anchore's `ImageAnalysisRequest`, the parts regkeep uses).
@@ -265,6 +349,13 @@ pub struct EventsList {
     pub results: Vec<EventResponse>,
     pub next_page: bool,
     pub item_count: usize,
+    /// This page's number (from 1); anchore-cli's `event list --all` asks for the next.
+    #[serde(default = "first_page")]
+    pub page: i64,
+}
+
+fn first_page() -> i64 {
+    1
 }
 
 #[cfg(test)]

@@ -84,22 +84,23 @@ impl Engine {
         };
         // An unknown user is checked against a hash that matches nothing, so that unknown and known
         // user names take the same time to refuse.
+        // A user whose password credential was deleted has none: the same check, never a match.
         let hash = match &user {
-            Some(u) => u.password_hash.clone(),
-            None => passwords::unmatchable_hash(&self.hashers).await?,
+            Some(u) if !u.password_hash.is_empty() => u.password_hash.clone(),
+            _ => passwords::unmatchable_hash(&self.hashers).await?,
         };
         let matches = self.hashers.verify(password, hash).await?;
-        let Some(user) = user.filter(|_| matches) else {
+        let Some(user) = user.filter(|u| matches && !u.password_hash.is_empty()) else {
             return Err(EngineError::Unauthorized);
         };
+        // The account's state is checked by the caller of this (a right password of a disabled
+        // account's user is a 403, not a failed login).
         let account = self.store.get_account(&user.account).await?;
-        if account.state != AccountState::Enabled {
-            return Err(EngineError::Unauthorized);
-        }
         Ok(Caller {
             user: user.username,
             account: user.account,
             account_type: account.account_type,
+            account_state: account.state,
         })
     }
 
@@ -205,8 +206,9 @@ impl Engine {
         };
         match self.store.insert_account(&record).await {
             Ok(()) => Ok(record),
-            Err(StoreError::AlreadyExists) => Err(EngineError::Conflict(format!(
-                "account {name} already exists"
+            // 400, as Anchore answers (its clients test for it).
+            Err(StoreError::AlreadyExists) => Err(EngineError::BadInput(format!(
+                "Account already exists: account {name} exists (or is being deleted); choose another name"
             ))),
             Err(e) => Err(e.into()),
         }
@@ -222,15 +224,23 @@ impl Engine {
     ) -> Result<AccountRecord, EngineError> {
         require_admin(caller)?;
         let name = parse_account(name)?;
-        let state = AccountState::parse(state).ok_or_else(|| {
-            EngineError::BadInput(format!(
-                "state `{state}` is not known: use `enabled` or `disabled`"
-            ))
-        })?;
+        let state = AccountState::parse(state)
+            .filter(|s| *s != AccountState::Deleting)
+            .ok_or_else(|| {
+                EngineError::BadInput(format!(
+                    "state `{}` is not known: use `enabled` or `disabled`",
+                    regkeep_domain::untrusted_text::sanitize(state, 40)
+                ))
+            })?;
         if name == AccountName::admin() && state == AccountState::Disabled {
             return Err(EngineError::Forbidden(
                 "the admin account cannot be disabled".into(),
             ));
+        }
+        if self.account_record(&name).await?.state == AccountState::Deleting {
+            return Err(EngineError::BadInput(format!(
+                "Invalid account state change requested: account {name} is being deleted"
+            )));
         }
         let changed = self
             .store
@@ -245,34 +255,97 @@ impl Engine {
         }
     }
 
-    /// Deletes a disabled account with its users and registries.
+    /// Deletes a disabled account, as Anchore does: the account is marked `deleting` at once (its
+    /// users are refused from the next request on) and answered; its users, registries, sealed
+    /// secrets and records are removed by [`Engine::purge_deleted_accounts`] in the background.
+    /// Deleting an account already being deleted answers it again.
     ///
     /// # Errors
-    /// Forbidden (not admin, or the admin account), NotFound, Conflict (still enabled).
-    pub async fn delete_account(&self, caller: &Caller, name: &str) -> Result<(), EngineError> {
+    /// Forbidden (not admin, or the admin account), NotFound, BadInput (still enabled).
+    pub async fn delete_account(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<AccountRecord, EngineError> {
         require_admin(caller)?;
         let name = parse_account(name)?;
         let record = self.account_record(&name).await?;
+        // 400, as Anchore answers.
         if record.account_type == AccountType::Admin || name == caller.account {
-            return Err(EngineError::Forbidden(format!(
-                "account {name} cannot be deleted: it is an admin account or your own"
+            return Err(EngineError::BadInput(format!(
+                "Account cannot be deleted: account {name} is an admin account or your own"
             )));
         }
-        if record.state != AccountState::Disabled {
-            return Err(EngineError::Conflict(format!(
-                "Invalid account state change requested: account {name} is enabled; disable it first (PUT /v1/accounts/{name}/state {{\"state\": \"disabled\"}}, or `regkeep account disable {name}`)"
-            )));
+        match record.state {
+            AccountState::Deleting => return Ok(record),
+            // Anchore's message (anchore-cli adds a hint when it sees it) and status.
+            AccountState::Enabled => {
+                return Err(EngineError::BadInput(format!(
+                    "Invalid account state change requested: account {name} is enabled; disable it first (`regkeep account disable {name}`)"
+                )))
+            }
+            AccountState::Disabled => {}
         }
-        let deleted = self.store.delete_account(&name).await;
+        let changed = self
+            .store
+            .set_account_state(&name, AccountState::Deleting, self.clock.now())
+            .await;
         self.registry_cache.clear();
         self.logins.invalidate();
-        match deleted {
+        match changed {
             Ok(()) => {
-                info!(account = %name, "deleted account with its users and registries");
-                Ok(())
+                info!(account = %name, "account marked for deletion");
+                self.account_record(&name).await
             }
             Err(StoreError::NotFound) => Err(not_found_account(&name)),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes every account marked `deleting`, with its users, registries (and their sealed
+    /// secrets), image records, subscriptions and events; answers how many. The server runs it
+    /// in the background.
+    ///
+    /// # Errors
+    /// Storage errors (the accounts not yet removed stay marked and are tried again).
+    pub async fn purge_deleted_accounts(&self) -> Result<usize, EngineError> {
+        let mut purged = 0;
+        for account in self.store.list_accounts().await? {
+            if account.state != AccountState::Deleting {
+                continue;
+            }
+            match self.store.delete_account(&account.name).await {
+                Ok(()) | Err(StoreError::NotFound) => {
+                    purged += 1;
+                    info!(account = %account.name, "deleted account with its users, registries and records");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if purged > 0 {
+            self.registry_cache.clear();
+            self.logins.invalidate();
+        }
+        Ok(purged)
+    }
+
+    /// Runs [`Engine::purge_deleted_accounts`] at once and then every `period`, until `stop`.
+    pub async fn run_account_purge_until_stopped(
+        &self,
+        period: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = interval.tick() => {
+                    if let Err(e) = self.purge_deleted_accounts().await {
+                        tracing::warn!(error = %e, "removing deleted accounts failed; retrying at the next pass");
+                    }
+                }
+            }
         }
     }
 
@@ -283,8 +356,8 @@ impl Engine {
         caller: &Caller,
         account: &str,
     ) -> Result<Vec<UserRecord>, EngineError> {
-        require_admin(caller)?;
         let account = parse_account(account)?;
+        require_admin_or_own(caller, &account)?;
         self.account_record(&account).await?;
         Ok(self.store.list_users(&account).await?)
     }
@@ -299,9 +372,7 @@ impl Engine {
     ) -> Result<UserRecord, EngineError> {
         let account = parse_account(account)?;
         let username = parse_user(username)?;
-        if username != caller.user {
-            require_admin(caller)?;
-        }
+        require_admin_or_own(caller, &account)?;
         self.user_record(&account, &username).await
     }
 
@@ -313,8 +384,8 @@ impl Engine {
         account: &str,
         request: UserCreationRequest,
     ) -> Result<UserRecord, EngineError> {
-        require_admin(caller)?;
         let account = parse_account(account)?;
+        require_admin_or_own(caller, &account)?;
         let username = parse_user(&request.username)?;
         self.account_record(&account).await?;
         let now = self.clock.now();
@@ -329,8 +400,9 @@ impl Engine {
         };
         match self.store.insert_user(&record).await {
             Ok(()) => Ok(record),
-            Err(StoreError::AlreadyExists) => Err(EngineError::Conflict(format!(
-                "user {username} already exists (user names are unique across accounts)"
+            // 400, as Anchore answers.
+            Err(StoreError::AlreadyExists) => Err(EngineError::BadInput(format!(
+                "User already exists: user {username} exists (user names are unique across accounts); choose another name"
             ))),
             Err(e) => Err(e.into()),
         }
@@ -344,12 +416,13 @@ impl Engine {
         account: &str,
         username: &str,
     ) -> Result<(), EngineError> {
-        require_admin(caller)?;
         let account = parse_account(account)?;
+        require_admin_or_own(caller, &account)?;
         let username = parse_user(username)?;
+        // 400, as Anchore answers.
         if username == caller.user {
-            return Err(EngineError::Forbidden(
-                "you cannot delete the user you are logged in as".into(),
+            return Err(EngineError::BadInput(
+                "Cannot delete credential used for authentication of the request: you cannot delete the user you are logged in as; log in as another user of the account".into(),
             ));
         }
         let deleted = self.store.delete_user(&account, &username).await;
@@ -361,7 +434,7 @@ impl Engine {
         }
     }
 
-    /// Sets a user's password. Admins may set anyone's; a user may set its own.
+    /// Sets a user's password. Admins may set anyone's; a user those of its own account.
     ///
     /// # Errors
     /// BadInput (type is not `password`, empty value), Forbidden, NotFound.
@@ -374,15 +447,8 @@ impl Engine {
     ) -> Result<UserRecord, EngineError> {
         let account = parse_account(account)?;
         let username = parse_user(username)?;
-        if username != caller.user {
-            require_admin(caller)?;
-        }
-        if credential.credential_type != "password" {
-            return Err(EngineError::BadInput(format!(
-                "credential type `{}` is not supported: use `password`",
-                credential.credential_type
-            )));
-        }
+        require_admin_or_own(caller, &account)?;
+        check_credential_type(&credential.credential_type)?;
         self.user_record(&account, &username).await?;
         let hash = self.hashers.hash(&credential.value).await?;
         let changed = self
@@ -393,6 +459,72 @@ impl Engine {
         self.logins.invalidate();
         changed?;
         self.user_record(&account, &username).await
+    }
+
+    /// The credentials a user has (a password, or none once deleted), never their value.
+    ///
+    /// # Errors
+    /// Forbidden (another account's user, for a non-admin), NotFound.
+    pub async fn list_credentials(
+        &self,
+        caller: &Caller,
+        account: &str,
+        username: &str,
+    ) -> Result<Vec<CredentialSummary>, EngineError> {
+        let account = parse_account(account)?;
+        let username = parse_user(username)?;
+        require_admin_or_own(caller, &account)?;
+        let user = self.user_record(&account, &username).await?;
+        Ok(credential_summaries(&user))
+    }
+
+    /// The caller's own credentials.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn own_credentials(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<CredentialSummary>, EngineError> {
+        Ok(credential_summaries(&self.own_user(caller).await?))
+    }
+
+    /// Deletes a user's password: the user can no longer log in (until given a new one). A
+    /// caller cannot delete its own (it would lock itself out mid-request).
+    ///
+    /// # Errors
+    /// BadInput (type is not `password`), Forbidden, NotFound (also when it has none).
+    pub async fn delete_credential(
+        &self,
+        caller: &Caller,
+        account: &str,
+        username: &str,
+        credential_type: &str,
+    ) -> Result<(), EngineError> {
+        let account = parse_account(account)?;
+        let username = parse_user(username)?;
+        require_admin_or_own(caller, &account)?;
+        check_credential_type(credential_type)?;
+        if username == caller.user {
+            return Err(EngineError::BadInput(
+                "Cannot delete credential used for authentication of the request: set a new password instead (`regkeep user setpassword`)".into(),
+            ));
+        }
+        let user = self.user_record(&account, &username).await?;
+        if user.password_hash.is_empty() {
+            return Err(EngineError::NotFound(format!(
+                "user {username} has no password credential"
+            )));
+        }
+        let changed = self
+            .store
+            .set_user_password_hash(&username, "", self.clock.now())
+            .await;
+        // Refused from the next request on, whatever was in flight.
+        self.logins.invalidate();
+        changed?;
+        info!(user = %username, account = %account, "deleted a user's password credential");
+        Ok(())
     }
 
     pub(crate) async fn account_record(
@@ -426,6 +558,51 @@ fn require_admin(caller: &Caller) -> Result<(), EngineError> {
         Err(EngineError::Forbidden(format!(
             "user {} is not an admin: account and user management needs a user of the admin account",
             caller.user
+        )))
+    }
+}
+
+/// Users manage the users of their own account, as Anchore's do; admins those of every account.
+fn require_admin_or_own(caller: &Caller, account: &AccountName) -> Result<(), EngineError> {
+    if caller.is_admin() || &caller.account == account {
+        Ok(())
+    } else {
+        Err(EngineError::Forbidden(format!(
+            "user {} may not manage the users of account {account}: users manage those of their own account; an admin, those of any",
+            caller.user
+        )))
+    }
+}
+
+/// A credential a user has, without its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialSummary {
+    /// `password` (the only type).
+    pub credential_type: &'static str,
+    /// When it was set.
+    pub created_at: regkeep_domain::Timestamp,
+}
+
+fn credential_summaries(user: &UserRecord) -> Vec<CredentialSummary> {
+    if user.password_hash.is_empty() {
+        return Vec::new();
+    }
+    vec![CredentialSummary {
+        credential_type: PASSWORD_CREDENTIAL,
+        created_at: user.last_updated,
+    }]
+}
+
+/// The one credential type of users (Anchore's name).
+const PASSWORD_CREDENTIAL: &str = "password";
+
+fn check_credential_type(credential_type: &str) -> Result<(), EngineError> {
+    if credential_type == PASSWORD_CREDENTIAL {
+        Ok(())
+    } else {
+        Err(EngineError::BadInput(format!(
+            "credential type `{}` is not supported: use `password`",
+            regkeep_domain::untrusted_text::sanitize(credential_type, 40)
         )))
     }
 }

@@ -145,6 +145,8 @@ pub struct EcrTokens {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// AWS calls made (minting attempts), for tests and benchmarks.
     aws_calls: AtomicU64,
+    /// The renewal loop's last pass (`GET /v1/system`).
+    heartbeat: crate::heartbeat::Heartbeat,
 }
 
 impl EcrTokens {
@@ -161,7 +163,18 @@ impl EcrTokens {
             settings,
             entries: Mutex::new(HashMap::new()),
             aws_calls: AtomicU64::new(0),
+            heartbeat: crate::heartbeat::Heartbeat::default(),
         }
+    }
+
+    /// The renewal loop's last pass.
+    pub fn heartbeat(&self) -> &crate::heartbeat::Heartbeat {
+        &self.heartbeat
+    }
+
+    /// How many tokens are kept in memory.
+    pub fn kept(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Minting attempts made so far by this process.
@@ -313,11 +326,13 @@ impl EcrTokens {
 
     /// Renews due tokens every `tick` until `cancel` fires.
     pub async fn run_until_stopped(self: Arc<Self>, cancel: CancellationToken) {
+        self.heartbeat.started(self.settings.tick);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(self.settings.tick) => {
                     let (renewed, failed) = self.renew_due_once().await;
+                    self.heartbeat.passed(failed > 0);
                     if renewed + failed > 0 {
                         info!(renewed, failed, "ECR token renewal pass");
                     }

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod content;
 pub mod credentials;
 pub mod ecr_tokens;
+pub mod heartbeat;
 pub mod images;
 pub mod logins;
 pub mod passwords;
@@ -121,6 +122,8 @@ pub struct Engine {
     watch_limiter: Arc<tag_watch::RegistryLimiter>,
     logins: Arc<logins::Logins>,
     hashers: Arc<passwords::PasswordHashers>,
+    /// The tag watcher's last pass (`GET /v1/system`).
+    watch_heartbeat: Arc<heartbeat::Heartbeat>,
 }
 
 /// An authenticated user, and the account it belongs to.
@@ -129,6 +132,9 @@ pub struct Caller {
     pub user: UserName,
     pub account: AccountName,
     pub account_type: AccountType,
+    /// The account's state when the login was checked (every state change ends remembered
+    /// logins): only an enabled account's users are let in.
+    pub account_state: regkeep_domain::AccountState,
 }
 
 impl Caller {
@@ -269,7 +275,13 @@ impl Engine {
             watch_limiter,
             logins,
             hashers: passwords::PasswordHashers::per_core(),
+            watch_heartbeat: Arc::default(),
         }
+    }
+
+    /// The tag watcher's last pass.
+    pub fn watch_heartbeat(&self) -> &heartbeat::Heartbeat {
+        &self.watch_heartbeat
     }
 
     /// The ECR token lifecycle (its background task is the server's to run).

@@ -361,7 +361,8 @@ impl Engine {
     /// Logs in with a user name and password from `address` (the client, when known).
     ///
     /// # Errors
-    /// [`EngineError::Unauthorized`] for a wrong credential or a disabled account;
+    /// [`EngineError::Unauthorized`] for a wrong credential; [`EngineError::Forbidden`] for the
+    /// right one of a user whose account is disabled or being deleted;
     /// [`EngineError::Throttled`] while the address or user has failed too often.
     pub async fn login(
         &self,
@@ -380,7 +381,7 @@ impl Engine {
         let address = address.map(client_key);
         let fp = logins.fingerprint(user, password);
         if let Some(answer) = logins.recall(&fp) {
-            return answer;
+            return answer.and_then(enabled_only);
         }
         if let Some(wait) = logins.blocked(user, address) {
             return Err(EngineError::Throttled {
@@ -395,7 +396,7 @@ impl Engine {
         let _turn = flight.lock().await;
         let _flight = FlightGuard { logins, fp };
         if let Some(answer) = logins.recall(&fp) {
-            return answer;
+            return answer.and_then(enabled_only);
         }
         let attempt = logins
             .begin(user, address)
@@ -422,7 +423,24 @@ impl Engine {
             }
         }
         attempt.finish(matches!(answer, Err(EngineError::Unauthorized)));
-        answer
+        answer.and_then(enabled_only)
+    }
+}
+
+/// A right password of a user whose account is not enabled is refused with 403, as Anchore
+/// does (the credential is right; the account's state refuses it). It is not a failed login:
+/// it is remembered like any verified one, so repeating it costs no hash check.
+fn enabled_only(caller: Caller) -> Result<Caller, EngineError> {
+    use regkeep_domain::AccountState;
+    let account = &caller.account;
+    match caller.account_state {
+        AccountState::Enabled => Ok(caller),
+        AccountState::Disabled => Err(EngineError::Forbidden(format!(
+            "Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it (`regkeep account enable {account}`)"
+        ))),
+        AccountState::Deleting => Err(EngineError::Forbidden(format!(
+            "Not authorized. Account not enabled: account {account} is being deleted, and its users can no longer use the API"
+        ))),
     }
 }
 

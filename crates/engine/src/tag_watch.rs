@@ -31,6 +31,34 @@ pub const EVENT_TAG_UPDATE: &str = "user.checks.tag_update";
 /// The event of a watched tag that could not be polled (Anchore's name for a failed lookup).
 pub const EVENT_LOOKUP_FAILED: &str = "system.image_analysis.registry_lookup_failed";
 
+/// An event type regkeep writes: what `GET /v1/event_types` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventType {
+    /// Fully qualified: `category.subcategory.name`.
+    pub event_type: &'static str,
+    /// `INFO` or `ERROR`.
+    pub level: &'static str,
+    pub message: &'static str,
+    pub resource_type: &'static str,
+}
+
+const TAG_UPDATE_EVENT: EventType = EventType {
+    event_type: EVENT_TAG_UPDATE,
+    level: "INFO",
+    message: "A watched tag points at a new image digest",
+    resource_type: "image_tag",
+};
+
+const LOOKUP_FAILED_EVENT: EventType = EventType {
+    event_type: EVENT_LOOKUP_FAILED,
+    level: "ERROR",
+    message: "A watched tag could not be looked up in its registry",
+    resource_type: "image_reference",
+};
+
+/// Every event type regkeep writes.
+pub const EVENT_TYPES: [EventType; 2] = [TAG_UPDATE_EVENT, LOOKUP_FAILED_EVENT];
+
 /// How the poller runs.
 #[derive(Clone, Debug)]
 pub struct WatchSettings {
@@ -223,16 +251,45 @@ impl Engine {
         Ok((events, more))
     }
 
-    /// Deletes the account's events (all, or those before `before`).
+    /// One of the account's events.
+    ///
+    /// # Errors
+    /// NotFound; storage errors.
+    pub async fn get_event(
+        &self,
+        account: &AccountName,
+        uuid: &str,
+    ) -> Result<EventRecord, EngineError> {
+        match self.store.get_event(account, uuid).await {
+            Ok(event) => Ok(event),
+            Err(StoreError::NotFound) => Err(event_not_found(account, uuid)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes one of the account's events.
+    ///
+    /// # Errors
+    /// NotFound; storage errors.
+    pub async fn delete_event(&self, account: &AccountName, uuid: &str) -> Result<(), EngineError> {
+        match self.store.delete_event(account, uuid).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(event_not_found(account, uuid)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the account's events (all, or those in `[since, before)`); gives their ids.
     ///
     /// # Errors
     /// Storage errors.
     pub async fn delete_events(
         &self,
         account: &AccountName,
+        since: Option<Timestamp>,
         before: Option<Timestamp>,
-    ) -> Result<u64, EngineError> {
-        Ok(self.store.delete_events(account, before).await?)
+    ) -> Result<Vec<String>, EngineError> {
+        Ok(self.store.delete_events(account, since, before).await?)
     }
 
     /// One round: every due subscription (up to the batch) is claimed and polled, with bounded
@@ -307,12 +364,17 @@ impl Engine {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(Duration::from_secs(3600));
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.watch_heartbeat.started(tick);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = interval.tick() => {
-                    if let Err(e) = self.poll_due_once().await {
-                        warn!(error = %e, "the tag watch round failed; retrying at the next tick");
+                    match self.poll_due_once().await {
+                        Ok(summary) => self.watch_heartbeat.passed(summary.failed > 0),
+                        Err(e) => {
+                            self.watch_heartbeat.passed(true);
+                            warn!(error = %e, "the tag watch round failed; retrying at the next tick");
+                        }
                     }
                 }
                 _ = retention.tick() => {
@@ -397,10 +459,7 @@ impl Engine {
                     info!(%account, tag = %image, %digest, "watched tag moved");
                     self.record_event(
                         account,
-                        EVENT_TAG_UPDATE,
-                        "INFO",
-                        "A watched tag points at a new image digest",
-                        "image_tag",
+                        &TAG_UPDATE_EVENT,
                         &image.to_string(),
                         serde_json::json!({
                             "subscription_id": subscription.subscription_id,
@@ -441,10 +500,7 @@ impl Engine {
                 if subscription.failures == 0 {
                     self.record_event(
                         account,
-                        EVENT_LOOKUP_FAILED,
-                        "ERROR",
-                        "A watched tag could not be looked up in its registry",
-                        "image_reference",
+                        &LOOKUP_FAILED_EVENT,
                         &image.to_string(),
                         serde_json::json!({
                             "subscription_id": subscription.subscription_id,
@@ -458,14 +514,10 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn record_event(
         &self,
         account: &AccountName,
-        event_type: &str,
-        level: &str,
-        message: &str,
-        resource_type: &str,
+        kind: &EventType,
         resource_id: &str,
         details: serde_json::Value,
     ) -> Result<(), EngineError> {
@@ -474,10 +526,10 @@ impl Engine {
                 account: account.clone(),
                 generated_uuid: random_id(),
                 created_at: self.clock.now(),
-                event_type: event_type.into(),
-                level: level.into(),
-                message: message.into(),
-                resource_type: resource_type.into(),
+                event_type: kind.event_type.into(),
+                level: kind.level.into(),
+                message: kind.message.into(),
+                resource_type: kind.resource_type.into(),
                 resource_id: resource_id.into(),
                 details: details.to_string(),
             })
@@ -557,4 +609,11 @@ pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<(), E
         )));
     }
     Ok(())
+}
+
+fn event_not_found(account: &AccountName, uuid: &str) -> EngineError {
+    EngineError::NotFound(format!(
+        "event {} does not exist in account {account}: `GET /v1/events` lists its events",
+        regkeep_domain::untrusted_text::sanitize(uuid, 80)
+    ))
 }

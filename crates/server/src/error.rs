@@ -108,10 +108,17 @@ fn unprocessable(err: &EngineError, subject: (&str, &str), source: &ValidationEr
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Anchore's error detail always holds `error_codes` (empty: regkeep has none of its own).
+        let mut detail = self.detail;
+        if let Some(fields) = detail.as_object_mut() {
+            fields
+                .entry("error_codes")
+                .or_insert_with(|| Value::Array(Vec::new()));
+        }
         let body = ErrorBody {
             message: self.message,
             httpcode: self.status.as_u16(),
-            detail: self.detail,
+            detail,
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
@@ -127,4 +134,66 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Largest framework error text carried into a JSON answer (axum's rejections are one line).
+const MAX_FRAMEWORK_TEXT: usize = 1024;
+
+/// Makes every error answer JSON: axum answers a bad query string, a path it cannot decode or a
+/// method a route does not serve with `text/plain` (or nothing); clients written against
+/// Anchore read `{message, httpcode, detail}` from every error. Answers that are already JSON,
+/// and every success, pass untouched.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_FRAMEWORK_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let text = regkeep_domain::untrusted_text::sanitize(&text, MAX_FRAMEWORK_TEXT);
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("this path does not answer that method: use one of {allowed}")
+        }
+        StatusCode::BAD_REQUEST if !text.is_empty() => {
+            format!("{text}: fix the request (the API is described in README, section API)")
+        }
+        _ if !text.is_empty() => text,
+        _ => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    };
+    let mut answer = ApiError::new(status, message).into_response();
+    // Allow (405) and Retry-After are kept; the length and type are the new body's.
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
+}
+
+/// The answer for a path no route serves.
+pub async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let path = regkeep_domain::untrusted_text::sanitize(uri.path(), 200);
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such path: {method} {path}; the API's paths are under /v1 (README, section API)"
+        ),
+    )
 }

@@ -49,6 +49,9 @@ pub struct AppState {
     /// The last readiness probe and when it ran: anyone may ask `/ready`, so the probe (a write)
     /// runs at most once a second, one at a time.
     pub readiness: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+    /// This server's own URL and host, as `GET /v1/system` lists them.
+    pub base_url: Arc<str>,
+    pub host_id: Arc<str>,
 }
 
 /// A bound, ready server.
@@ -59,6 +62,8 @@ pub struct Application {
     pub generated_admin_password: Option<std::path::PathBuf>,
     /// How often the tag watcher looks for due polls.
     watch_tick: Duration,
+    /// How often deleted accounts are removed.
+    account_purge: Duration,
     /// Bounds on inbound connections.
     connections: listener::ConnectionLimits,
     /// The listener's certificate, reloaded on change or SIGHUP (when TLS is on).
@@ -153,6 +158,10 @@ impl Application {
             ),
         };
         let generated_admin_password = seed_admin(&engine, settings).await?;
+        // Accounts deleted before a restart are removed before the first request is served.
+        if let Err(e) = engine.purge_deleted_accounts().await {
+            tracing::warn!(error = %e, "removing deleted accounts failed; retrying in the background");
+        }
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (set `listen` / REGKEEP_LISTEN)",
@@ -166,6 +175,13 @@ impl Application {
             admin_password_file: settings.admin_password_file(),
             readiness: Arc::default(),
             max_body_bytes: settings.max_body_bytes,
+            base_url: format!(
+                "{}://{}",
+                if tls.is_some() { "https" } else { "http" },
+                listener.local_addr().unwrap_or(settings.listen)
+            )
+            .into(),
+            host_id: host_name().into(),
         };
         // Due polls are looked for twice per interval (at most every 15 s, at least every 1 s),
         // so a tag is polled within 1.5 intervals of its last poll.
@@ -176,6 +192,7 @@ impl Application {
             state,
             generated_admin_password,
             watch_tick,
+            account_purge: Duration::from_secs(settings.account_purge_seconds.max(1)),
             connections: listener::ConnectionLimits {
                 max_connections: settings.server.max_connections.max(1),
                 header_timeout: Duration::from_secs(settings.server.header_timeout_secs.max(1)),
@@ -224,6 +241,9 @@ impl Application {
         let watcher = self.state.engine.clone();
         let (tick, stop) = (self.watch_tick, cancel.clone());
         tasks.spawn(async move { watcher.run_watch_until_stopped(tick, stop).await });
+        let purger = self.state.engine.clone();
+        let (period, stop) = (self.account_purge, cancel.clone());
+        tasks.spawn(async move { purger.run_account_purge_until_stopped(period, stop).await });
         if let Some(reloader) = self.tls_reloader.clone() {
             tasks.spawn(reloader.watch_until_stopped(cancel.clone()));
         }
@@ -294,6 +314,19 @@ async fn seed_admin(
         return Ok(Some(file));
     }
     Ok(None)
+}
+
+/// This machine's host name (`GET /v1/system` lists it as Anchore lists a service's host id).
+fn host_name() -> String {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    if name.is_empty() {
+        "regkeep".into()
+    } else {
+        name
+    }
 }
 
 /// Creates `dir` (mode 0700: it holds the database, the key and the admin password) when it

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 22] = [
     "listen",
     "data_dir",
     "database_url",
@@ -35,6 +35,7 @@ const KEYS: [&str; 21] = [
     "server",
     "quotas",
     "server_tls",
+    "account_purge_seconds",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -87,6 +88,9 @@ pub struct Settings {
     pub quotas: QuotaConfig,
     /// TLS on the listener (both files, or neither: plain HTTP).
     pub server_tls: ServerTlsConfig,
+    /// How often accounts deleted by an admin (state `deleting`) are removed with their users,
+    /// registries and records; also once at start.
+    pub account_purge_seconds: u64,
 }
 
 /// The listener's certificate chain and key, PEM; reloaded when they change or on SIGHUP.
@@ -316,6 +320,7 @@ impl Default for Settings {
             server: ServerConfig::default(),
             quotas: QuotaConfig::default(),
             server_tls: ServerTlsConfig::default(),
+            account_purge_seconds: 30,
         }
     }
 }

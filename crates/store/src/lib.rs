@@ -310,6 +310,23 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The version of the newest migration applied (every embedded one is applied on open).
+    pub fn schema_version(&self) -> i64 {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The database's kind: `sqlite` or `postgresql`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+
     /// Whether the database answers.
     ///
     /// # Errors

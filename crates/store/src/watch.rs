@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::records::{optional_time, time};
-use crate::{expect_one, parse_column, Result, Store};
+use crate::{expect_one, parse_column, Result, Store, StoreError};
 
 /// A subscription (Anchore's shape) and what the poller last saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -337,23 +337,59 @@ impl Store {
         rows.iter().map(EventRecord::from_row).collect()
     }
 
-    /// Deletes the account's events (all, or those created before `before`); gives how many.
+    /// One of the account's events, by its `generated_uuid`.
+    ///
+    /// # Errors
+    /// NotFound; database errors.
+    pub async fn get_event(&self, account: &AccountName, uuid: &str) -> Result<EventRecord> {
+        let row = sqlx::query(
+            "SELECT account, generated_uuid, created_at, event_type, level, message, resource_type, \
+             resource_id, details FROM events WHERE account = $1 AND generated_uuid = $2",
+        )
+        .bind(account.as_str())
+        .bind(uuid.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        EventRecord::from_row(&row)
+    }
+
+    /// Deletes one of the account's events.
+    ///
+    /// # Errors
+    /// NotFound; database errors.
+    pub async fn delete_event(&self, account: &AccountName, uuid: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM events WHERE account = $1 AND generated_uuid = $2")
+            .bind(account.as_str())
+            .bind(uuid.to_owned())
+            .execute(&self.pool)
+            .await?;
+        expect_one(done.rows_affected())
+    }
+
+    /// Deletes the account's events (all, or those created at or after `since` and before
+    /// `before`); gives the `generated_uuid`s deleted.
     ///
     /// # Errors
     /// Database errors.
     pub async fn delete_events(
         &self,
         account: &AccountName,
+        since: Option<Timestamp>,
         before: Option<Timestamp>,
-    ) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM events WHERE account = $1 AND ($2 IS NULL OR created_at < $2)",
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "DELETE FROM events WHERE account = $1 AND ($2 IS NULL OR created_at >= $2) \
+             AND ($3 IS NULL OR created_at < $3) RETURNING generated_uuid",
         )
         .bind(account.as_str())
+        .bind(since.map(Timestamp::unix))
         .bind(before.map(Timestamp::unix))
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        rows.iter()
+            .map(|row| row.try_get("generated_uuid").map_err(Into::into))
+            .collect()
     }
 }
 

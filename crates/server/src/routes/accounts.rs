@@ -2,13 +2,16 @@
 //! Changes to users or accounts end logins at once (the engine invalidates its login cache) and
 //! are written to the audit log.
 
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use regkeep_domain::wire::{
-    AccessCredential, Account, AccountCreationRequest, AccountStatus, User, UserCreationRequest,
+    AccessCredential, Account, AccountCreationRequest, AccountStatus, CredentialSummary, User,
+    UserCreationRequest, MASKED_CREDENTIAL,
 };
 use regkeep_store::{AccountRecord, UserRecord};
+use serde::Deserialize;
 
 use crate::audit;
 use crate::auth::Authenticated;
@@ -88,14 +91,16 @@ pub async fn set_state(
     }))
 }
 
+/// `DELETE /v1/accounts/{a}`: 200 with the account, now `deleting`, as Anchore answers; its
+/// resources are removed in the background, then `GET` answers 404.
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(account): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    state.engine.delete_account(&auth.caller, &account).await?;
+) -> Result<Json<Account>, ApiError> {
+    let record = state.engine.delete_account(&auth.caller, &account).await?;
     audit::change(&auth.caller, "account.deleted", &auth.account, &account);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(account_wire(&record)))
 }
 
 pub async fn list_users(
@@ -159,10 +164,32 @@ pub async fn set_password(
     auth: Authenticated,
     Path((account, user)): Path<(String, String)>,
     JsonBody(credential): JsonBody<AccessCredential>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<CredentialSummary>, ApiError> {
+    let record = change_password(&state, &auth, &account, &user, credential).await?;
+    Ok(Json(password_summary(&record)))
+}
+
+/// The answer to a password change: the new credential's summary, as Anchore answers.
+fn password_summary(record: &UserRecord) -> CredentialSummary {
+    CredentialSummary {
+        credential_type: "password".into(),
+        value: MASKED_CREDENTIAL.into(),
+        created_at: record.last_updated,
+    }
+}
+
+/// Sets a password, audits it, and removes the generated admin password file once the admin's
+/// password is no longer the generated one.
+async fn change_password(
+    state: &AppState,
+    auth: &Authenticated,
+    account: &str,
+    user: &str,
+    credential: AccessCredential,
+) -> Result<UserRecord, ApiError> {
     let record = state
         .engine
-        .set_user_password(&auth.caller, &account, &user, credential)
+        .set_user_password(&auth.caller, account, user, credential)
         .await?;
     audit::change(
         &auth.caller,
@@ -182,7 +209,84 @@ pub async fn set_password(
             }
         }
     }
-    Ok(Json(user_wire(&record)))
+    Ok(record)
+}
+
+/// `GET /v1/user/credentials`: the caller's own credentials (never their values).
+pub async fn own_credentials(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Vec<CredentialSummary>>, ApiError> {
+    let summaries = state.engine.own_credentials(&auth.caller).await?;
+    Ok(Json(summaries.iter().map(credential_wire).collect()))
+}
+
+/// `POST /v1/user/credentials`: the caller changes its own password.
+pub async fn set_own_password(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    JsonBody(credential): JsonBody<AccessCredential>,
+) -> Result<Json<CredentialSummary>, ApiError> {
+    let (account, user) = (
+        auth.caller.account.to_string(),
+        auth.caller.user.to_string(),
+    );
+    let record = change_password(&state, &auth, &account, &user, credential).await?;
+    Ok(Json(password_summary(&record)))
+}
+
+/// `GET /v1/accounts/{a}/users/{u}/credentials`.
+pub async fn list_credentials(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path((account, user)): Path<(String, String)>,
+) -> Result<Json<Vec<CredentialSummary>>, ApiError> {
+    let summaries = state
+        .engine
+        .list_credentials(&auth.caller, &account, &user)
+        .await?;
+    Ok(Json(summaries.iter().map(credential_wire).collect()))
+}
+
+/// Which credential `DELETE …/credentials` removes (Anchore's parameter; `password` is the only
+/// type). Unknown query parameters are ignored.
+#[derive(Deserialize)]
+pub struct CredentialQuery {
+    credential_type: Option<String>,
+}
+
+/// `DELETE /v1/accounts/{a}/users/{u}/credentials?credential_type=password`: the user can no
+/// longer log in until given a new password.
+pub async fn delete_credential(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path((account, user)): Path<(String, String)>,
+    Query(query): Query<CredentialQuery>,
+) -> Result<StatusCode, ApiError> {
+    let Some(credential_type) = query.credential_type else {
+        return Err(ApiError::bad_request(
+            "credential_type is missing: add ?credential_type=password",
+        ));
+    };
+    state
+        .engine
+        .delete_credential(&auth.caller, &account, &user, &credential_type)
+        .await?;
+    audit::change(
+        &auth.caller,
+        "user.password_deleted",
+        &auth.account,
+        &format!("{account}/{user}"),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn credential_wire(summary: &regkeep_engine::accounts::CredentialSummary) -> CredentialSummary {
+    CredentialSummary {
+        credential_type: summary.credential_type.to_owned(),
+        value: MASKED_CREDENTIAL.into(),
+        created_at: summary.created_at,
+    }
 }
 
 fn account_wire(record: &AccountRecord) -> Account {

@@ -10,7 +10,7 @@ pub mod registries;
 pub mod system;
 pub mod watch;
 
-use axum::routing::{get, post, put};
+use axum::routing::{get, put};
 use axum::Router;
 
 use crate::AppState;
@@ -25,6 +25,11 @@ pub fn router() -> Router<AppState> {
         .route("/version", get(system::version))
         .route("/v1/version", get(system::version))
         .route("/v1", get(system::root))
+        .route("/swagger.json", get(system::swagger))
+        .route("/v1/swagger.json", get(system::swagger))
+        .route("/v1/system", get(system::system))
+        .route("/v1/status", get(system::status))
+        .route("/v1/event_types", get(watch::event_types))
         .route("/v1/", get(system::root))
         .route(
             "/v1/registries",
@@ -53,6 +58,10 @@ pub fn router() -> Router<AppState> {
             "/v1/events",
             get(watch::list_events).delete(watch::delete_events),
         )
+        .route(
+            "/v1/events/{id}",
+            get(watch::get_event).delete(watch::delete_event),
+        )
         .route("/v1/account", get(accounts::own_account))
         .route("/v1/user", get(accounts::own_user))
         .route("/v1/accounts", get(accounts::list).post(accounts::create))
@@ -71,6 +80,14 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/v1/accounts/{account}/users/{user}/credentials",
-            post(accounts::set_password),
+            get(accounts::list_credentials)
+                .post(accounts::set_password)
+                .delete(accounts::delete_credential),
         )
+        .route(
+            "/v1/user/credentials",
+            get(accounts::own_credentials).post(accounts::set_own_password),
+        )
+        .fallback(crate::error::unknown_route)
+        .layer(axum::middleware::map_response(crate::error::json_errors))
 }

@@ -3,15 +3,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use regkeep_domain::wire::Version;
+use regkeep_domain::wire::{
+    SchemaVersion, ServiceStatus, StatusResponse, SystemStatus, Version, VersionOf,
+};
 use serde_json::{json, Value};
 
-use crate::auth::AuthenticatedCaller;
+use crate::auth::{Authenticated, AuthenticatedCaller};
 use crate::error::ApiError;
 use crate::AppState;
-
-/// Semantic version of the API shape (Anchore's registries API, v1).
-pub const API_VERSION: &str = "1";
 
 /// Liveness: the database answers and (SQLite) its file is the one opened. Fails only where a
 /// restart is the remedy.
@@ -34,6 +33,20 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 /// Readiness: the database can be written now (a small write succeeds; the disk is not full,
 /// not read-only, the file is still there). Reveals nothing but the state.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if !ready_now(&state).await {
+        return Err(ApiError {
+            retry_after: Some(10),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database cannot be written now (the cause is in the server's log)",
+            )
+        });
+    }
+    Ok(Json(json!({"status": "ready"})))
+}
+
+/// Whether the database can be written now; probed at most once a second, one probe at a time.
+async fn ready_now(state: &AppState) -> bool {
     let mut last = state.readiness.lock().await;
     let ready = match *last {
         Some((at, ready)) if at.elapsed() < std::time::Duration::from_secs(1) => ready,
@@ -49,30 +62,130 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             ready
         }
     };
-    if !ready {
-        return Err(ApiError {
-            retry_after: Some(10),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: the database cannot be written now (the cause is in the server's log)",
-            )
-        });
+    ready
+}
+
+/// `GET /version` (Anchore's shape): regkeep's version, the API's, and the database schema's.
+pub async fn version(State(state): State<AppState>) -> Json<Version> {
+    Json(Version {
+        service: VersionOf {
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        api: VersionOf {
+            version: ANCHORE_API_VERSION.into(),
+        },
+        db: SchemaVersion {
+            schema_version: state.engine.store().schema_version().to_string(),
+        },
+    })
+}
+
+/// `GET /v1` (anchore-cli calls it before every command): the API version, as Anchore answers.
+pub async fn root(_auth: AuthenticatedCaller) -> Json<&'static str> {
+    Json(API_PREFIX)
+}
+
+/// What `GET /v1` answers (Anchore's API prefix).
+const API_PREFIX: &str = "v1";
+
+/// The version of Anchore's API description regkeep's answers follow (anchore-cli reads
+/// `info.version` from `/swagger.json` to choose how to ask for images by tag).
+pub const ANCHORE_API_VERSION: &str = "0.1.20";
+
+/// `GET /swagger.json` and `/v1/swagger.json`: what anchore-cli reads to learn the API's
+/// version. regkeep serves the Anchore paths its README lists; this document names the version
+/// of Anchore's API they follow, not every path (README, API).
+pub async fn swagger() -> Json<Value> {
+    Json(json!({
+        "swagger": "2.0",
+        "info": {
+            "title": "regkeep (Anchore Engine API: registries, accounts, users, images, subscriptions, events, system)",
+            "version": ANCHORE_API_VERSION,
+        },
+        "basePath": "/v1",
+        "paths": {},
+    }))
+}
+
+/// `GET /v1/status`: this server's own status (Anchore's `StatusResponse`).
+pub async fn status(State(state): State<AppState>, _auth: Authenticated) -> Json<StatusResponse> {
+    let database = database_state(&state).await;
+    Json(detail(&state, database.0, &database.1))
+}
+
+/// `GET /v1/system` (anchore-cli `system status`): regkeep's parts, each as Anchore lists a
+/// service: the API, the database, ECR token renewal and the tag watcher, with their real
+/// state.
+pub async fn system(State(state): State<AppState>, _auth: Authenticated) -> Json<SystemStatus> {
+    let (db_up, db_message) = database_state(&state).await;
+    let renewal = state.engine.ecr_tokens().heartbeat().state();
+    let renewal_message = format!(
+        "{}; {} ECR token(s) kept",
+        renewal.message,
+        state.engine.ecr_tokens().kept()
+    );
+    let watcher = state.engine.watch_heartbeat().state();
+    let parts = [
+        ("regkeep-api", true, "serving".to_owned()),
+        ("database", db_up, db_message),
+        ("ecr-token-renewal", renewal.alive, renewal_message),
+        ("tag-watcher", watcher.alive, watcher.message),
+    ];
+    let service_states = parts
+        .into_iter()
+        .map(|(name, up, message)| ServiceStatus {
+            servicename: name.into(),
+            hostid: state.host_id.to_string(),
+            base_url: state.base_url.to_string(),
+            status: up,
+            status_message: if up {
+                "available".into()
+            } else {
+                "down".into()
+            },
+            version: env!("CARGO_PKG_VERSION").into(),
+            service_detail: detail(&state, up, &message),
+        })
+        .collect();
+    Json(SystemStatus { service_states })
+}
+
+/// The database's state: it answers and can be written (the readiness probe, cached 1 s).
+async fn database_state(state: &AppState) -> (bool, String) {
+    let store = state.engine.store();
+    if store.ping().await.is_err() {
+        return (
+            false,
+            format!(
+                "{} does not answer (the cause is in the server's log)",
+                store.backend_name()
+            ),
+        );
     }
-    Ok(Json(json!({"status": "ready"})))
+    if ready_now(state).await {
+        (
+            true,
+            format!("{} answers and can be written", store.backend_name()),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "{} answers but cannot be written (the cause is in the server's log)",
+                store.backend_name()
+            ),
+        )
+    }
 }
 
-pub async fn version() -> Json<Version> {
-    Json(current_version())
-}
-
-pub async fn root(_auth: AuthenticatedCaller) -> Json<Version> {
-    Json(current_version())
-}
-
-fn current_version() -> Version {
-    Version {
-        service: "regkeep".into(),
+fn detail(state: &AppState, up: bool, message: &str) -> StatusResponse {
+    StatusResponse {
+        available: up,
+        busy: false,
+        up,
+        message: message.to_owned(),
         version: env!("CARGO_PKG_VERSION").into(),
-        api_version: API_VERSION.into(),
+        db_version: state.engine.store().schema_version().to_string(),
+        detail: json!({}),
     }
 }

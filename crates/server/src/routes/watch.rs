@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use regkeep_domain::wire::{
-    EventBody, EventResource, EventResponse, EventSource, EventsList, Subscription,
-    SubscriptionRequest, SubscriptionUpdate,
+    EventBody, EventCategory, EventDescription, EventResource, EventResponse, EventSource,
+    EventSubcategory, EventsList, Subscription, SubscriptionRequest, SubscriptionUpdate,
 };
 use regkeep_domain::Timestamp;
 use regkeep_store::{EventFilter, EventRecord, SubscriptionRecord};
@@ -21,8 +21,8 @@ use crate::AppState;
 /// Most events one page holds.
 const MAX_PAGE: i64 = 1000;
 
+/// Filters of `GET /v1/subscriptions`. Unknown query parameters are ignored, as Anchore does.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SubscriptionQuery {
     subscription_key: Option<String>,
     subscription_type: Option<String>,
@@ -100,26 +100,34 @@ pub async fn update(
     Ok(Json(vec![to_wire(&record)]))
 }
 
+/// `DELETE /v1/subscriptions/{id}`: 200 with `true`, as Anchore answers.
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<bool>, ApiError> {
     state.engine.delete_subscription(&auth.account, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(true))
 }
 
-/// `GET /v1/events` filters (Anchore's names).
+/// Who writes regkeep's events (`source.servicename` and `source.hostid` of every event).
+const EVENT_SOURCE: &str = "regkeep";
+
+/// `GET /v1/events` filters (Anchore's names). Unknown query parameters are ignored, as Anchore
+/// does.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EventQuery {
+    /// Events written by this service (regkeep's are `regkeep`).
+    source_servicename: Option<String>,
+    /// Events written on this host (regkeep's are `regkeep`).
+    source_hostid: Option<String>,
     event_type: Option<String>,
     level: Option<String>,
     resource_type: Option<String>,
     resource_id: Option<String>,
-    /// RFC 3339; events created at or after.
+    /// Events created at or after ([`Timestamp::parse_api`]'s formats).
     since: Option<String>,
-    /// RFC 3339; events created before.
+    /// Events created before.
     before: Option<String>,
     /// 1-based.
     page: Option<i64>,
@@ -161,40 +169,148 @@ pub async fn list_events(
         limit,
         offset: (page - 1).saturating_mul(limit),
     };
+    // Every event is regkeep's own: a filter on another source matches none.
+    let other_source = [&query.source_servicename, &query.source_hostid]
+        .into_iter()
+        .flatten()
+        .any(|source| source != EVENT_SOURCE);
+    if other_source {
+        return Ok(Json(EventsList {
+            results: Vec::new(),
+            next_page: false,
+            item_count: 0,
+            page,
+        }));
+    }
     let (events, next_page) = state.engine.list_events(&auth.account, &filter).await?;
     Ok(Json(EventsList {
         item_count: events.len(),
         results: events.iter().map(event_to_wire).collect(),
         next_page,
+        page,
     }))
 }
 
+/// `DELETE /v1/events` filters. Unknown query parameters are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeleteEventsQuery {
+    since: Option<String>,
     before: Option<String>,
 }
 
-/// `DELETE /v1/events[?before=...]`: clears the account's event log.
+/// `DELETE /v1/events[?since=...][&before=...]`: clears the account's event log (or the part
+/// in the window), answering the ids deleted (anchore-cli counts them).
 pub async fn delete_events(
     State(state): State<AppState>,
     auth: Authenticated,
     Query(query): Query<DeleteEventsQuery>,
 ) -> Result<Json<Vec<String>>, ApiError> {
+    let since = parse_time("since", query.since.as_deref())?;
     let before = parse_time("before", query.before.as_deref())?;
-    state.engine.delete_events(&auth.account, before).await?;
-    Ok(Json(Vec::new()))
+    Ok(Json(
+        state
+            .engine
+            .delete_events(&auth.account, since, before)
+            .await?,
+    ))
 }
 
-/// An RFC 3339 query parameter.
+/// `GET /v1/event_types`: the event types regkeep writes, in Anchore's tree (category, then
+/// subcategory, from the type's first two parts).
+pub async fn event_types(_auth: Authenticated) -> Json<Vec<EventCategory>> {
+    let mut categories: Vec<EventCategory> = Vec::new();
+    for kind in regkeep_engine::tag_watch::EVENT_TYPES {
+        let mut parts = kind.event_type.splitn(3, '.');
+        let (Some(category), Some(subcategory), Some(name)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let at = match categories.iter().position(|c| c.name == category) {
+            Some(at) => at,
+            None => {
+                categories.push(EventCategory {
+                    name: category.into(),
+                    category: category.into(),
+                    description: category_description(category).into(),
+                    subcategories: Vec::new(),
+                });
+                categories.len() - 1
+            }
+        };
+        let subcategories = &mut categories[at].subcategories;
+        let sub = match subcategories.iter().position(|s| s.name == subcategory) {
+            Some(sub) => sub,
+            None => {
+                subcategories.push(EventSubcategory {
+                    name: subcategory.into(),
+                    description: subcategory_description(subcategory).into(),
+                    events: Vec::new(),
+                });
+                subcategories.len() - 1
+            }
+        };
+        subcategories[sub].events.push(EventDescription {
+            name: name.into(),
+            event_type: kind.event_type.into(),
+            message: kind.message.into(),
+            resource_type: kind.resource_type.into(),
+        });
+    }
+    categories.sort_by(|a, b| a.name.cmp(&b.name));
+    for category in &mut categories {
+        category.subcategories.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Json(categories)
+}
+
+fn category_description(category: &str) -> &'static str {
+    match category {
+        "user" => "Events of interest to a user, for people and automation",
+        "system" => "Events of the system's own work (background polls and lookups)",
+        _ => "",
+    }
+}
+
+fn subcategory_description(subcategory: &str) -> &'static str {
+    match subcategory {
+        "checks" => "Events from checks on watched resources (tag watching)",
+        "image_analysis" => "Events from looking up images in their registries",
+        _ => "",
+    }
+}
+
+/// `GET /v1/events/{id}`: one event, by its `generated_uuid`.
+pub async fn get_event(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<EventResponse>, ApiError> {
+    let event = state.engine.get_event(&auth.account, &id).await?;
+    Ok(Json(event_to_wire(&event)))
+}
+
+/// `DELETE /v1/events/{id}`.
+pub async fn delete_event(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.delete_event(&auth.account, &id).await?;
+    Ok(StatusCode::OK)
+}
+
+/// A time query parameter, in the formats Anchore takes ([`Timestamp::parse_api`]).
 fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     value
+        .filter(|v| !v.trim().is_empty())
         .map(|v| {
-            Timestamp::parse_rfc3339(v).ok_or_else(|| {
+            Timestamp::parse_api(v).ok_or_else(|| {
+                let shown = regkeep_domain::untrusted_text::sanitize(v, 60);
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "{name} `{v}` is not an RFC 3339 time: give one like 2026-11-29T03:00:00Z"
+                        "{name} `{shown}` is not a time: give RFC 3339 (2026-11-29T03:00:00Z) or `2026-11-29 03:00:00` (UTC)"
                     ),
                 )
             })
@@ -236,8 +352,8 @@ fn event_to_wire(e: &EventRecord) -> EventResponse {
                 id: e.resource_id.clone(),
             },
             source: EventSource {
-                servicename: "regkeep".into(),
-                hostid: "regkeep".into(),
+                servicename: EVENT_SOURCE.into(),
+                hostid: EVENT_SOURCE.into(),
                 request_id: None,
             },
         },

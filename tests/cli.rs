@@ -15,6 +15,7 @@ use common::{assert_no_secrets, peers, random_hex, Backend, TestDatabase};
 on_both_backends!(
     anchore_cli_registry_commands,
     anchore_cli_account_commands,
+    anchore_cli_image_commands,
     regkeep_cli_commands
 );
 
@@ -773,6 +774,110 @@ async fn anchore_cli_account_commands(backend: Backend) {
 }
 
 /// Runs `regkeep` (client) with `env` and optional stdin.
+/// anchore-cli 0.9.3's image commands print what they print against Anchore: records with
+/// every tag, the image ID, and regkeep's honest `not_analyzed`; get and del by tag, image ID
+/// and digest.
+async fn anchore_cli_image_commands(backend: Backend) {
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend).await;
+    let admin_pass = format!("adm-{}", random_hex(6));
+    let served = Served::start(dir.path(), &database, Some(&admin_pass), &[]);
+    let admin = ("admin", admin_pass.as_str());
+    let digest = common::var("REGKEEP_TEST_IMAGE_DIGEST");
+    expect(
+        &anchore(
+            &served,
+            admin,
+            &["registry", "add", &p.http, &p.user, &p.pass, "--insecure"],
+        ),
+        0,
+        &["Verify TLS: False"],
+    );
+    let alias = format!("cli-{}", random_hex(4));
+    common::copy_tag(&p.http, "test/hello", "v1", &alias).await;
+    let (v1, aliased) = (
+        format!("{}/test/hello:v1", p.http),
+        format!("{}/test/hello:{alias}", p.http),
+    );
+
+    let out = anchore(&served, admin, &["image", "add", &v1]);
+    expect(
+        &out,
+        0,
+        &[
+            &format!("Image Digest: {digest}"),
+            "Analysis Status: not_analyzed",
+            "Image Type: docker",
+            "Analyzed At: None",
+            &format!("Full Tag: {v1}"),
+        ],
+    );
+    let all = text(&out);
+    let image_id = all
+        .lines()
+        .find_map(|l| l.strip_prefix("Image ID: "))
+        .expect("an Image ID line")
+        .trim()
+        .to_owned();
+    assert_eq!(image_id.len(), 64, "{all}");
+    // The second tag of the same digest: both listed.
+    expect(
+        &anchore(&served, admin, &["image", "add", &aliased]),
+        0,
+        &[&format!("Full Tag: {v1}"), &format!("Full Tag: {aliased}")],
+    );
+    for args in [&["image", "list"][..], &["image", "list", "--full"][..]] {
+        let out = anchore(&served, admin, args);
+        expect(&out, 0, &[&v1, &aliased, &digest, "not_analyzed"]);
+        assert!(!text(&out).contains("failed to format"), "{}", text(&out));
+    }
+    expect(
+        &anchore(&served, admin, &["image", "list", "--full"]),
+        0,
+        &[&image_id],
+    );
+    // get by tag (anchore-cli asks GET /images?fulltag=), by image ID, by digest.
+    for wanted in [aliased.as_str(), image_id.as_str(), digest.as_str()] {
+        expect(
+            &anchore(&served, admin, &["image", "get", wanted]),
+            0,
+            &[
+                &format!("Image Digest: {digest}"),
+                &format!("Image ID: {image_id}"),
+            ],
+        );
+    }
+    // del by image ID (anchore-cli finds the digest through the fulltag filter): gone.
+    expect(
+        &anchore(&served, admin, &["image", "del", &image_id]),
+        0,
+        &["Success"],
+    );
+    expect(
+        &anchore(&served, admin, &["image", "get", &digest]),
+        1,
+        &["HTTP Code: 404"],
+    );
+    // del by digest.
+    expect(
+        &anchore(&served, admin, &["image", "add", &v1]),
+        0,
+        &[&digest],
+    );
+    expect(
+        &anchore(&served, admin, &["image", "del", &digest]),
+        0,
+        &["Success"],
+    );
+    let out = anchore(&served, admin, &["--json", "image", "list"]);
+    expect(&out, 0, &["[]"]);
+    let logs = served.logs();
+    drop(served);
+    assert_no_secrets("regkeep's logs", &logs, &[&p.pass, &admin_pass]);
+    database.drop_database().await;
+}
+
 fn regkeep(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(BIN)
         .env_clear()
@@ -1043,7 +1148,7 @@ async fn regkeep_cli_commands(backend: Backend) {
     expect(
         &regkeep(&env, &["account", "del", "team-z"], None),
         0,
-        &["Deleted account team-z"],
+        &["Account team-z is deleting"],
     );
 
     // anchore-cli's environment variables work as a fallback, with its /v1 URL.

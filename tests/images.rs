@@ -151,8 +151,188 @@ async fn unknown_tags_and_wrong_credentials_are_clear_errors() {
 
 on_both_backends!(
     image_records_through_the_api,
-    repository_credentials_beat_host_credentials
+    repository_credentials_beat_host_credentials,
+    one_digest_under_many_tags
 );
+
+fn fulltags(record: &serde_json::Value) -> Vec<String> {
+    let mut tags: Vec<String> = record["image_detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["fulltag"].as_str().unwrap().to_owned())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Anchore keeps every tag a digest was added under as its own `image_detail` entry, with the
+/// image ID (the config digest's hex); by_id reads and deletes; a digest the tag no longer
+/// points at is accepted and the answer names the one it points at now.
+async fn one_digest_under_many_tags(backend: Backend) {
+    let p = peers();
+    let digest = var("REGKEEP_TEST_IMAGE_DIGEST");
+    let app = TestApp::spawn(backend).await;
+    for registry in [&p.http, &p.bearer] {
+        let (status, body) = app
+            .post("/v1/registries", insecure(registry, &p.user, &p.pass))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let alias = format!("alias-{}", common::random_hex(4));
+    common::copy_tag(&p.http, "test/hello", "v1", &alias).await;
+    let mut tags = vec![
+        format!("{}/test/hello:v1", p.http),
+        format!("{}/test/hello:{alias}", p.http),
+        format!("{}/test/hello:v1", p.bearer),
+    ];
+    let mut first_created = None;
+    for (i, tag) in tags.iter().enumerate() {
+        let (status, body) = app.post("/v1/images", json!({"tag": tag})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body[0]["imageDigest"], digest.as_str(), "{body}");
+        assert_eq!(fulltags(&body[0]).len(), i + 1, "every tag so far: {body}");
+        assert!(fulltags(&body[0]).contains(tag), "{body}");
+        assert!(body[0].get("tag_points_at").is_none(), "{body}");
+        first_created.get_or_insert(body[0]["image_detail"][0]["created_at"].clone());
+    }
+    tags.sort();
+    // Adding a tag again changes nothing but when it was last seen.
+    let (_, body) = app.post("/v1/images", json!({"tag": &tags[0]})).await;
+    assert_eq!(fulltags(&body[0]), tags, "{body}");
+
+    let (status, list) = app.get("/v1/images").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "one record per digest: {list}"
+    );
+    let record = &list[0];
+    assert_eq!(fulltags(record), tags);
+    let image_id = record["config_digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_owned();
+    assert_eq!(image_id.len(), 64);
+    for detail in record["image_detail"].as_array().unwrap() {
+        assert_eq!(detail["imageId"], image_id.as_str(), "{detail}");
+        assert_eq!(detail["imageDigest"], digest.as_str());
+        assert_eq!(detail["userId"], "admin");
+        assert!(detail["tag_detected_at"].is_string(), "{detail}");
+    }
+    // What Anchore's clients read, with honest values: regkeep records, it does not analyse.
+    assert_eq!(record["analysis_status"], "not_analyzed");
+    assert_eq!(record["image_status"], "active");
+    assert_eq!(record["image_type"], "docker");
+    assert!(record["analyzed_at"].is_null());
+    assert_eq!(record["parentDigest"], digest.as_str());
+    assert_eq!(record["annotations"], json!({}));
+
+    // Found by any of its tags, by image ID (both as Anchore's fulltag filter and by_id), by digest.
+    for wanted in [tags[1].as_str(), image_id.as_str(), digest.as_str()] {
+        let (status, found) = app
+            .get(&format!("/v1/images?fulltag={}&history=false", enc(wanted)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{wanted}: {found}");
+        assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+        assert_eq!(found[0]["imageDigest"], digest.as_str());
+    }
+    let (status, found) = app.get(&format!("/v1/images/by_id/{image_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found[0]["imageDigest"], digest.as_str());
+    let (status, body) = app
+        .get(&format!(
+            "/v1/images?fulltag={}",
+            enc(&format!("{}/test/hello:nope", p.http))
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = app
+        .get(&format!("/v1/images/by_id/{}", "0".repeat(64)))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = app.get("/v1/images/by_id/not-an-id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("64 hex"),
+        "{body}"
+    );
+
+    // Deleting the image removes every tag with it.
+    let (status, body) = app.delete(&format!("/v1/images/{}", enc(&digest))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "deleting");
+    let (_, list) = app.get("/v1/images").await;
+    assert_eq!(list, json!([]));
+    for tag in &tags {
+        let (status, _) = app.get(&format!("/v1/images?fulltag={}", enc(tag))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{tag} went with its image");
+    }
+    // Added again: a new record with only that tag (nothing of the deleted one is left).
+    let (_, body) = app.post("/v1/images", json!({"tag": &tags[0]})).await;
+    assert_eq!(fulltags(&body[0]), vec![tags[0].clone()], "{body}");
+    assert_ne!(body[0]["image_detail"][0]["created_at"], json!(null));
+
+    // An older digest under its tag: accepted, and the answer names the digest the tag points
+    // at now. Here the tag points at an index; its linux/amd64 manifest is the older digest.
+    let multi = format!("{}/test/multi:v1", p.http);
+    let (index, amd64) = (
+        var("REGKEEP_TEST_MULTI_DIGEST"),
+        var("REGKEEP_TEST_MULTI_AMD64_DIGEST"),
+    );
+    let (status, body) = app
+        .post("/v1/images", json!({"tag": &multi, "digest": &amd64}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body[0]["imageDigest"], amd64.as_str());
+    assert_eq!(body[0]["tag_points_at"], index.as_str(), "{body}");
+    assert_eq!(fulltags(&body[0]), vec![multi.clone()]);
+    // Pinned to the digest it points at: nothing to say.
+    let (status, body) = app
+        .post("/v1/images", json!({"tag": &multi, "digest": &index}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body[0].get("tag_points_at").is_none(), "{body}");
+    // The tag was added at two digests: without history, the one it was added at last
+    // (timestamps are in seconds: the second add is made a second later).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, body) = app.post("/v1/images", json!({"tag": &multi})).await;
+    assert_eq!(body[0]["imageDigest"], index.as_str(), "{body}");
+    let (_, latest) = app
+        .get(&format!("/v1/images?fulltag={}&history=false", enc(&multi)))
+        .await;
+    assert_eq!(latest.as_array().unwrap().len(), 1, "{latest}");
+    assert_eq!(latest[0]["imageDigest"], index.as_str(), "{latest}");
+    let (_, all) = app
+        .get(&format!("/v1/images?fulltag={}&history=true", enc(&multi)))
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    // Both records have the linux/amd64 image's config: one image ID; by_id deletes both.
+    let multi_id = latest[0]["image_detail"][0]["imageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, found) = app.get(&format!("/v1/images/by_id/{multi_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found.as_array().unwrap().len(), 2, "{found}");
+    let (status, body) = app.delete(&format!("/v1/images/by_id/{multi_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "deleting");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(&index) && detail.contains(&amd64), "{body}");
+    let (status, _) = app.get(&format!("/v1/images/by_id/{multi_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = app.get("/v1/images").await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only the re-added hello: {list}"
+    );
+    app.finish().await;
+}
 
 fn insecure(registry: &str, user: &str, pass: &str) -> serde_json::Value {
     let mut body = registry_body(registry, user, pass);
@@ -223,9 +403,12 @@ async fn image_records_through_the_api(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
+    // Anchore's DeleteImageResponse (anchore-cli takes only `status: deleting` as success).
+    let (status, body) = app.delete(&format!("/v1/images/{}", enc(&digest))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
-        app.delete(&format!("/v1/images/{}", enc(&digest))).await.0,
-        StatusCode::NO_CONTENT
+        body,
+        json!({"digest": digest, "status": "deleting", "detail": null})
     );
     assert_eq!(
         app.get(&format!("/v1/images/{}", enc(&digest))).await.0,

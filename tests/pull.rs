@@ -539,6 +539,42 @@ async fn image_commands_add_get_list_del() {
         text(&out)
     );
 
+    // An older digest under its tag: recorded as asked, and a note names where the tag points
+    // now (the index; its linux/amd64 manifest is the older digest).
+    let amd64 = var("REGKEEP_TEST_MULTI_AMD64_DIGEST");
+    let out = regkeep(&app, &["image", "add", &image, "--digest", &amd64]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "{image} points at {digest} now; recorded {amd64} as asked"
+        )),
+        "{}",
+        text(&out)
+    );
+    // get by tag and by image ID; del by image ID.
+    let out = regkeep(&app, &["--json", "image", "get", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got[0]["imageDigest"],
+        amd64.as_str(),
+        "the tag was added at it last"
+    );
+    let image_id = got[0]["image_detail"][0]["imageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = regkeep(&app, &["image", "list"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&image_id[..12]),
+        "{}",
+        text(&out)
+    );
+    let out = regkeep(&app, &["image", "del", &image_id]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = regkeep(&app, &["image", "get", &amd64]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
     // Bad input: a clear local error, exit 2 (pull) or the server's 400, exit 1 (add).
     let out = regkeep(&app, &["image", "add", "Bad Reference"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

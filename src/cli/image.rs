@@ -30,16 +30,17 @@ pub enum ImageCommand {
     },
     /// Show a recorded image. Example: `regkeep image get sha256:4826a1a6...`
     Get {
-        /// The image digest, as `image list` shows it.
-        digest: String,
+        /// The image digest, the image ID (64 hex digits) or a tag it was added under
+        /// (`host/repo:tag`), as `image list` shows them.
+        image: String,
     },
-    /// List the recorded images.
+    /// List the recorded images: one line per tag each was added under.
     List,
     /// Forget a recorded image (nothing is deleted from the registry).
     /// Example: `regkeep image del sha256:4826a1a6...`
     Del {
-        /// The image digest.
-        digest: String,
+        /// The image digest, or the image ID (64 hex digits: every record with that ID).
+        image: String,
     },
     /// Download an image into an OCI image layout directory (for `skopeo copy oci:DIR:TAG`, umoci, ...).
     ///
@@ -74,17 +75,35 @@ pub async fn run(
                 digest,
                 platform,
             };
-            client
+            let answer = client
                 .call::<Vec<ImageRecord>, _>(Method::POST, "/images", Some(&request))
-                .await?
+                .await?;
+            if let Ok(records) = &answer {
+                for r in records {
+                    if let (Some(now), Some(tag)) =
+                        (&r.tag_points_at, request.tag.split('@').next())
+                    {
+                        // On stderr: the record was made as asked; this only informs.
+                        eprintln!(
+                            "regkeep: note: {} points at {now} now; recorded {} as asked",
+                            regkeep_domain::untrusted_text::for_terminal(tag),
+                            r.image_digest
+                        );
+                    }
+                }
+            }
+            answer
         }
-        ImageCommand::Get { digest } => {
+        ImageCommand::Get { image } => {
+            let path = if is_image_id(&image) {
+                format!("/images/by_id/{image}")
+            } else if image.starts_with("sha256:") {
+                format!("/images/{}", segment(&image))
+            } else {
+                format!("/images?fulltag={}", segment(&image))
+            };
             client
-                .call::<Vec<ImageRecord>, ()>(
-                    Method::GET,
-                    &format!("/images/{}", segment(&digest)),
-                    None,
-                )
+                .call::<Vec<ImageRecord>, ()>(Method::GET, &path, None)
                 .await?
         }
         ImageCommand::List => {
@@ -92,12 +111,16 @@ pub async fn run(
                 .call::<Vec<ImageRecord>, ()>(Method::GET, "/images", None)
                 .await?
         }
-        ImageCommand::Del { digest } => {
-            let path = format!("/images/{}", segment(&digest));
+        ImageCommand::Del { image } => {
+            let path = if is_image_id(&image) {
+                format!("/images/by_id/{image}")
+            } else {
+                format!("/images/{}", segment(&image))
+            };
             let answer = client
                 .call::<serde_json::Value, ()>(Method::DELETE, &path, None)
                 .await?;
-            return output::deleted(answer, global.json, "image record", &digest);
+            return output::deleted(answer, global.json, "image record", &image);
         }
         ImageCommand::Pull {
             image,
@@ -168,29 +191,49 @@ async fn run_pull(
     }
 }
 
+/// Anchore's image ID: 64 hex digits.
+fn is_image_id(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// One line per tag (and registry) each image was added under.
 fn print(records: &[ImageRecord]) -> anyhow::Result<()> {
-    let rows = records
-        .iter()
-        .map(|r| {
-            let detail = r.image_detail.first();
+    let mut rows = Vec::new();
+    for r in records {
+        let row = |name: String| {
             vec![
-                detail
-                    .and_then(|d| d.fulltag.clone())
-                    .or_else(|| detail.map(|d| d.fulldigest.clone()))
-                    .unwrap_or_default(),
+                name,
                 r.image_digest.clone(),
+                r.image_detail
+                    .first()
+                    .map(|d| short_id(&d.image_id))
+                    .unwrap_or_default(),
                 r.platform.clone(),
                 r.layer_count.to_string(),
                 r.image_size.to_string(),
                 r.resolution_status.clone(),
                 r.resolved_at.to_string(),
             ]
-        })
-        .collect();
+        };
+        if r.image_detail.is_empty() {
+            rows.push(row(String::new()));
+        }
+        for d in &r.image_detail {
+            rows.push(row(d
+                .fulltag
+                .clone()
+                .unwrap_or_else(|| d.fulldigest.clone())));
+        }
+    }
     output::table(
         &[
-            "Image", "Digest", "Platform", "Layers", "Size", "Status", "Resolved",
+            "Image", "Digest", "Image ID", "Platform", "Layers", "Size", "Status", "Resolved",
         ],
         rows,
     )
+}
+
+/// The first 12 hex digits of an image ID, as docker shows them.
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
 }

@@ -518,3 +518,33 @@ impl EcrFixture {
         v["GetAuthorizationToken"].as_u64().unwrap()
     }
 }
+
+/// Tags `repo:from`'s manifest in the plain-HTTP `registry`, byte for byte, as `repo:to` too
+/// (the same digest).
+pub async fn copy_tag(registry: &str, repo: &str, from: &str, to: &str) {
+    let p = peers();
+    let http = reqwest::Client::new();
+    let got = http
+        .get(format!("http://{registry}/v2/{repo}/manifests/{from}"))
+        .basic_auth(&p.user, Some(&p.pass))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, \
+             application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    let media_type = got.headers()["content-type"].to_str().unwrap().to_owned();
+    let bytes = got.bytes().await.unwrap();
+    let put = http
+        .put(format!("http://{registry}/v2/{repo}/manifests/{to}"))
+        .basic_auth(&p.user, Some(&p.pass))
+        .header("content-type", media_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+}

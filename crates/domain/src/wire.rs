@@ -234,19 +234,45 @@ pub struct ImageDetail {
     pub fulldigest: String,
     #[serde(rename = "imageDigest")]
     pub image_digest: String,
+    /// The config digest's hex (Anchore's image ID), the same in every entry of a record.
+    #[serde(rename = "imageId")]
+    pub image_id: String,
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    /// When the digest was first added under this tag.
+    pub tag_detected_at: Timestamp,
     pub created_at: Timestamp,
     pub last_updated: Timestamp,
 }
 
-/// An image record. `resolution_status` says what regkeep did (`resolved`); regkeep does not
-/// scan and has no analysis status.
+/// An image record, in Anchore's shape (`AnchoreImage`) with what regkeep adds.
+/// `resolution_status` says what regkeep did (`resolved`). regkeep does not analyse images: the
+/// fields Anchore's clients read say so honestly (`analysis_status: not_analyzed`,
+/// `analyzed_at: null`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
     #[serde(rename = "imageDigest")]
     pub image_digest: String,
+    /// What the tag pointed at when added (the index for a multi-platform image): the same as
+    /// `imageDigest`, which regkeep records.
+    #[serde(rename = "parentDigest")]
+    pub parent_digest: String,
     #[serde(rename = "userId")]
     pub user_id: String,
+    /// Always [`NOT_ANALYZED`].
+    pub analysis_status: String,
+    /// Always `active`.
+    pub image_status: String,
+    /// Always `docker`.
+    pub image_type: String,
+    /// Always null: regkeep does not analyse.
+    pub analyzed_at: Option<Timestamp>,
+    pub annotations: serde_json::Map<String, serde_json::Value>,
+    /// Only in the answer to an add by digest whose tag points at another digest now: that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_points_at: Option<String>,
     pub resolution_status: String,
+    /// One entry per tag (and registry) the digest was added under.
     pub image_detail: Vec<ImageDetail>,
     pub media_type: String,
     pub manifest_digest: String,
@@ -258,6 +284,18 @@ pub struct ImageRecord {
     pub resolved_at: Timestamp,
     pub created_at: Timestamp,
     pub last_updated: Timestamp,
+}
+
+/// `analysis_status` of every image record: regkeep records images, it does not analyse them.
+pub const NOT_ANALYZED: &str = "not_analyzed";
+
+/// `DELETE /v1/images/{digest}` and `DELETE /v1/images/by_id/{id}` (Anchore's
+/// `DeleteImageResponse`; anchore-cli checks `status` is `deleting`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteImageResponse {
+    pub digest: String,
+    pub status: String,
+    pub detail: Option<String>,
 }
 
 /// `POST /v1/subscriptions` (Anchore's `SubscriptionRequest`).

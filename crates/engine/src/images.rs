@@ -3,7 +3,7 @@
 //! resolved to. regkeep records resolutions; it does not scan.
 
 use regkeep_domain::oci::Platform;
-use regkeep_domain::{AccountName, ImageReference, RegistryName};
+use regkeep_domain::{AccountName, ImageReference, RegistryName, Timestamp};
 use regkeep_registry::manifests::ResolvedImage;
 use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 use regkeep_store::{ImageRecord, StoreError};
@@ -13,7 +13,9 @@ use crate::{Engine, EngineError, ValidationError};
 
 impl Engine {
     /// Resolves `tag` (pinned to `digest` when given) for `platform` (default linux/amd64) and
-    /// stores the record.
+    /// stores the record, with the tag among the digest's tags. A digest the tag no longer
+    /// points at is accepted (recording an older image under its tag is a real use, and Anchore
+    /// accepts it); the answer then names the digest the tag points at now.
     ///
     /// # Errors
     /// BadInput for a malformed reference, digest or platform; ResolutionFailed with what the
@@ -24,7 +26,7 @@ impl Engine {
         tag: &str,
         digest: Option<&str>,
         platform: Option<&str>,
-    ) -> Result<ImageRecord, EngineError> {
+    ) -> Result<AddedImage, EngineError> {
         crate::tag_watch::check_length("tag", tag, 1024)?;
         crate::tag_watch::check_length("digest", digest.unwrap_or_default(), 128)?;
         crate::tag_watch::check_length("platform", platform.unwrap_or_default(), 64)?;
@@ -42,6 +44,11 @@ impl Engine {
             None => Platform::default_linux(),
         };
         let resolved = self.resolve_image(account, &image, &platform).await?;
+        let tag_points_at = match (digest, image.tag()) {
+            (Some(_), Some(tag)) => self.tag_digest_now(account, &image, tag).await,
+            _ => None,
+        }
+        .filter(|now| *now != resolved.digest);
         // A digest recorded before is updated in place; a new one counts against the quota.
         if matches!(
             self.store.get_image(account, &resolved.digest).await,
@@ -56,7 +63,12 @@ impl Engine {
             image_digest: resolved.digest.clone(),
             registry: image.authority().to_owned(),
             repository: image.repository().to_owned(),
-            tag: image.tag().map(str::to_owned),
+            // A reference with neither tag nor digest was resolved as `latest`.
+            tag: match (image.tag(), image.digest()) {
+                (Some(t), _) => Some(t.to_owned()),
+                (None, None) => Some("latest".to_owned()),
+                (None, Some(_)) => None,
+            },
             media_type: resolved.media_type.clone(),
             manifest_digest: resolved.manifest_digest.clone(),
             platform: resolved.platform.to_string(),
@@ -67,11 +79,41 @@ impl Engine {
             resolved_at: now,
             created_at: now,
             last_updated: now,
+            tags: Vec::new(),
         };
-        // A digest recorded before keeps its first created_at.
+        // A digest recorded before keeps its first created_at; the answer lists all its tags.
         record.created_at = self.store.upsert_image(&record).await?;
         info!(image = %image, digest = %record.image_digest, "image resolved");
-        Ok(record)
+        let record = self.get_image(account, &record.image_digest).await?;
+        Ok(AddedImage {
+            record,
+            tag_points_at,
+        })
+    }
+
+    /// The digest `tag` of `image`'s repository points at now; `None` when the registry does
+    /// not say (the add itself succeeded: this only informs).
+    async fn tag_digest_now(
+        &self,
+        account: &AccountName,
+        image: &ImageReference,
+        tag: &str,
+    ) -> Option<String> {
+        let client = &self.registry_client;
+        let answer = self
+            .with_image_credential(account, image, |endpoint, basic| async move {
+                client
+                    .manifest_digest(&endpoint, basic.as_ref(), image.repository(), tag)
+                    .await
+            })
+            .await;
+        match answer {
+            Ok(digest) => Some(digest),
+            Err(e) => {
+                info!(image = %image, error = %e, "the tag's current digest could not be had");
+                None
+            }
+        }
     }
 
     /// Resolves an image with the credential that serves it.
@@ -140,13 +182,116 @@ impl Engine {
         Ok(value)
     }
 
+    /// The account's images; with `fulltag`, those recorded under that tag (only the one the
+    /// tag was most recently added at, unless `history`), or, as Anchore reads the same
+    /// parameter, those of that image ID (64 hex) or image digest (`sha256:…`).
+    ///
     /// # Errors
-    /// Storage errors.
+    /// BadInput for a `fulltag` that is none of these; NotFound when a `fulltag` matches no
+    /// image; storage errors.
     pub async fn list_images(
         &self,
         account: &AccountName,
+        fulltag: Option<&str>,
+        history: bool,
     ) -> Result<Vec<ImageRecord>, EngineError> {
-        Ok(self.store.list_images(account).await?)
+        let Some(wanted) = fulltag.map(str::trim) else {
+            return Ok(self.store.list_images(account).await?);
+        };
+        crate::tag_watch::check_length("fulltag", wanted, 1024)?;
+        if is_image_id(wanted) {
+            return self.images_by_id(account, wanted).await;
+        }
+        if wanted.starts_with("sha256:") {
+            return Ok(vec![self.get_image(account, wanted).await?]);
+        }
+        let image: ImageReference =
+            wanted
+                .parse()
+                .map_err(|e: regkeep_domain::ImageReferenceError| {
+                    EngineError::BadInput(format!(
+                        "fulltag {wanted:?} is not an image reference ({e}): give host/repository:tag, an image ID or an image digest"
+                    ))
+                })?;
+        let tag = image.tag().unwrap_or("latest");
+        let is_wanted = |t: &regkeep_store::ImageTagRecord| {
+            t.registry == image.authority()
+                && t.repository == image.repository()
+                && t.tag.as_deref() == Some(tag)
+        };
+        let mut found: Vec<(Timestamp, ImageRecord)> = self
+            .store
+            .list_images(account)
+            .await?
+            .into_iter()
+            .filter_map(|record| {
+                let seen = record
+                    .tags
+                    .iter()
+                    .filter(|t| is_wanted(t))
+                    .map(|t| t.last_updated)
+                    .max()?;
+                Some((seen, record))
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(EngineError::NotFound(format!(
+                "no image of account {account} is recorded under {}/{}:{tag}: add it with `POST /v1/images`",
+                image.authority(),
+                image.repository()
+            )));
+        }
+        if !history {
+            // The digest the tag was most recently added at (ties: the later record).
+            found.sort_by_key(|(seen, _)| *seen);
+            found.drain(..found.len() - 1);
+        }
+        Ok(found.into_iter().map(|(_, record)| record).collect())
+    }
+
+    /// The images whose image ID (config digest hex, Anchore's `imageId`) is `image_id`.
+    ///
+    /// # Errors
+    /// BadInput for an ID that is not 64 hex digits; NotFound when none has it.
+    pub async fn images_by_id(
+        &self,
+        account: &AccountName,
+        image_id: &str,
+    ) -> Result<Vec<ImageRecord>, EngineError> {
+        if !is_image_id(image_id) {
+            return Err(EngineError::BadInput(format!(
+                "{:?} is not an image ID: give the 64 hex digits of the image's config digest (`imageId` in the image record)",
+                regkeep_domain::untrusted_text::sanitize(image_id, 80)
+            )));
+        }
+        let config_digest = format!("sha256:{}", image_id.to_ascii_lowercase());
+        let found = self.store.images_by_config(account, &config_digest).await?;
+        if found.is_empty() {
+            return Err(EngineError::NotFound(format!(
+                "no image with ID {image_id} is recorded in account {account}: `GET /v1/images` lists the recorded ones"
+            )));
+        }
+        Ok(found)
+    }
+
+    /// Deletes every image whose image ID is `image_id`; answers their digests.
+    ///
+    /// # Errors
+    /// As [`Engine::images_by_id`].
+    pub async fn delete_images_by_id(
+        &self,
+        account: &AccountName,
+        image_id: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut deleted = Vec::new();
+        for image in self.images_by_id(account, image_id).await? {
+            match self.store.delete_image(account, &image.image_digest).await {
+                // Deleted meanwhile by another request: gone either way.
+                Ok(()) | Err(StoreError::NotFound) => deleted.push(image.image_digest),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
     }
 
     /// # Errors
@@ -176,6 +321,20 @@ impl Engine {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// What [`Engine::add_image`] answers.
+#[derive(Clone, Debug)]
+pub struct AddedImage {
+    /// The record, with every tag of its digest.
+    pub record: ImageRecord,
+    /// When a digest was given and the tag points at another one now: that one.
+    pub tag_points_at: Option<String>,
+}
+
+/// Anchore's image ID: the 64 hex digits of the config digest.
+fn is_image_id(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn image_not_found(account: &AccountName, digest: &str) -> EngineError {

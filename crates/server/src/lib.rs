@@ -248,9 +248,7 @@ impl Application {
             tasks.spawn(reloader.watch_until_stopped(cancel.clone()));
         }
         tasks.close();
-        let app = routes::router()
-            .with_state(self.state)
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+        let app = routes::router(self.state).layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                 // Method and path only: never headers (Authorization) or bodies (passwords).
                 tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
             }));

@@ -21,7 +21,9 @@ use regkeep_domain::{AccountName, AccountState, RegistryName, Secret, Timestamp,
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use records::{AccountRecord, ImageRecord, RegistryRecord, TokenStatus, UserRecord};
+pub use records::{
+    AccountRecord, ImageRecord, ImageTagRecord, RegistryRecord, TokenStatus, UserRecord,
+};
 use sealing::{
     ecr_token_context, registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT,
 };
@@ -440,7 +442,7 @@ impl Store {
     /// [`StoreError::NotFound`].
     pub async fn delete_account(&self, name: &AccountName) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for table in ["images", "registries", "users"] {
+        for table in ["image_tags", "images", "registries", "users"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account = $1"))
                 .bind(name.as_str())
                 .execute(&mut *tx)
@@ -656,11 +658,13 @@ impl Store {
     // ---- images ----
 
     /// Inserts an image record, or refreshes the one with the same digest (keeping its
-    /// `created_at`); gives the stored `created_at`.
+    /// `created_at`), and records its `registry`/`repository`/`tag` among the digest's tags
+    /// (keeping that tag's first `created_at`); gives the stored `created_at`.
     ///
     /// # Errors
     /// Database errors.
     pub async fn upsert_image(&self, image: &ImageRecord) -> Result<Timestamp> {
+        let mut tx = self.pool.begin().await?;
         let created_at: i64 = sqlx::query_scalar(
             "INSERT INTO images (account, image_digest, registry, repository, tag, media_type, \
              manifest_digest, platform, config_digest, image_created, layer_count, total_size, \
@@ -689,8 +693,24 @@ impl Store {
         .bind(image.resolved_at.unix())
         .bind(image.created_at.unix())
         .bind(image.last_updated.unix())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO image_tags (account, image_digest, registry, repository, tag, \
+             created_at, last_updated) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (account, image_digest, registry, repository, tag) \
+             DO UPDATE SET last_updated = excluded.last_updated",
+        )
+        .bind(image.account.as_str())
+        .bind(image.image_digest.clone())
+        .bind(image.registry.clone())
+        .bind(image.repository.clone())
+        .bind(image.tag.clone().unwrap_or_default())
+        .bind(image.last_updated.unix())
+        .bind(image.last_updated.unix())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(Timestamp::from_unix(created_at))
     }
 
@@ -704,9 +724,14 @@ impl Store {
         .bind(digest)
         .fetch_one(&self.pool)
         .await?;
-        ImageRecord::from_row(&row)
+        let mut images = vec![ImageRecord::from_row(&row)?];
+        self.fill_image_tags(account, &mut images, Some(digest))
+            .await?;
+        images.pop().ok_or(StoreError::NotFound)
     }
 
+    /// Every image of the account, oldest first, each with its tags.
+    ///
     /// # Errors
     /// Database errors.
     pub async fn list_images(&self, account: &AccountName) -> Result<Vec<ImageRecord>> {
@@ -716,18 +741,102 @@ impl Store {
         .bind(account.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(ImageRecord::from_row).collect()
+        let mut images = rows
+            .iter()
+            .map(ImageRecord::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.fill_image_tags(account, &mut images, None).await?;
+        Ok(images)
     }
 
+    /// The images of the account whose config digest is `config_digest` (Anchore's imageId is
+    /// its hex), each with its tags.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn images_by_config(
+        &self,
+        account: &AccountName,
+        config_digest: &str,
+    ) -> Result<Vec<ImageRecord>> {
+        let rows = sqlx::query(&format!(
+            "{IMAGE_SELECT} WHERE account = $1 AND config_digest = $2 \
+             ORDER BY created_at, image_digest"
+        ))
+        .bind(account.as_str())
+        .bind(config_digest)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut images = rows
+            .iter()
+            .map(ImageRecord::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        for image in &mut images {
+            let digest = image.image_digest.clone();
+            self.fill_image_tags(account, std::slice::from_mut(image), Some(&digest))
+                .await?;
+        }
+        Ok(images)
+    }
+
+    /// Reads the tags of `images` (of one digest when `digest` is given, else of the account).
+    async fn fill_image_tags(
+        &self,
+        account: &AccountName,
+        images: &mut [ImageRecord],
+        digest: Option<&str>,
+    ) -> Result<()> {
+        let select = "SELECT image_digest, registry, repository, tag, created_at, last_updated \
+                      FROM image_tags WHERE account = $1";
+        let order = "ORDER BY created_at, registry, repository, tag";
+        let rows = match digest {
+            Some(d) => {
+                sqlx::query(&format!("{select} AND image_digest = $2 {order}"))
+                    .bind(account.as_str())
+                    .bind(d)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{select} {order}"))
+                    .bind(account.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut by_digest: std::collections::HashMap<String, Vec<ImageTagRecord>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            let (digest, tag) = ImageTagRecord::from_row(row)?;
+            by_digest.entry(digest).or_default().push(tag);
+        }
+        for image in images {
+            image.tags = by_digest.remove(&image.image_digest).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Deletes an image record and its tags.
+    ///
     /// # Errors
     /// [`StoreError::NotFound`].
     pub async fn delete_image(&self, account: &AccountName, digest: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // The tags go first and explicitly: a SQLite connection without foreign keys on would
+        // otherwise keep them.
+        sqlx::query("DELETE FROM image_tags WHERE account = $1 AND image_digest = $2")
+            .bind(account.as_str())
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM images WHERE account = $1 AND image_digest = $2")
             .bind(account.as_str())
             .bind(digest)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        expect_one(done.rows_affected())
+        expect_one(done.rows_affected())?;
+        tx.commit().await?;
+        Ok(())
     }
 
     // ---- ECR tokens ----

@@ -166,6 +166,38 @@ pub struct ImageRecord {
     pub resolved_at: Timestamp,
     pub created_at: Timestamp,
     pub last_updated: Timestamp,
+    /// Every tag the digest was added under (read from `image_tags`; [`crate::Store::upsert_image`]
+    /// records `registry`/`repository`/`tag` there and ignores this).
+    pub tags: Vec<ImageTagRecord>,
+}
+
+/// One tag an image digest was added under.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageTagRecord {
+    pub registry: String,
+    pub repository: String,
+    /// `None` for an image added by digest alone.
+    pub tag: Option<String>,
+    /// When the digest was first added under this tag.
+    pub created_at: Timestamp,
+    /// When it was last added (resolved) under this tag.
+    pub last_updated: Timestamp,
+}
+
+impl ImageTagRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<(String, Self), StoreError> {
+        let tag: String = row.try_get("tag")?;
+        Ok((
+            row.try_get("image_digest")?,
+            ImageTagRecord {
+                registry: row.try_get("registry")?,
+                repository: row.try_get("repository")?,
+                tag: (!tag.is_empty()).then_some(tag),
+                created_at: time(row, "created_at")?,
+                last_updated: time(row, "last_updated")?,
+            },
+        ))
+    }
 }
 
 impl ImageRecord {
@@ -186,6 +218,7 @@ impl ImageRecord {
             resolved_at: time(row, "resolved_at")?,
             created_at: time(row, "created_at")?,
             last_updated: time(row, "last_updated")?,
+            tags: Vec::new(),
         })
     }
 }

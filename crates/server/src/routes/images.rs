@@ -1,11 +1,13 @@
-//! `/v1/images`: resolve and record images (Anchore's paths and field names where Anchore has
-//! them). Every answer with records is a JSON array, as in Anchore.
+//! `/v1/images`: resolve and record images (Anchore's paths, field names and answers where
+//! Anchore has them). Every answer with records is a JSON array, as in Anchore.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
 use axum::Json;
-use regkeep_domain::wire::{ImageAddRequest, ImageDetail, ImageRecord as WireImage};
+use regkeep_domain::wire::{
+    DeleteImageResponse, ImageAddRequest, ImageDetail, ImageRecord as WireImage, NOT_ANALYZED,
+};
 use regkeep_store::ImageRecord;
+use serde::Deserialize;
 
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
@@ -17,7 +19,7 @@ pub async fn add(
     auth: Authenticated,
     JsonBody(request): JsonBody<ImageAddRequest>,
 ) -> Result<Json<Vec<WireImage>>, ApiError> {
-    let record = state
+    let added = state
         .engine
         .add_image(
             &auth.account,
@@ -26,22 +28,39 @@ pub async fn add(
             request.platform.as_deref(),
         )
         .await?;
-    Ok(Json(vec![to_wire(&record)]))
+    let mut answer = to_wire(&added.record);
+    answer.tag_points_at = added.tag_points_at;
+    Ok(Json(vec![answer]))
+}
+
+/// `GET /v1/images` query (Anchore's; other parameters are ignored, as Anchore does).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// `host/repo:tag`, an image ID or an image digest.
+    fulltag: Option<String>,
+    /// With `fulltag`: every digest the tag was added at, not only the latest.
+    history: Option<String>,
 }
 
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<WireImage>>, ApiError> {
-    Ok(Json(
-        state
-            .engine
-            .list_images(&auth.account)
-            .await?
-            .iter()
-            .map(to_wire)
-            .collect(),
-    ))
+    let history = match query.history.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "") => false,
+        Some("true" | "1") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "history must be true or false: give history=true to list every digest the tag was added at",
+            ))
+        }
+    };
+    let records = state
+        .engine
+        .list_images(&auth.account, query.fulltag.as_deref(), history)
+        .await?;
+    Ok(Json(records.iter().map(to_wire).collect()))
 }
 
 pub async fn get(
@@ -54,32 +73,95 @@ pub async fn get(
     )]))
 }
 
+/// `DELETE /v1/images/{digest}`: 200 with Anchore's `DeleteImageResponse`. The record is gone
+/// when this answers; `status` is `deleting` because that is the value Anchore's clients accept
+/// as success.
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(digest): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<DeleteImageResponse>, ApiError> {
     state.engine.delete_image(&auth.account, &digest).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(deleted(digest)))
+}
+
+pub async fn get_by_id(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(image_id): Path<String>,
+) -> Result<Json<Vec<WireImage>>, ApiError> {
+    let records = state.engine.images_by_id(&auth.account, &image_id).await?;
+    Ok(Json(records.iter().map(to_wire).collect()))
+}
+
+/// `DELETE /v1/images/by_id/{imageId}`: deletes every record with that image ID; answers for
+/// the first (Anchore's answer names one digest) and lists the others in `detail`.
+pub async fn delete_by_id(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(image_id): Path<String>,
+) -> Result<Json<DeleteImageResponse>, ApiError> {
+    let digests = state
+        .engine
+        .delete_images_by_id(&auth.account, &image_id)
+        .await?;
+    let mut answer = deleted(digests.first().cloned().unwrap_or_default());
+    if digests.len() > 1 {
+        answer.detail = Some(format!(
+            "deleted every record with image ID {image_id}: {}",
+            digests.join(", ")
+        ));
+    }
+    Ok(Json(answer))
+}
+
+fn deleted(digest: String) -> DeleteImageResponse {
+    DeleteImageResponse {
+        digest,
+        status: "deleting".into(),
+        detail: None,
+    }
 }
 
 fn to_wire(record: &ImageRecord) -> WireImage {
-    let name = format!("{}/{}", record.registry, record.repository);
+    let image_id = record
+        .config_digest
+        .strip_prefix("sha256:")
+        .unwrap_or(&record.config_digest)
+        .to_owned();
+    let image_detail = record
+        .tags
+        .iter()
+        .map(|t| {
+            let name = format!("{}/{}", t.registry, t.repository);
+            ImageDetail {
+                registry: t.registry.clone(),
+                repo: t.repository.clone(),
+                tag: t.tag.clone(),
+                fulltag: t.tag.as_ref().map(|tag| format!("{name}:{tag}")),
+                digest: record.image_digest.clone(),
+                fulldigest: format!("{name}@{}", record.image_digest),
+                image_digest: record.image_digest.clone(),
+                image_id: image_id.clone(),
+                user_id: record.account.to_string(),
+                tag_detected_at: t.created_at,
+                created_at: t.created_at,
+                last_updated: t.last_updated,
+            }
+        })
+        .collect();
     WireImage {
         image_digest: record.image_digest.clone(),
+        parent_digest: record.image_digest.clone(),
         user_id: record.account.to_string(),
+        analysis_status: NOT_ANALYZED.into(),
+        image_status: "active".into(),
+        image_type: "docker".into(),
+        analyzed_at: None,
+        annotations: serde_json::Map::new(),
+        tag_points_at: None,
         resolution_status: "resolved".into(),
-        image_detail: vec![ImageDetail {
-            registry: record.registry.clone(),
-            repo: record.repository.clone(),
-            tag: record.tag.clone(),
-            fulltag: record.tag.as_ref().map(|t| format!("{name}:{t}")),
-            digest: record.image_digest.clone(),
-            fulldigest: format!("{name}@{}", record.image_digest),
-            image_digest: record.image_digest.clone(),
-            created_at: record.created_at,
-            last_updated: record.last_updated,
-        }],
+        image_detail,
         media_type: record.media_type.clone(),
         manifest_digest: record.manifest_digest.clone(),
         platform: record.platform.clone(),

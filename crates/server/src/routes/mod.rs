@@ -15,8 +15,17 @@ use axum::Router;
 
 use crate::AppState;
 
-/// Every route of the API.
-pub fn router() -> Router<AppState> {
+/// Every route of the API, with every error answer JSON: the JSON layer wraps the whole routed
+/// service (not each route), because axum adds a 405's `Allow` header only after a route's own
+/// layers have run.
+pub fn router(state: AppState) -> Router {
+    let routed = routes().with_state(state);
+    Router::new()
+        .fallback_service(routed)
+        .layer(axum::middleware::map_response(crate::error::json_errors))
+}
+
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(system::health))
         .route("/v1/health", get(system::health))
@@ -46,6 +55,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/images/{digest}",
             get(images::get).delete(images::delete),
+        )
+        .route(
+            "/v1/images/by_id/{image_id}",
+            get(images::get_by_id).delete(images::delete_by_id),
         )
         .route("/v1/content/{*path}", get(content::get))
         .route("/v1/subscriptions", get(watch::list).post(watch::add))
@@ -89,5 +102,4 @@ pub fn router() -> Router<AppState> {
             get(accounts::own_credentials).post(accounts::set_own_password),
         )
         .fallback(crate::error::unknown_route)
-        .layer(axum::middleware::map_response(crate::error::json_errors))
 }

@@ -81,8 +81,17 @@ pub async fn version(State(state): State<AppState>) -> Json<Version> {
 }
 
 /// `GET /v1` (anchore-cli calls it before every command): the API version, as Anchore answers.
-pub async fn root(_auth: AuthenticatedCaller) -> Json<&'static str> {
-    Json(API_PREFIX)
+/// A right password is enough, whatever the account's state (Anchore authorises no action
+/// here): the user of a disabled account then gets the command's own 403, which says why,
+/// instead of anchore-cli's "could not access anchore service".
+pub async fn root(
+    auth: Result<AuthenticatedCaller, ApiError>,
+) -> Result<Json<&'static str>, ApiError> {
+    match auth {
+        Ok(_) => Ok(Json(API_PREFIX)),
+        Err(e) if e.status == StatusCode::FORBIDDEN => Ok(Json(API_PREFIX)),
+        Err(e) => Err(e),
+    }
 }
 
 /// What `GET /v1` answers (Anchore's API prefix).

@@ -594,6 +594,18 @@ async fn account_and_user_management(backend: Backend) {
         "a name being deleted is taken: {b}"
     );
     let (s, b) = app
+        .post(
+            "/v1/accounts/team-c/users",
+            json!({"username": "late-user", "password": "late-pass-1"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "no new users while deleting: {b}"
+    );
+    assert!(message(&b).contains("being deleted"), "{b}");
+    let (s, b) = app
         .request(Method::GET, "/v1/user", None, carol, None)
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
@@ -611,6 +623,38 @@ async fn account_and_user_management(backend: Backend) {
     // Users: add, duplicate, delete, delete again.
     app.add_account_with_user("team-d", "dave", "dave-pass-1")
         .await;
+    // A password write names the account: a user of that name in another account (deleted and
+    // re-created there while a hash was computed) is never touched.
+    app.add_account_with_user("team-e", "erin", "erin-pass-1")
+        .await;
+    let team_d = "team-d".parse::<regkeep_domain::AccountName>().unwrap();
+    let erin = "erin".parse::<regkeep_domain::UserName>().unwrap();
+    let written = store
+        .set_user_password_hash(&team_d, &erin, "", regkeep_domain::Timestamp::from_unix(0))
+        .await;
+    assert!(
+        matches!(written, Err(regkeep_store::StoreError::NotFound)),
+        "{written:?}"
+    );
+    assert_eq!(
+        app.request(
+            Method::GET,
+            "/v1/user",
+            None,
+            Some(("erin", "erin-pass-1")),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert!(!store
+        .get_user(&erin)
+        .await
+        .unwrap()
+        .password_hash
+        .is_empty());
+
     let (s, _) = app
         .post(
             "/v1/accounts/team-d/users",
@@ -1558,6 +1602,15 @@ async fn system_status_as_anchore_serves_it(backend: Backend) {
         (b["up"].as_bool(), b["available"].as_bool()),
         (Some(true), Some(true))
     );
+    // A tenant's user: /system is the admin's (host, listen address, every account's work);
+    // /status is anyone's.
+    app.add_account_with_user("sys-tenant", "sys-user", "sys-pass-1")
+        .await;
+    let (s, _, b) = raw_get(&app, "/v1/system", ("sys-user", "sys-pass-1")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(b["message"].as_str().unwrap().contains("admin"), "{b}");
+    let (s, _, b) = raw_get(&app, "/v1/status", ("sys-user", "sys-pass-1")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     // Anonymous: /system needs a login; health, version and swagger.json do not.
     let anonymous = app
         .http

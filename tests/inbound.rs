@@ -731,6 +731,7 @@ async fn quotas_and_field_lengths() {
         s.quotas.registries_per_account = 2;
         s.quotas.subscriptions_per_account = 2;
         s.quotas.images_per_account = 2;
+        s.quotas.users_per_account = 2;
         s.tls.ca_bundle = Some(ca);
         s.watch.interval_seconds = 3600;
     })
@@ -790,6 +791,32 @@ async fn quotas_and_field_lengths() {
     // Recording an image already held is an update, not a new record.
     let (status, body) = post("/v1/images", json!({"tag": "big.evil.test/big/1:latest"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A new tag of a held digest is one more image_detail entry: it counts (a registry that
+    // answers one digest for every tag cannot grow the account past its quota).
+    let (status, body) = post("/v1/images", json!({"tag": "big.evil.test/big/1:other"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("quotas.images_per_account"));
+
+    // Users: a tenant's user adds users to its own account up to the quota (tess is one).
+    let (status, body) = post(
+        "/v1/accounts/tenant/users",
+        json!({"username": "tess-2", "password": "tess-pass-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post(
+        "/v1/accounts/tenant/users",
+        json!({"username": "tess-3", "password": "tess-pass-3"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("quotas.users_per_account"));
 
     for i in 0..3 {
         let (status, body) = post(

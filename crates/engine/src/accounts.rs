@@ -246,11 +246,17 @@ impl Engine {
             .store
             .set_account_state(&name, state, self.clock.now())
             .await;
-        // A disabled account's users are refused from the next request on.
-        self.logins.invalidate();
         match changed {
-            Ok(()) => self.account_record(&name).await,
-            Err(StoreError::NotFound) => Err(not_found_account(&name)),
+            Ok(()) => {
+                // A disabled account's users are refused from the next request on.
+                self.logins.invalidate();
+                self.account_record(&name).await
+            }
+            // Gone (404), or marked deleting by a request that raced this one.
+            Err(StoreError::NotFound) => Err(EngineError::BadInput(format!(
+                "Invalid account state change requested: account {} is being deleted",
+                self.account_record(&name).await?.name
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -290,14 +296,15 @@ impl Engine {
             .store
             .set_account_state(&name, AccountState::Deleting, self.clock.now())
             .await;
-        self.registry_cache.clear();
-        self.logins.invalidate();
         match changed {
             Ok(()) => {
+                self.registry_cache.clear();
+                self.logins.invalidate();
                 info!(account = %name, "account marked for deletion");
                 self.account_record(&name).await
             }
-            Err(StoreError::NotFound) => Err(not_found_account(&name)),
+            // Gone, or marked deleting by a request that raced this one: answered as it is.
+            Err(StoreError::NotFound) => self.account_record(&name).await,
             Err(e) => Err(e.into()),
         }
     }
@@ -387,7 +394,13 @@ impl Engine {
         let account = parse_account(account)?;
         require_admin_or_own(caller, &account)?;
         let username = parse_user(&request.username)?;
-        self.account_record(&account).await?;
+        if self.account_record(&account).await?.state == AccountState::Deleting {
+            return Err(EngineError::BadInput(format!(
+                "account {account} is being deleted: it takes no new users"
+            )));
+        }
+        self.check_quota(&account, regkeep_store::OwnedTable::Users)
+            .await?;
         let now = self.clock.now();
         let record = UserRecord {
             username: username.clone(),
@@ -425,10 +438,12 @@ impl Engine {
                 "Cannot delete credential used for authentication of the request: you cannot delete the user you are logged in as; log in as another user of the account".into(),
             ));
         }
-        let deleted = self.store.delete_user(&account, &username).await;
-        self.logins.invalidate();
-        match deleted {
-            Ok(()) => Ok(()),
+        match self.store.delete_user(&account, &username).await {
+            Ok(()) => {
+                // Refused from the next request on, whatever was in flight.
+                self.logins.invalidate();
+                Ok(())
+            }
             Err(StoreError::NotFound) => Err(not_found_user(&account, &username)),
             Err(e) => Err(e.into()),
         }
@@ -451,13 +466,18 @@ impl Engine {
         check_credential_type(&credential.credential_type)?;
         self.user_record(&account, &username).await?;
         let hash = self.hashers.hash(&credential.value).await?;
-        let changed = self
+        // The write names the account: a user deleted and re-created in another account while
+        // the hash was computed is not touched (NotFound).
+        match self
             .store
-            .set_user_password_hash(&username, &hash, self.clock.now())
-            .await;
-        // The old password is refused from the next request on, whatever was in flight.
-        self.logins.invalidate();
-        changed?;
+            .set_user_password_hash(&account, &username, &hash, self.clock.now())
+            .await
+        {
+            // The old password is refused from the next request on, whatever was in flight.
+            Ok(()) => self.logins.invalidate(),
+            Err(StoreError::NotFound) => return Err(not_found_user(&account, &username)),
+            Err(e) => return Err(e.into()),
+        }
         self.user_record(&account, &username).await
     }
 
@@ -516,13 +536,16 @@ impl Engine {
                 "user {username} has no password credential"
             )));
         }
-        let changed = self
+        match self
             .store
-            .set_user_password_hash(&username, "", self.clock.now())
-            .await;
-        // Refused from the next request on, whatever was in flight.
-        self.logins.invalidate();
-        changed?;
+            .set_user_password_hash(&account, &username, "", self.clock.now())
+            .await
+        {
+            // Refused from the next request on, whatever was in flight.
+            Ok(()) => self.logins.invalidate(),
+            Err(StoreError::NotFound) => return Err(not_found_user(&account, &username)),
+            Err(e) => return Err(e.into()),
+        }
         info!(user = %username, account = %account, "deleted a user's password credential");
         Ok(())
     }

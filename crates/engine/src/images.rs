@@ -49,11 +49,24 @@ impl Engine {
             _ => None,
         }
         .filter(|now| *now != resolved.digest);
-        // A digest recorded before is updated in place; a new one counts against the quota.
-        if matches!(
-            self.store.get_image(account, &resolved.digest).await,
-            Err(StoreError::NotFound)
-        ) {
+        // A reference with neither tag nor digest was resolved as `latest`.
+        let tag = match (image.tag(), image.digest()) {
+            (Some(t), _) => Some(t.to_owned()),
+            (None, None) => Some("latest".to_owned()),
+            (None, Some(_)) => None,
+        };
+        // A tag the digest was recorded under before is updated in place; a new one (a new
+        // digest, or a new tag of a recorded one) counts against the quota: every tag is a row.
+        let is_new = match self.store.get_image(account, &resolved.digest).await {
+            Ok(held) => !held.tags.iter().any(|t| {
+                t.registry == image.authority()
+                    && t.repository == image.repository()
+                    && t.tag == tag
+            }),
+            Err(StoreError::NotFound) => true,
+            Err(e) => return Err(e.into()),
+        };
+        if is_new {
             self.check_quota(account, regkeep_store::OwnedTable::Images)
                 .await?;
         }
@@ -63,12 +76,7 @@ impl Engine {
             image_digest: resolved.digest.clone(),
             registry: image.authority().to_owned(),
             repository: image.repository().to_owned(),
-            // A reference with neither tag nor digest was resolved as `latest`.
-            tag: match (image.tag(), image.digest()) {
-                (Some(t), _) => Some(t.to_owned()),
-                (None, None) => Some("latest".to_owned()),
-                (None, Some(_)) => None,
-            },
+            tag,
             media_type: resolved.media_type.clone(),
             manifest_digest: resolved.manifest_digest.clone(),
             platform: resolved.platform.to_string(),

@@ -57,7 +57,9 @@ pub struct EngineConfig {
 pub struct Quotas {
     pub registries: u64,
     pub subscriptions: u64,
+    /// Counted by tag (`image_detail` entries).
     pub images: u64,
+    pub users: u64,
 }
 
 impl Default for Quotas {
@@ -66,6 +68,7 @@ impl Default for Quotas {
             registries: 1_000,
             subscriptions: 1_000,
             images: 10_000,
+            users: 1_000,
         }
     }
 }
@@ -94,8 +97,13 @@ impl Engine {
             ),
             regkeep_store::OwnedTable::Images => (
                 self.config.quotas.images,
-                "image records",
+                "image tags (image_detail entries)",
                 "quotas.images_per_account",
+            ),
+            regkeep_store::OwnedTable::Users => (
+                self.config.quotas.users,
+                "users",
+                "quotas.users_per_account",
             ),
         };
         if limit == 0 {

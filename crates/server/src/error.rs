@@ -190,6 +190,8 @@ pub async fn json_errors(response: Response) -> Response {
 /// The answer for a path no route serves.
 pub async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     let path = regkeep_domain::untrusted_text::sanitize(uri.path(), 200);
+    // Methods are any token a client sends: bounded like the path.
+    let method = regkeep_domain::untrusted_text::sanitize(method.as_str(), 20);
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(

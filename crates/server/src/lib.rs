@@ -139,6 +139,7 @@ impl Application {
                     registries: settings.quotas.registries_per_account,
                     subscriptions: settings.quotas.subscriptions_per_account,
                     images: settings.quotas.images_per_account,
+                    users: settings.quotas.users_per_account,
                 },
             },
         );

@@ -108,6 +108,7 @@ pub struct QuotaConfig {
     pub registries_per_account: u64,
     pub subscriptions_per_account: u64,
     pub images_per_account: u64,
+    pub users_per_account: u64,
 }
 
 impl Default for QuotaConfig {
@@ -117,6 +118,7 @@ impl Default for QuotaConfig {
             registries_per_account: q.registries,
             subscriptions_per_account: q.subscriptions,
             images_per_account: q.images,
+            users_per_account: q.users,
         }
     }
 }

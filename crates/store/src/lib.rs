@@ -110,7 +110,9 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum OwnedTable {
     Registries,
     Subscriptions,
+    /// Counted by tag: every `image_detail` entry (a digest added under one more tag) is a row.
     Images,
+    Users,
 }
 
 impl OwnedTable {
@@ -118,7 +120,8 @@ impl OwnedTable {
         match self {
             OwnedTable::Registries => "registries",
             OwnedTable::Subscriptions => "subscriptions",
-            OwnedTable::Images => "images",
+            OwnedTable::Images => "image_tags",
+            OwnedTable::Users => "users",
         }
     }
 }
@@ -426,12 +429,17 @@ impl Store {
         state: AccountState,
         now: Timestamp,
     ) -> Result<()> {
-        let done = sqlx::query("UPDATE accounts SET state = $1, last_updated = $2 WHERE name = $3")
-            .bind(state.as_str())
-            .bind(now.unix())
-            .bind(name.as_str())
-            .execute(&self.pool)
-            .await?;
+        // An account being deleted stays so (a state change racing a delete cannot bring it
+        // back); NotFound then.
+        let done = sqlx::query(
+            "UPDATE accounts SET state = $1, last_updated = $2 WHERE name = $3 \
+             AND state <> 'deleting'",
+        )
+        .bind(state.as_str())
+        .bind(now.unix())
+        .bind(name.as_str())
+        .execute(&self.pool)
+        .await?;
         expect_one(done.rows_affected())
     }
 
@@ -500,20 +508,26 @@ impl Store {
         rows.iter().map(UserRecord::from_row).collect()
     }
 
+    /// Sets the password hash of `username` of `account` (of that account only: a user deleted
+    /// and re-created in another account meanwhile is not touched).
+    ///
     /// # Errors
     /// [`StoreError::NotFound`].
     pub async fn set_user_password_hash(
         &self,
+        account: &AccountName,
         username: &UserName,
         hash: &str,
         now: Timestamp,
     ) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE users SET password_hash = $1, last_updated = $2 WHERE username = $3",
+            "UPDATE users SET password_hash = $1, last_updated = $2 \
+             WHERE username = $3 AND account = $4",
         )
         .bind(hash)
         .bind(now.unix())
         .bind(username.as_str())
+        .bind(account.as_str())
         .execute(&self.pool)
         .await?;
         expect_one(done.rows_affected())

@@ -199,7 +199,10 @@ async fn change_password(
     );
     // The generated first password is no longer the admin's: its file goes.
     let file = &state.admin_password_file;
-    if record.username == regkeep_domain::UserName::admin() && file.exists() {
+    if record.username == regkeep_domain::UserName::admin()
+        && record.account == regkeep_domain::AccountName::admin()
+        && file.exists()
+    {
         match std::fs::remove_file(file) {
             Ok(()) => {
                 tracing::info!(file = %file.display(), "the admin's password was changed: removed the generated password file")

@@ -124,8 +124,21 @@ pub async fn status(State(state): State<AppState>, _auth: Authenticated) -> Json
 
 /// `GET /v1/system` (anchore-cli `system status`): regkeep's parts, each as Anchore lists a
 /// service: the API, the database, ECR token renewal and the tag watcher, with their real
-/// state.
-pub async fn system(State(state): State<AppState>, _auth: Authenticated) -> Json<SystemStatus> {
+/// state. Admins only (README, "Differences from Anchore, on purpose"): the host name, the
+/// listen address and the state of work done for every account are not a tenant's to see.
+pub async fn system(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<SystemStatus>, ApiError> {
+    if !auth.caller.is_admin() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "user {} is not an admin: the system status is for users of the admin account",
+                auth.caller.user
+            ),
+        ));
+    }
     let (db_up, db_message) = database_state(&state).await;
     let renewal = state.engine.ecr_tokens().heartbeat().state();
     let renewal_message = format!(
@@ -156,7 +169,7 @@ pub async fn system(State(state): State<AppState>, _auth: Authenticated) -> Json
             service_detail: detail(&state, up, &message),
         })
         .collect();
-    Json(SystemStatus { service_states })
+    Ok(Json(SystemStatus { service_states }))
 }
 
 /// The database's state: it answers and can be written (the readiness probe, cached 1 s).

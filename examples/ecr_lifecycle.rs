@@ -33,8 +33,8 @@ async fn main() -> anyhow::Result<()> {
     let start = SystemClock.now().unix();
     let clock = Arc::new(ManualClock::at(Timestamp::from_unix(start)));
     let tokens = Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(10)),
-        store,
+        Arc::new(EcrClient::new(Duration::from_secs(10))),
+        Arc::new(store),
         clock.clone(),
         LifecycleSettings::default(),
     ));

@@ -45,8 +45,8 @@ async fn lifecycle(
     timeout_secs: u64,
 ) -> Arc<EcrTokens> {
     Arc::new(EcrTokens::new(
-        EcrClient::new(Duration::from_secs(timeout_secs)),
-        store(dir).await,
+        Arc::new(EcrClient::new(Duration::from_secs(timeout_secs))),
+        Arc::new(store(dir).await),
         clock.clone(),
         settings(),
     ))

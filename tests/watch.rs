@@ -418,7 +418,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     let engine = Engine::new(
         store,
         RegistryClient::new(Timeouts::default(), tls, Outbound::allowing_loopback()),
-        EcrClient::new(Duration::from_secs(10)),
+        Arc::new(EcrClient::new(Duration::from_secs(10))),
         clock.clone(),
         EngineConfig {
             registry_cache_ttl: Duration::from_secs(5),

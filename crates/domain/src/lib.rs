@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`registry_name`]: the `registry` strings operators register (DESIGN 3.1).
 //! - [`ecr_host`]: which hosts are Amazon ECR, and what account/region/partition they name (DESIGN 3.2).
+//! - [`ecr_token`]: an ECR token as kept, with the lifecycle's times (DESIGN 3.4).
 //! - [`registry_kind`]: `docker_v2` / `awsecr`, type guessing, and ECR credential modes (DESIGN 3.2, 3.3).
 //! - [`image_reference`]: image references and which registered credential serves an image (DESIGN 3.5).
 //! - [`oci`]: manifests, indexes, descriptors, platforms and digests (OCI image and distribution specs).
@@ -16,6 +17,7 @@
 pub mod account;
 pub mod clock;
 pub mod ecr_host;
+pub mod ecr_token;
 pub mod image_reference;
 pub mod oci;
 pub mod outbound;
@@ -28,7 +30,12 @@ pub mod wire;
 pub use account::{AccountName, AccountState, AccountType, UserName};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use ecr_host::{EcrHost, Partition};
+pub use ecr_token::EcrToken;
 pub use image_reference::{ImageReference, ImageReferenceError};
 pub use registry_kind::{EcrCredentialMode, RegistryType};
 pub use registry_name::{Host, RegistryName, RegistryNameError};
 pub use secret::Secret;
+
+/// A boxed future that may cross threads: what a trait object's async method returns (the
+/// seams between the engine and its adapters are such traits).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

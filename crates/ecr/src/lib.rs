@@ -19,7 +19,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use base64::Engine as _;
-use regkeep_domain::{Secret, Timestamp};
+use regkeep_domain::{BoxFuture, Secret, Timestamp};
 use tokio::sync::OnceCell;
 use tracing::{debug, instrument};
 
@@ -132,6 +132,31 @@ const THROTTLING_CODES: [&str; 5] = [
     "RequestLimitExceeded",
     "ProvisionedThroughputExceededException",
 ];
+
+/// Something that mints ECR authorization tokens: [`EcrClient`] through AWS, or a scripted fake
+/// in tests of the token lifecycle. The lifecycle (caching, renewal, backoff) is the engine's and
+/// sees only this.
+pub trait MintEcrTokens: Send + Sync + 'static {
+    /// Mints a token for `target` with credentials from `source`.
+    ///
+    /// # Errors
+    /// [`EcrError`] with AWS's code and message where AWS answered.
+    fn mint<'a>(
+        &'a self,
+        source: &'a AwsCredentialSource,
+        target: &'a EcrTarget,
+    ) -> BoxFuture<'a, Result<EcrAuthorization, EcrError>>;
+}
+
+impl MintEcrTokens for EcrClient {
+    fn mint<'a>(
+        &'a self,
+        source: &'a AwsCredentialSource,
+        target: &'a EcrTarget,
+    ) -> BoxFuture<'a, Result<EcrAuthorization, EcrError>> {
+        Box::pin(EcrClient::mint(self, source, target))
+    }
+}
 
 /// Mints ECR tokens. Cheap to clone.
 #[derive(Clone, Debug)]

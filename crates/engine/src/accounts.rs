@@ -321,12 +321,22 @@ impl Engine {
             if account.state != AccountState::Deleting {
                 continue;
             }
+            let token_keys: Vec<String> = self
+                .store
+                .list_registries(&account.name)
+                .await?
+                .into_iter()
+                .filter_map(|r| r.token_key)
+                .collect();
             match self.store.delete_account(&account.name).await {
                 Ok(()) | Err(StoreError::NotFound) => {
                     purged += 1;
                     info!(account = %account.name, "deleted account with its users, registries and records");
                 }
                 Err(e) => return Err(e.into()),
+            }
+            for key in token_keys {
+                self.release_token(&key).await;
             }
         }
         if purged > 0 {

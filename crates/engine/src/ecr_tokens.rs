@@ -5,8 +5,15 @@
 //! with jitter (longer when AWS throttles); a token that arrives already expired (clock skew) is
 //! used for a floor of 60 s instead of causing a call on every use.
 //!
-//! Time comes from the injected [`Clock`], so tests and the long-run benchmark drive it; the
-//! background task's one step, [`EcrTokens::renew_due_once`], is public for the same reason.
+//! Every entry has owners: the registries whose `token_key` names it. Deleting or re-keying a
+//! registry releases its key ([`EcrTokens::release`]): the entry and its persisted row go when no
+//! other registry uses them. A periodic sweep ([`EcrTokens::sweep_once`]) removes what other
+//! replicas released and what a failed add left behind.
+//!
+//! Time comes from the injected [`Clock`], AWS from a [`MintEcrTokens`] and persistence from an
+//! [`EcrTokenRepository`], so unit tests drive the whole lifecycle with a manual clock, a scripted
+//! minter and an in-memory repository ([`crate::testing`]); the background task's steps,
+//! [`EcrTokens::renew_due_once`] and [`EcrTokens::sweep_once`], are public for the same reason.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -14,9 +21,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
-use regkeep_domain::{Clock, Secret, Timestamp};
-use regkeep_ecr::{AwsCredentialSource, EcrClient, EcrError, EcrTarget};
-use regkeep_store::{Store, StoredToken};
+use regkeep_domain::{Clock, EcrToken, Secret, Timestamp};
+use regkeep_ecr::{AwsCredentialSource, EcrError, EcrTarget, MintEcrTokens};
+use regkeep_store::{EcrTokenRepository, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -35,6 +42,10 @@ pub struct LifecycleSettings {
     pub throttle_factor: u32,
     /// How often the background task looks for due renewals.
     pub tick: Duration,
+    /// How often tokens no registry uses are removed (memory and database).
+    pub sweep: Duration,
+    /// A token this young is never swept: it may be validating a registry not yet stored.
+    pub sweep_grace: Duration,
 }
 
 impl Default for LifecycleSettings {
@@ -46,6 +57,8 @@ impl Default for LifecycleSettings {
             max_backoff: Duration::from_secs(300),
             throttle_factor: 4,
             tick: Duration::from_secs(15),
+            sweep: Duration::from_secs(300),
+            sweep_grace: Duration::from_secs(600),
         }
     }
 }
@@ -58,28 +71,8 @@ pub struct TokenRequest {
     pub target: EcrTarget,
 }
 
-/// A registry credential minted from AWS. `Debug` redacts the password.
-#[derive(Clone)]
-pub struct Token {
-    pub username: String,
-    pub password: Secret,
-    /// When the token stops being handed out (AWS's expiry less the margin, or the floor).
-    pub usable_until: Timestamp,
-    pub obtained_at: Timestamp,
-    /// When a background renewal is due.
-    pub renew_at: Timestamp,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token")
-            .field("username", &self.username)
-            .field("password", &"[redacted]")
-            .field("usable_until", &self.usable_until)
-            .field("renew_at", &self.renew_at)
-            .finish()
-    }
-}
+/// A token as the lifecycle hands it out.
+pub type Token = EcrToken;
 
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -92,7 +85,7 @@ pub enum TokenError {
     BackingOff(#[source] EcrError, Timestamp),
     /// The token store failed.
     #[error("the token store failed: {0}")]
-    Store(String),
+    Store(#[source] Arc<StoreError>),
 }
 
 struct Entry {
@@ -107,6 +100,8 @@ struct Entry {
     /// Unix time before which no renewal is tried (the backoff after a failure), readable
     /// without the attempts lock so busy uses do not start renewals that would only back off.
     not_before: AtomicI64,
+    /// When the entry was made (a young entry is never swept).
+    created: Timestamp,
 }
 
 #[derive(Default)]
@@ -138,8 +133,8 @@ impl Entry {
 
 /// The token cache and its renewal. Share it in an `Arc`.
 pub struct EcrTokens {
-    client: EcrClient,
-    store: Store,
+    client: Arc<dyn MintEcrTokens>,
+    store: Arc<dyn EcrTokenRepository>,
     clock: Arc<dyn Clock>,
     settings: LifecycleSettings,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
@@ -147,15 +142,18 @@ pub struct EcrTokens {
     aws_calls: AtomicU64,
     /// The renewal loop's last pass (`GET /v1/system`).
     heartbeat: crate::heartbeat::Heartbeat,
+    /// When the last sweep ran.
+    last_sweep: AtomicI64,
 }
 
 impl EcrTokens {
     pub fn new(
-        client: EcrClient,
-        store: Store,
+        client: Arc<dyn MintEcrTokens>,
+        store: Arc<dyn EcrTokenRepository>,
         clock: Arc<dyn Clock>,
         settings: LifecycleSettings,
     ) -> Self {
+        let now = clock.now().unix();
         EcrTokens {
             client,
             store,
@@ -164,6 +162,7 @@ impl EcrTokens {
             entries: Mutex::new(HashMap::new()),
             aws_calls: AtomicU64::new(0),
             heartbeat: crate::heartbeat::Heartbeat::default(),
+            last_sweep: AtomicI64::new(now),
         }
     }
 
@@ -183,6 +182,7 @@ impl EcrTokens {
     }
 
     fn entry(&self, request: &TokenRequest) -> Arc<Entry> {
+        let created = self.clock.now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .entry(request.key.clone())
@@ -193,6 +193,7 @@ impl EcrTokens {
                     attempts: tokio::sync::Mutex::new(Attempts::default()),
                     renewal_pending: AtomicBool::new(false),
                     not_before: AtomicI64::new(0),
+                    created,
                 })
             })
             .clone()
@@ -332,7 +333,16 @@ impl EcrTokens {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(self.settings.tick) => {
                     let (renewed, failed) = self.renew_due_once().await;
-                    self.heartbeat.passed(failed > 0);
+                    let mut sweep_failed = false;
+                    let now = self.clock.now().unix();
+                    if now - self.last_sweep.load(Ordering::Relaxed) >= secs(self.settings.sweep) {
+                        self.last_sweep.store(now, Ordering::Relaxed);
+                        if let Err(e) = self.sweep_once().await {
+                            warn!(error = %e, "removing unused ECR tokens failed; trying again later");
+                            sweep_failed = true;
+                        }
+                    }
+                    self.heartbeat.passed(failed > 0 || sweep_failed);
                     if renewed + failed > 0 {
                         info!(renewed, failed, "ECR token renewal pass");
                     }
@@ -341,21 +351,66 @@ impl EcrTokens {
         }
     }
 
+    /// A registry no longer uses `key` (deleted, re-keyed, its account purged): when no other
+    /// registry does, its persisted token goes and this process forgets it (no more renewals
+    /// with credentials that may be revoked).
+    ///
+    /// # Errors
+    /// The token store's.
+    pub async fn release(&self, key: &str) -> Result<(), TokenError> {
+        let unused = self
+            .store
+            .release(key)
+            .await
+            .map_err(|e| TokenError::Store(Arc::new(e)))?;
+        if unused {
+            self.entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key);
+        }
+        Ok(())
+    }
+
+    /// Forgets the tokens no registry uses (released through another replica, or minted for an
+    /// add that failed) and removes their persisted rows; entries younger than the grace are
+    /// kept. Gives how many entries went from memory.
+    ///
+    /// # Errors
+    /// The token store's.
+    pub async fn sweep_once(&self) -> Result<usize, TokenError> {
+        let store_err = |e| TokenError::Store(Arc::new(e));
+        let used = self.store.used_keys().await.map_err(store_err)?;
+        let now = self.clock.now();
+        let cutoff = Timestamp::from_unix(now.unix() - secs(self.settings.sweep_grace));
+        let removed = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let before = entries.len();
+            entries.retain(|key, entry| {
+                let last = entry
+                    .current()
+                    .map_or(entry.created, |t| t.obtained_at.max(entry.created));
+                used.contains(key) || last > cutoff
+            });
+            before - entries.len()
+        };
+        let rows = self.store.delete_unused(cutoff).await.map_err(store_err)?;
+        if removed > 0 || rows > 0 {
+            info!(
+                entries = removed,
+                rows, "removed ECR tokens no registry uses"
+            );
+        }
+        Ok(removed)
+    }
+
     async fn load_persisted(&self, key: &str, now: Timestamp) -> Result<Option<Token>, TokenError> {
         let stored = self
             .store
-            .load_ecr_token(key)
+            .load(key)
             .await
-            .map_err(|e| TokenError::Store(e.to_string()))?;
-        Ok(stored
-            .map(|s| Token {
-                username: s.username,
-                password: s.password,
-                usable_until: s.expires_at,
-                obtained_at: s.obtained_at,
-                renew_at: s.renew_at,
-            })
-            .filter(|t| now < t.usable_until))
+            .map_err(|e| TokenError::Store(Arc::new(e)))?;
+        Ok(stored.filter(|t| now < t.usable_until))
     }
 
     /// One AWS call, with the entry's attempts lock held.
@@ -370,14 +425,7 @@ impl EcrTokens {
                 entry.set_current(Some(token.clone()));
                 *attempts = Attempts::default();
                 entry.not_before.store(0, Ordering::Relaxed);
-                let stored = StoredToken {
-                    username: token.username.clone(),
-                    password: token.password.clone(),
-                    expires_at: token.usable_until,
-                    obtained_at: token.obtained_at,
-                    renew_at: token.renew_at,
-                };
-                if let Err(e) = self.store.save_ecr_token(&request.key, &stored).await {
+                if let Err(e) = self.store.save(&request.key, &token).await {
                     // The token works; only sharing it failed. Keep going.
                     warn!(error = %e, "could not persist an ECR token");
                 }
@@ -395,7 +443,7 @@ impl EcrTokens {
                 warn!(error = %error, failures = attempts.failures, next_attempt = %next, "ECR token renewal failed");
                 if let Err(e) = self
                     .store
-                    .record_ecr_error(&request.key, &error.to_string(), now)
+                    .record_error(&request.key, &error.to_string(), now)
                     .await
                 {
                     warn!(error = %e, "could not record an ECR renewal error");
@@ -464,18 +512,4 @@ fn secs(d: Duration) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_debug_is_redacted() {
-        let token = Token {
-            username: "AWS".into(),
-            password: Secret::new("debug-ecr-token"),
-            usable_until: Timestamp::from_unix(2),
-            obtained_at: Timestamp::from_unix(0),
-            renew_at: Timestamp::from_unix(1),
-        };
-        assert!(!format!("{token:?}").contains("debug-ecr-token"));
-    }
-}
+mod tests;

@@ -18,12 +18,14 @@ pub mod passwords;
 pub mod registries;
 mod registry_cache;
 pub mod tag_watch;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use regkeep_domain::{AccountName, AccountType, Clock, UserName};
-use regkeep_ecr::{EcrClient, EcrError};
+use regkeep_ecr::{EcrError, MintEcrTokens};
 use regkeep_registry::{RegistryClient, RegistryError};
 
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
@@ -253,7 +255,7 @@ impl Engine {
     pub fn new(
         store: Store,
         registry_client: RegistryClient,
-        ecr_client: EcrClient,
+        ecr_client: Arc<dyn MintEcrTokens>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Self {
@@ -262,7 +264,7 @@ impl Engine {
         ));
         let ecr_tokens = Arc::new(EcrTokens::new(
             ecr_client,
-            store.clone(),
+            Arc::new(store.clone()),
             clock.clone(),
             config.ecr.clone(),
         ));

@@ -255,6 +255,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
+        let previous_key = existing.token_key.clone();
         let record = RegistryRecord {
             registry_name: spec.registry_name.clone(),
             registry_user: spec.registry_user.clone(),
@@ -275,6 +276,9 @@ impl Engine {
             Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
             Err(e) => return Err(e.into()),
         }
+        if let Some(old_key) = previous_key.filter(|old| record.token_key.as_ref() != Some(old)) {
+            self.release_token(&old_key).await;
+        }
         info!(registry_type = %record.registry_type, validated = validate, "registry updated");
         Ok(Saved {
             record,
@@ -292,15 +296,31 @@ impl Engine {
         registry: &str,
     ) -> Result<(), EngineError> {
         let registry = parse_registry(registry)?;
+        let token_key = match self.store.get_registry(account, &registry).await {
+            Ok(record) => record.token_key,
+            Err(StoreError::NotFound) => return Err(not_found(account, &registry)),
+            Err(e) => return Err(e.into()),
+        };
         let deleted = self.store.delete_registry(account, &registry).await;
         self.registry_cache.clear();
         match deleted {
             Ok(()) => {
                 info!(account = %account, registry = %registry, "registry deleted");
+                if let Some(key) = token_key {
+                    self.release_token(&key).await;
+                }
                 Ok(())
             }
             Err(StoreError::NotFound) => Err(not_found(account, &registry)),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A registry stopped using the ECR token under `key`: the token goes when no other registry
+    /// uses it. A failure is logged; the lifecycle's sweep removes the token later.
+    pub(crate) async fn release_token(&self, key: &str) {
+        if let Err(e) = self.ecr_tokens.release(key).await {
+            warn!(error = %e, "could not release an ECR token no longer used; the periodic sweep will");
         }
     }
 
@@ -488,3 +508,6 @@ fn conflict(registry: &RegistryName) -> EngineError {
         "registry {registry} is already registered: use `regkeep registry update` (PUT /v1/registries/...) to change it"
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -87,6 +87,25 @@ impl Application {
         settings: &Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
+        let timeout = Duration::from_secs(settings.registry.request_timeout_secs);
+        Self::build_with(
+            settings,
+            clock,
+            Arc::new(regkeep_ecr::EcrClient::new(timeout)),
+        )
+        .await
+    }
+
+    /// As [`Application::build`], with the clock and what mints ECR tokens given (the hermetic
+    /// tests use a scripted minter instead of AWS).
+    ///
+    /// # Errors
+    /// Any start-up problem.
+    pub async fn build_with(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+        ecr_minter: Arc<dyn regkeep_ecr::MintEcrTokens>,
+    ) -> anyhow::Result<Application> {
         create_private_dir(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
         check_writable_dir(&settings.data_dir)?;
@@ -115,7 +134,7 @@ impl Application {
         let engine = Engine::new(
             store,
             RegistryClient::new(timeouts, tls, outbound(settings)),
-            regkeep_ecr::EcrClient::new(timeouts.total),
+            ecr_minter,
             clock,
             EngineConfig {
                 allow_awsecr_iam_auto: settings.allow_awsecr_iam_auto,

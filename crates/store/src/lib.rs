@@ -13,11 +13,14 @@ pub mod records;
 pub mod sealing;
 pub mod watch;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use regkeep_domain::{AccountName, AccountState, RegistryName, Secret, Timestamp, UserName};
+use regkeep_domain::{
+    AccountName, AccountState, BoxFuture, EcrToken, RegistryName, Secret, Timestamp, UserName,
+};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -34,14 +37,52 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 const KEY_CHECK_PLAIN: &[u8] = b"regkeep key check";
 
-/// An ECR token as persisted: the registry user and password (sealed at rest) and its times.
-#[derive(Clone, Debug)]
-pub struct StoredToken {
-    pub username: String,
-    pub password: Secret,
-    pub expires_at: Timestamp,
-    pub obtained_at: Timestamp,
-    pub renew_at: Timestamp,
+/// Where the ECR token lifecycle keeps its tokens: [`Store`] in the database (sealed), or an
+/// in-memory fake in the engine's unit tests. Keys are the lifecycle's token keys.
+pub trait EcrTokenRepository: Send + Sync + 'static {
+    /// The token under `key`, opened; `None` when there is none.
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<EcrToken>>>;
+    /// Keeps a freshly minted token under `key`; the renewal counts as successful.
+    fn save<'a>(&'a self, key: &'a str, token: &'a EcrToken) -> BoxFuture<'a, Result<()>>;
+    /// Records a failed renewal (the error's text, never a secret), keeping any token.
+    fn record_error<'a>(
+        &'a self,
+        key: &'a str,
+        error: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Removes the token under `key` when no registry uses it; tells whether none does.
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The keys some registry uses.
+    fn used_keys(&self) -> BoxFuture<'_, Result<HashSet<String>>>;
+    /// Removes tokens no registry uses, last written before `written_before`.
+    fn delete_unused(&self, written_before: Timestamp) -> BoxFuture<'_, Result<u64>>;
+}
+
+impl EcrTokenRepository for Store {
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<EcrToken>>> {
+        Box::pin(self.load_ecr_token(key))
+    }
+    fn save<'a>(&'a self, key: &'a str, token: &'a EcrToken) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.save_ecr_token(key, token))
+    }
+    fn record_error<'a>(
+        &'a self,
+        key: &'a str,
+        error: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.record_ecr_error(key, error, now))
+    }
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.release_ecr_token(key))
+    }
+    fn used_keys(&self) -> BoxFuture<'_, Result<HashSet<String>>> {
+        Box::pin(self.used_ecr_token_keys())
+    }
+    fn delete_unused(&self, written_before: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.delete_unused_ecr_tokens(written_before))
+    }
 }
 
 /// Which database the store talks to.
@@ -859,7 +900,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors; [`StoreError::Sealing`] when the sealed token does not open.
-    pub async fn load_ecr_token(&self, key: &str) -> Result<Option<StoredToken>> {
+    pub async fn load_ecr_token(&self, key: &str) -> Result<Option<EcrToken>> {
         let row = sqlx::query(
             "SELECT sealed_token, expires_at, obtained_at, renew_at FROM ecr_tokens \
              WHERE token_key = $1 AND sealed_token IS NOT NULL",
@@ -881,10 +922,10 @@ impl Store {
                 .map(Timestamp::from_unix)
                 .ok_or_else(|| StoreError::Corrupt(format!("an ECR token has no {column}")))
         };
-        Ok(Some(StoredToken {
+        Ok(Some(EcrToken {
             username: username.to_owned(),
             password: Secret::new(password),
-            expires_at: time("expires_at")?,
+            usable_until: time("expires_at")?,
             obtained_at: time("obtained_at")?,
             renew_at: time("renew_at")?,
         }))
@@ -895,7 +936,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn save_ecr_token(&self, key: &str, token: &StoredToken) -> Result<()> {
+    pub async fn save_ecr_token(&self, key: &str, token: &EcrToken) -> Result<()> {
         let plain = format!("{}\0{}", token.username, token.password.expose());
         let sealed = self.key.seal(plain.as_bytes(), &ecr_token_context(key));
         sqlx::query(
@@ -908,7 +949,7 @@ impl Store {
         )
         .bind(key)
         .bind(sealed)
-        .bind(token.expires_at.unix())
+        .bind(token.usable_until.unix())
         .bind(token.obtained_at.unix())
         .bind(token.renew_at.unix())
         .bind(token.obtained_at.unix())
@@ -934,6 +975,57 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Removes the persisted token under `key` when no registry uses it any more; tells whether
+    /// none does (then the caller forgets it too).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn release_ecr_token(&self, key: &str) -> Result<bool> {
+        sqlx::query(
+            "DELETE FROM ecr_tokens WHERE token_key = $1 AND NOT EXISTS \
+             (SELECT 1 FROM registries WHERE token_key = $1)",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        let used = sqlx::query("SELECT 1 FROM registries WHERE token_key = $1 LIMIT 1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(used.is_none())
+    }
+
+    /// The token keys some registry uses.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn used_ecr_token_keys(&self) -> Result<HashSet<String>> {
+        let rows =
+            sqlx::query("SELECT DISTINCT token_key FROM registries WHERE token_key IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("token_key").map_err(Into::into))
+            .collect()
+    }
+
+    /// Removes persisted tokens that no registry uses and that were last written before
+    /// `written_before` (a token minted to validate a registry being added is not yet used by
+    /// its row); gives how many went.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn delete_unused_ecr_tokens(&self, written_before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM ecr_tokens WHERE updated_at < $1 AND token_key NOT IN \
+             (SELECT token_key FROM registries WHERE token_key IS NOT NULL)",
+        )
+        .bind(written_before.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// A keyed fingerprint of `secret` (HMAC-SHA256 under a key derived from the sealing key,

@@ -206,9 +206,9 @@ server_hwm=$(proc_kib "$server_pid" VmHWM)
 server_rss_after=$(proc_kib "$server_pid" VmRSS)
 
 # --- once from the anonymous registry ----------------------------------------------------------------
-# Unregistered, regkeep goes anonymous with TLS verification on (DESIGN 3.5); 15004 speaks plain
+# Unregistered, regkeep goes anonymous with TLS verification on (docs/design.md §3.5); 15004 speaks plain
 # HTTP, so that is refused: recorded, not fatal. Registered with registry_verify=false and
-# placeholder credentials (as tests/pull.rs does; this registry never asks for any), it pulls.
+# placeholder credentials (as tests/peers/pull.rs does; this registry never asks for any), it pulls.
 dir=$work/layout-anon-unregistered
 if "$bin" image pull "$anon/$image" --output "$dir" --json >"$work/anon-unregistered.out" 2>&1; then
     anon_unregistered="pulled (unexpected: a plain-HTTP registry reached without registration)"

@@ -93,6 +93,7 @@ say "peers started and checked in $((SECONDS - t0))s"
 # shellcheck source=/dev/null
 source target/peers/env
 export CARGO_NET_OFFLINE=true   # no network in here: cargo must not try
+export REGKEEP_TEST_REQUIRE_PEERS=1   # here a peer test without its peers fails, never skips
 
 case ${REGKEEP_NS_MODE:-test} in
 test)

@@ -106,6 +106,8 @@
 #   REGKEEP_TEST_V2S2_IMAGE, REGKEEP_TEST_V2S2_DIGEST   test/hello-v2s2:v1 and its manifest's digest (as
 #                                      read back from the registries)
 #   REGKEEP_TEST_POSTGRES_URL          postgres://regkeep:regkeep@127.0.0.1:5432/postgres
+#   REGKEEP_TEST_REQUIRE_PEERS         1: a peer test whose environment is missing fails (without this file,
+#                                      under plain `cargo test`, the peer tests are skipped with a notice)
 #   REGKEEP_TEST_MOTO_URL              http://127.0.0.1:15010
 #   REGKEEP_TEST_AWS_ACCESS_KEY_ID, REGKEEP_TEST_AWS_SECRET_ACCESS_KEY   user regkeep-test (ecr:*, sts:AssumeRole)
 #   REGKEEP_TEST_AWS_NOPERM_ACCESS_KEY_ID, REGKEEP_TEST_AWS_NOPERM_SECRET_ACCESS_KEY   user regkeep-noperm
@@ -806,7 +808,8 @@ write_env() { # PASS
                 REGKEEP_TEST_ANCHORE_CLI "$ANCHORE_CLI" \
                 REGKEEP_TEST_SKOPEO "$(command -v skopeo)" \
                 REGKEEP_TEST_PEERS_DIR "$PEERS" \
-                REGKEEP_TEST_PYTHON "$PEERS_PY"
+                REGKEEP_TEST_PYTHON "$PEERS_PY" \
+                REGKEEP_TEST_REQUIRE_PEERS 1
             if ((ECR_MODE)); then
                 printf 'export %s=%q\n' \
                     REGKEEP_TEST_REGISTRY_ECR "$ECR_HOST" \

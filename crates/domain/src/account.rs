@@ -1,4 +1,4 @@
-//! Accounts and users (DESIGN 2): names, types and states.
+//! Accounts and users (docs/design.md §2): names, types and states.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! Amazon ECR host names (DESIGN 3.2): which registry hosts are ECR, and the account,
+//! Amazon ECR host names (docs/design.md §3.2): which registry hosts are ECR, and the account,
 //! region and partition a private ECR host names.
 
 use std::fmt;

@@ -1,5 +1,5 @@
 //! An ECR registry credential as regkeep keeps it: what AWS minted, with the times the token
-//! lifecycle (DESIGN 3.4) decided for it. One shape for memory, the database and the API.
+//! lifecycle (docs/design.md §3.4) decided for it. One shape for memory, the database and the API.
 
 use crate::{Secret, Timestamp};
 

@@ -1,6 +1,6 @@
 //! Image references (`[host[:port]/]repository[:tag][@sha256:digest]`) with Docker Hub
 //! normalisation (`alpine` → `docker.io/library/alpine:latest`), and which registered credential
-//! serves an image (DESIGN 3.5: Anchore's rules, repaired).
+//! serves an image (docs/design.md §3.5: Anchore's rules, repaired).
 
 use std::fmt;
 use std::str::FromStr;
@@ -75,7 +75,7 @@ impl ImageReference {
     }
 
     /// Which of `registries` serves this image: the longest registry string that matches
-    /// (DESIGN 3.5). A `*` entry matches images whose `host/repo` starts with it at a `/`
+    /// (docs/design.md §3.5). A `*` entry matches images whose `host/repo` starts with it at a `/`
     /// boundary (Anchore matched any prefix, so `reg.example.com*` also served
     /// `reg.example.com.evil.net`); an entry with a path matches that repository exactly; a bare
     /// host matches every repository of the host. `None`: anonymous access.

@@ -1,17 +1,17 @@
 //! regkeep's domain: pure types and rules, no I/O.
 //!
 //! Layout:
-//! - [`registry_name`]: the `registry` strings operators register (DESIGN 3.1).
-//! - [`ecr_host`]: which hosts are Amazon ECR, and what account/region/partition they name (DESIGN 3.2).
-//! - [`ecr_token`]: an ECR token as kept, with the lifecycle's times (DESIGN 3.4).
-//! - [`registry_kind`]: `docker_v2` / `awsecr`, type guessing, and ECR credential modes (DESIGN 3.2, 3.3).
-//! - [`image_reference`]: image references and which registered credential serves an image (DESIGN 3.5).
+//! - [`registry_name`]: the `registry` strings operators register (docs/design.md §3.1).
+//! - [`ecr_host`]: which hosts are Amazon ECR, and what account/region/partition they name (docs/design.md §3.2).
+//! - [`ecr_token`]: an ECR token as kept, with the lifecycle's times (docs/design.md §3.4).
+//! - [`registry_kind`]: `docker_v2` / `awsecr`, type guessing, and ECR credential modes (docs/design.md §3.2, 3.3).
+//! - [`image_reference`]: image references and which registered credential serves an image (docs/design.md §3.5).
 //! - [`oci`]: manifests, indexes, descriptors, platforms and digests (OCI image and distribution specs).
-//! - [`account`]: account and user names, types and states (DESIGN 2).
+//! - [`account`]: account and user names, types and states (docs/design.md §2).
 //! - [`secret`]: the secret newtype whose `Debug` never shows its value.
 //! - [`clock`]: timestamps and the injected clock.
 //! - [`wire`]: the JSON request and response bodies shared by the server and the CLI client.
-//! - [`outbound`]: which addresses regkeep may connect to for a user (DESIGN 3.7).
+//! - [`outbound`]: which addresses regkeep may connect to for a user (docs/design.md §3.7).
 //! - [`untrusted_text`]: text from outside made safe to show, store, log and print.
 
 pub mod account;

@@ -1,4 +1,4 @@
-//! The outbound policy (DESIGN 3.7): which addresses regkeep may connect to when a user chose the
+//! The outbound policy (docs/design.md §3.7): which addresses regkeep may connect to when a user chose the
 //! address (a registry, its token realm, a redirect). Pure rules; the registry client applies
 //! them where sockets are opened (its DNS resolver and its request builder), so a name that
 //! resolves differently twice cannot slip between a check and a connect.

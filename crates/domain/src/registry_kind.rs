@@ -1,5 +1,5 @@
-//! Registry types (`docker_v2`, `awsecr`), type guessing (DESIGN 3.2), and how the user/pass of an
-//! `awsecr` registry select a credential mode (DESIGN 3.3).
+//! Registry types (`docker_v2`, `awsecr`), type guessing (docs/design.md §3.2), and how the user/pass of an
+//! `awsecr` registry select a credential mode (docs/design.md §3.3).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! `RegistryName`: the `registry` string an operator registers (DESIGN 3.1).
+//! `RegistryName`: the `registry` string an operator registers (docs/design.md §3.1).
 //!
 //! Grammar: `host[:port][/path...][*]` where host is a DNS name, an IPv4 address or a
 //! bracketed IPv6 address. Parsing normalises what names the same registry (host case,

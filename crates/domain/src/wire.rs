@@ -1,4 +1,4 @@
-//! The JSON bodies of the HTTP API (DESIGN 1 and 2), shared by the server's handlers and the CLI
+//! The JSON bodies of the HTTP API (docs/design.md §1 and 2), shared by the server's handlers and the CLI
 //! client so the two cannot drift apart. Field names are Anchore's, exactly.
 //!
 //! Requests arrive as loosely typed as Anchore's clients send them (strings, optional fields) and

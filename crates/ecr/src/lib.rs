@@ -222,7 +222,7 @@ impl EcrClient {
                 }
                 let client = aws_sdk_ecr::Client::from_conf(config.build());
                 // `registryIds` is deprecated (a token serves every registry the principal may
-                // reach) but still honoured; DESIGN 3.3 names the account, and the answer's
+                // reach) but still honoured; docs/design.md §3.3 names the account, and the answer's
                 // proxyEndpoint then names the right registry.
                 #[allow(deprecated)]
                 let output = client

@@ -1,4 +1,4 @@
-//! Accounts and users (DESIGN 2): the admin bootstrap, authentication, who may act in which
+//! Accounts and users (docs/design.md §2): the admin bootstrap, authentication, who may act in which
 //! account, and account and user management.
 
 use regkeep_domain::wire::{AccessCredential, AccountCreationRequest, UserCreationRequest};

@@ -1,5 +1,5 @@
 //! Pull-through of image content: the manifests and blobs of an image, fetched with the
-//! credential that serves it (DESIGN 3.5) and handed on as the registry served them. This is how
+//! credential that serves it (docs/design.md §3.5) and handed on as the registry served them. This is how
 //! `regkeep image pull` gets an image's bytes while the registry credentials, and ECR tokens,
 //! never leave the server.
 

@@ -1,4 +1,4 @@
-//! Using stored credentials (DESIGN 3.3, 3.4): the credential that serves a registry right now
+//! Using stored credentials (docs/design.md §3.3, 3.4): the credential that serves a registry right now
 //! — its user and password for `docker_v2`, a live ECR token for `awsecr` — and a check that
 //! logs in to the registry with it, renewing a refused ECR token once and retrying once.
 

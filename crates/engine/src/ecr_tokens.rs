@@ -1,4 +1,4 @@
-//! The ECR token lifecycle (DESIGN 3.4): one entry per (AWS identity, partition, region,
+//! The ECR token lifecycle (docs/design.md §3.4): one entry per (AWS identity, partition, region,
 //! registry account); sealed copies persisted so a restart or another replica reuses a valid
 //! token; renewal at half of the token's life, in the background; single-flight minting; on AWS
 //! errors the current token is served until it truly expires, and retries back off exponentially

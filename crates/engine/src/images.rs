@@ -1,5 +1,5 @@
 //! Image records (issue 4, first use-case): resolve a tag (or digest) with the credential that
-//! serves it (DESIGN 3.5; anonymous with TLS verification on when none does), and record what it
+//! serves it (docs/design.md §3.5; anonymous with TLS verification on when none does), and record what it
 //! resolved to. regkeep records resolutions; it does not scan.
 
 use regkeep_domain::oci::Platform;
@@ -146,7 +146,7 @@ impl Engine {
         .await
     }
 
-    /// Runs `call` with the endpoint and credential that serve `image` (DESIGN 3.5): the longest
+    /// Runs `call` with the endpoint and credential that serve `image` (docs/design.md §3.5): the longest
     /// matching registry of the account, or anonymous with TLS verification on when none
     /// matches. An ECR token the registry refuses is renewed once and `call` run once more.
     ///

@@ -1,4 +1,4 @@
-//! Password logins that cannot be turned against the server (DESIGN 3.8):
+//! Password logins that cannot be turned against the server (docs/design.md §3.8):
 //! - verified credentials are remembered for a short time (keyed by an HMAC of the parsed user
 //!   and password under a per-process key: never the password, never a hash to test guesses
 //!   against), and wrong ones for a shorter time;

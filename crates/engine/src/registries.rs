@@ -1,4 +1,4 @@
-//! Registries (DESIGN 1, 3.1–3.3): parse what clients send, validate credentials against the
+//! Registries (docs/design.md §1, 3.1–3.3): parse what clients send, validate credentials against the
 //! registry, store them sealed, update, delete, and read them back without the password.
 
 use regkeep_domain::registry_kind::EcrCredentialMode;

@@ -6,7 +6,7 @@
 //! `redirects` follows redirects hop by hop; this module owns the HTTP clients and the `/v2/`
 //! ping that validation uses, following Basic and Bearer (token realm) challenges.
 //!
-//! Every connection passes the outbound policy (DESIGN 3.7). Credentials are sent only to the
+//! Every connection passes the outbound policy (docs/design.md §3.7). Credentials are sent only to the
 //! registry's own host and to the token realm it names when that realm is HTTPS or on the
 //! registry's own host; a token is sent only to the registry whose challenge asked for it;
 //! redirects to another host never carry credentials. What a registry or realm answers is read

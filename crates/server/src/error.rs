@@ -1,5 +1,5 @@
 //! [`ApiError`]: every error answer, as `{"message", "httpcode", "detail"}` with the status
-//! codes of DESIGN 1. A 5xx never echoes internal text: it is logged and the client gets a
+//! codes of docs/design.md §1. A 5xx never echoes internal text: it is logged and the client gets a
 //! generic message.
 
 use axum::http::{header, HeaderValue, StatusCode};

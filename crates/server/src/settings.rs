@@ -75,7 +75,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Tag watching.
     pub watch: WatchConfig,
-    /// Where regkeep may connect for its users, and how much it reads (DESIGN 3.7).
+    /// Where regkeep may connect for its users, and how much it reads (docs/design.md §3.7).
     pub outbound: OutboundConfig,
     /// Proxies (CIDR list) whose `X-Forwarded-For` names the client, for login throttling.
     #[serde(deserialize_with = "networks")]

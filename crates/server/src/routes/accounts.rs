@@ -1,4 +1,4 @@
-//! Accounts and users on Anchore's paths (DESIGN 2), so `anchore-cli account ...` works.
+//! Accounts and users on Anchore's paths (docs/design.md §2), so `anchore-cli account ...` works.
 //! Changes to users or accounts end logins at once (the engine invalidates its login cache) and
 //! are written to the audit log.
 

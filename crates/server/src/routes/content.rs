@@ -1,6 +1,6 @@
 //! `GET /v1/content/<host>/<repository>/manifests/<tag-or-digest>` and
 //! `GET /v1/content/<host>/<repository>/blobs/<digest>`: a read-only pull-through of the images
-//! the account can reach, with the credential that serves each (DESIGN 3.5). The path after
+//! the account can reach, with the credential that serves each (docs/design.md §3.5). The path after
 //! `/v1/content/` is the image name followed by the distribution API's own suffix, so a client
 //! speaks to it as it would to a registry. Manifests come back byte for byte with their media
 //! type and `Docker-Content-Digest`; blobs stream through without being buffered.

@@ -1,4 +1,4 @@
-//! `/v1/registries`: list, add (with `validate`), get, update, delete (DESIGN 1). Every answer
+//! `/v1/registries`: list, add (with `validate`), get, update, delete (docs/design.md §1). Every answer
 //! with records is a JSON array, as in Anchore; none carries a password.
 
 use axum::extract::{Path, RawQuery, State};

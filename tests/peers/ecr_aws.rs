@@ -4,7 +4,7 @@
 //! IMDSv2 fixture, and the ECR-API fixture. Each test is its own process (nextest), so each sets
 //! the AWS environment it needs.
 
-mod common;
+use crate::common;
 
 use common::{assert_no_secrets, captured_logs, enc, Backend, TestApp};
 use reqwest::StatusCode;
@@ -63,6 +63,7 @@ const MOTO_TOKEN: &str = "123456789012-auth-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
+    crate::skip_without_peers!();
     aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
     let key = var("REGKEEP_TEST_AWS_ACCESS_KEY_ID");
@@ -174,6 +175,7 @@ async fn moto_static_keys_validate_and_wrong_keys_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_assume_role_and_awsauto_from_environment_keys() {
+    crate::skip_without_peers!();
     host_identity_from_environment_keys();
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
 
@@ -219,6 +221,7 @@ async fn moto_assume_role_and_awsauto_from_environment_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_awsauto_from_imdsv2() {
+    crate::skip_without_peers!();
     aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
     std::env::remove_var("AWS_EC2_METADATA_DISABLED");
     std::env::set_var(
@@ -251,6 +254,7 @@ async fn moto_awsauto_from_imdsv2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
+    crate::skip_without_peers!();
     aws_environment(&var("REGKEEP_TEST_ECR_FIXTURE_URL"));
     let fixture = common::EcrFixture::reset().await;
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
@@ -358,6 +362,7 @@ async fn ecr_fixture_a_refused_token_is_renewed_once_and_retried_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_awsauto_stops_working_when_the_setting_is_turned_off() {
+    crate::skip_without_peers!();
     host_identity_from_environment_keys();
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
     let app = app(Backend::Sqlite, true).await;
@@ -391,6 +396,7 @@ async fn moto_awsauto_stops_working_when_the_setting_is_turned_off() {
 /// work the same way, with the secret on standard input.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_cli_adds_ecr_registries_in_every_mode() {
+    crate::skip_without_peers!();
     host_identity_from_environment_keys();
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
     let app = app(Backend::Sqlite, true).await;

@@ -4,7 +4,7 @@
 //! blobs to another host never sees the credentials there, and an interrupted pull leaves no
 //! half-written blob under its final name.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -101,6 +101,7 @@ async fn app_with_registries() -> TestApp {
 
 #[tokio::test]
 async fn pulled_layouts_round_trip_through_skopeo_with_the_same_digest() {
+    crate::skip_without_peers!();
     let p = peers();
     let app = app_with_registries().await;
     let work = tempfile::tempdir().unwrap();
@@ -308,6 +309,7 @@ async fn pulled_layouts_round_trip_through_skopeo_with_the_same_digest() {
 
 #[tokio::test]
 async fn a_blob_redirect_to_another_host_carries_no_credentials() {
+    crate::skip_without_peers!();
     let p = peers();
     let front = var("REGKEEP_TEST_REGISTRY_REDIRECT");
     let seen_url = var("REGKEEP_TEST_REDIRECT_SEEN_URL");
@@ -439,6 +441,7 @@ fn interrupt_pull(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_pull_leaves_no_half_written_blob_under_its_final_name() {
+    crate::skip_without_peers!();
     let p = peers();
     let app = TestApp::spawn(Backend::Sqlite).await;
     // The registry has no authentication but speaks plain HTTP: registered with verification
@@ -494,6 +497,7 @@ async fn an_interrupted_pull_leaves_no_half_written_blob_under_its_final_name() 
 
 #[tokio::test]
 async fn image_commands_add_get_list_del() {
+    crate::skip_without_peers!();
     let p = peers();
     let app = app_with_registries().await;
     let digest = var("REGKEEP_TEST_MULTI_DIGEST");
@@ -608,6 +612,7 @@ async fn image_commands_add_get_list_del() {
 
 #[tokio::test]
 async fn a_repeated_layer_is_pulled_once_and_the_layout_reads_back() {
+    crate::skip_without_peers!();
     let p = peers();
     let app = TestApp::spawn(Backend::Sqlite).await;
     app.add_plain_http_registry(&p.anon, "nobody", "unused")

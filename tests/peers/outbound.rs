@@ -1,4 +1,4 @@
-//! The outbound policy against an adversarial network (issue 8; DESIGN 3.7), driven as a
+//! The outbound policy against an adversarial network (issue 8; docs/design.md §3.7), driven as a
 //! non-admin user would: the lab of `scripts/peers.sh` (namespace mode) has a metadata stand-in on
 //! 169.254.169.254, internal services on 127.0.0.9 and 10.77.0.1 (each logs every request and
 //! serves a distinctive secret), a malicious registry on 198.51.100.7 whose personality is chosen
@@ -7,7 +7,7 @@
 //! refused address. The tests here run one at a time (nextest group `lab`): the stand-ins' logs
 //! are shared.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -147,6 +147,7 @@ fn assert_address_refused(
 /// HTTPS) are refused as such, and no request reaches the stand-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realms_on_refused_addresses_are_never_contacted() {
+    crate::skip_without_peers!();
     let lab = Lab::new();
     let app = lab_app(|_| {}).await;
     let cases = [
@@ -251,6 +252,7 @@ async fn realms_on_refused_addresses_are_never_contacted() {
 /// the pull-through, image records and validation alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_to_refused_addresses_are_never_followed() {
+    crate::skip_without_peers!();
     let lab = Lab::new();
     let app = lab_app(|_| {}).await;
     let cases = [
@@ -334,6 +336,7 @@ async fn redirects_to_refused_addresses_are_never_followed() {
 /// refused address; tries that got the permitted address may succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebinding_names_never_reach_refused_addresses() {
+    crate::skip_without_peers!();
     let lab = Lab::new();
     let app = lab_app(|_| {}).await;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
@@ -398,6 +401,7 @@ async fn rebinding_names_never_reach_refused_addresses() {
 /// `outbound.allow_loopback: true` brings loopback registries back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_hosts_as_registries() {
+    crate::skip_without_peers!();
     let lab = Lab::new();
     let app = lab_app(|s| s.outbound.denied_networks = vec!["10.0.0.0/8".parse().unwrap()]).await;
     let mut answers = Vec::new();
@@ -508,6 +512,7 @@ async fn cli(app: &TestApp, args: &[&str], stdin: &str) -> Output {
 /// Error bodies full of terminal escapes reach no answer, stored error, log line or terminal raw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escape_sequences_never_reach_answers_logs_or_terminals() {
+    crate::skip_without_peers!();
     let lab = Lab::new();
     let app = lab_app(|s| {
         s.watch.interval_seconds = 3600;
@@ -604,6 +609,7 @@ async fn escape_sequences_never_reach_answers_logs_or_terminals() {
 ///   60,000-character Docker-Content-Digest header, never reach an answer or a record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacks_found_in_review() {
+    crate::skip_without_peers!();
     let lab = Lab::new();
     let app = lab_app(|_| {}).await;
     // Mixed addresses: the registry answers from 198.51.100.7 (public), so its redirect to its own

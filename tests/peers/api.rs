@@ -2,7 +2,7 @@
 //! and Bearer token auth), on SQLite and PostgreSQL. Every test ends by checking that no test
 //! secret reached the logs.
 
-mod common;
+use crate::common;
 
 use common::{assert_no_secrets, captured_logs, enc, peers, registry_body, Backend, TestApp};
 use reqwest::{Method, StatusCode};
@@ -29,7 +29,7 @@ on_both_backends!(
 );
 
 /// A registry body for a peer that speaks plain HTTP: `registry_verify: false` is what lets
-/// regkeep fall back from HTTPS to HTTP (DESIGN 3.6).
+/// regkeep fall back from HTTPS to HTTP (docs/design.md §3.6).
 fn plain_http_body(registry: &str, user: &str, pass: &str) -> Value {
     let mut body = registry_body(registry, user, pass);
     body["registry_verify"] = json!(false);
@@ -1127,6 +1127,7 @@ async fn awsecr_rules(backend: Backend) {
 /// program plays a hung registry. Validation gives up after the configured timeout.
 #[tokio::test]
 async fn a_registry_that_never_answers_times_out() {
+    crate::skip_without_peers!();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let holder = tokio::spawn(async move {

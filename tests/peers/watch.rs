@@ -4,7 +4,7 @@
 //! simulated hours of polling an ECR repository under its real host name across the token's
 //! renewals with no failed poll.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -403,6 +403,7 @@ async fn a_moved_tag_becomes_an_image_and_an_event(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
+    crate::skip_without_peers!();
     let _ = captured_logs(); // start capturing now
     let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
     let fixture = common::EcrFixture::reset().await;

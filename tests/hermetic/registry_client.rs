@@ -1,4 +1,4 @@
-//! What no real registry does on demand, played by a small in-test HTTP registry (DESIGN: a
+//! What no real registry does on demand, played by a small in-test HTTP registry (docs/design.md: a
 //! fixture only where no real program can play the part):
 //! - retries: 429 with `Retry-After` is waited out, 502/503/504 are retried with backoff (on
 //!   manifests and blobs alike), a `Retry-After` beyond regkeep's cap is not waited for, retries

@@ -2,7 +2,7 @@
 //! end a login at once. Figures (memory, latency under floods) come from `bench/login-flood.sh`;
 //! these tests assert behaviour only.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -176,6 +176,7 @@ on_both_backends!(
 /// password costs one; `Basic` followed by any number of spaces is the same credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_verification_per_credential() {
+    crate::skip_without_peers!();
     let app = roomy(Backend::Sqlite).await;
     app.add_account_with_user("solo", "sol", "sol-pass-1").await;
     let hashers = || app.engine.password_hashers().verifications();
@@ -244,6 +245,7 @@ async fn one_verification_per_credential() {
 /// trusted proxy (loopback here); from an untrusted peer the header is ignored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_throttled_without_locking_out_the_owner() {
+    crate::skip_without_peers!();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         s.throttle.address_burst = 5;
@@ -435,6 +437,7 @@ async fn failed_logins_are_throttled_without_locking_out_the_owner() {
 /// it is enabled again. The registry is the lab's (namespace mode), reached anonymously.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_accounts_are_not_polled() {
+    crate::skip_without_peers!();
     let ca = std::path::PathBuf::from(common::var("REGKEEP_TEST_CA"));
     let log = std::path::PathBuf::from(common::var("REGKEEP_TEST_LAB_DIR")).join("evil.log");
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
@@ -495,6 +498,7 @@ async fn disabled_accounts_are_not_polled() {
 /// sockets and a 1024 fd limit is measured by `bench/slow-clients.sh`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_clients_cannot_starve_the_server() {
+    crate::skip_without_peers!();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
@@ -620,6 +624,7 @@ async fn probe(app: &TestApp, path: &str) -> StatusCode {
 /// directory is a clear error at start; files are private and a readable key file is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_faults_are_visible_and_safe() {
+    crate::skip_without_peers!();
     use std::os::unix::fs::PermissionsExt;
     // Disk full.
     let disk = Tmpfs::mount("4m");
@@ -726,6 +731,7 @@ async fn storage_faults_are_visible_and_safe() {
 /// length limits on the strings stored (400 naming the field).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_and_field_lengths() {
+    crate::skip_without_peers!();
     let ca = std::path::PathBuf::from(common::var("REGKEEP_TEST_CA"));
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.quotas.registries_per_account = 2;
@@ -880,6 +886,7 @@ async fn quotas_and_field_lengths() {
 /// header is refused unread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_are_charged_before_they_run() {
+    crate::skip_without_peers!();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         s.throttle.address_burst = 5;

@@ -1,9 +1,9 @@
-//! The ECR token lifecycle (DESIGN 3.4) driven by an injected clock against the small ECR-API
+//! The ECR token lifecycle (docs/design.md §3.4) driven by an injected clock against the small ECR-API
 //! fixture (`fixtures/ecr_api.py`, since moto cannot choose token lifetimes or fail on demand).
 //! The fixture counts the GetAuthorizationToken calls it answers; tests that use it run one at a
 //! time (nextest test group `ecr-fixture`, `.config/nextest.toml`).
 
-mod common;
+use crate::common;
 
 use common::EcrFixture;
 
@@ -62,6 +62,7 @@ fn settings() -> LifecycleSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
+    crate::skip_without_peers!();
     let fixture = EcrFixture::reset().await;
     fixture.control(json!({"lifetime_seconds": 43200})).await;
     let dir = tempfile::tempdir().unwrap();
@@ -122,6 +123,7 @@ async fn ecr_fixture_cold_cache_single_flight_and_restart_reuse() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_renewal_at_half_life_and_failures_keep_the_valid_token() {
+    crate::skip_without_peers!();
     let fixture = EcrFixture::reset().await;
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at(SystemClock.now()));
@@ -172,6 +174,7 @@ async fn ecr_fixture_renewal_at_half_life_and_failures_keep_the_valid_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_token_expired_on_arrival_is_used_for_the_floor() {
+    crate::skip_without_peers!();
     let fixture = EcrFixture::reset().await;
     let now = SystemClock.now();
     // The answer says the token expired 100 s ago (clocks disagree, or moto).
@@ -198,6 +201,7 @@ async fn ecr_fixture_token_expired_on_arrival_is_used_for_the_floor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_fixture_throttling_backs_off_longer() {
+    crate::skip_without_peers!();
     let fixture = EcrFixture::reset().await;
     fixture.control(json!({"fail": "throttle"})).await;
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,6 @@
-//! Test harness shared by the integration tests: the real peers started by `scripts/peers.sh`
-//! (read from `target/peers/env` variables), a fresh regkeep per test on SQLite or PostgreSQL,
-//! and log capture so every test can check that no secret was logged.
-#![allow(dead_code)] // each test binary uses a different part
+//! Test harness of the peer suite: the real peers started by `scripts/peers.sh` (read from
+//! `target/peers/env` variables), a fresh regkeep per test on SQLite or PostgreSQL, and log
+//! capture so every test can check that no secret was logged.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +26,41 @@ pub struct Peers {
     pub ca: PathBuf,
     pub postgres_url: String,
     pub anchore_cli: PathBuf,
+}
+
+/// Whether the peers' environment is here. Without it (plain `cargo test`) every peer test is
+/// skipped, with one notice on the terminal; with `REGKEEP_TEST_REQUIRE_PEERS=1` (set by
+/// `scripts/peers.sh env`, so by `scripts/test.sh`) a missing peer fails the test instead.
+pub fn peers_present() -> bool {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    *PRESENT.get_or_init(|| {
+        let present = std::env::var_os("REGKEEP_TEST_POSTGRES_URL").is_some();
+        let required = std::env::var("REGKEEP_TEST_REQUIRE_PEERS").is_ok_and(|v| v == "1");
+        assert!(
+            present || !required,
+            "REGKEEP_TEST_REQUIRE_PEERS=1 but the peers' environment is missing: run the tests with `scripts/test.sh`, or `source target/peers/env` after `scripts/peers.sh start`"
+        );
+        if !present {
+            // Straight to the terminal: the test harness captures print! output.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "peer tests skipped: no peers' environment (REGKEEP_TEST_POSTGRES_URL unset); `scripts/test.sh` runs them"
+            );
+        }
+        present
+    })
+}
+
+/// The first line of every peer test: returns (passing, with a notice) when the peers are not
+/// there, unless they are required.
+#[macro_export]
+macro_rules! skip_without_peers {
+    () => {
+        if !$crate::common::peers_present() {
+            return;
+        }
+    };
 }
 
 pub fn var(name: &str) -> String {
@@ -61,11 +95,17 @@ macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::Backend::Sqlite).await }) *
+            async fn $name() {
+                $crate::skip_without_peers!();
+                super::$name($crate::common::Backend::Sqlite).await
+            }) *
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::Backend::Postgres).await }) *
+            async fn $name() {
+                $crate::skip_without_peers!();
+                super::$name($crate::common::Backend::Postgres).await
+            }) *
         }
     };
 }
@@ -80,7 +120,6 @@ pub fn random_hex(bytes: usize) -> String {
 /// database dropped by [`TestDatabase::drop_database`].
 #[derive(Clone, Debug)]
 pub struct TestDatabase {
-    pub backend: Backend,
     pub url: Option<String>,
     admin_url: Option<String>,
     name: Option<String>,
@@ -90,7 +129,6 @@ impl TestDatabase {
     /// SQLite: the file lives in the data directory.
     pub fn sqlite() -> TestDatabase {
         TestDatabase {
-            backend: Backend::Sqlite,
             url: None,
             admin_url: None,
             name: None,
@@ -115,7 +153,6 @@ impl TestDatabase {
                     None => panic!("REGKEEP_TEST_POSTGRES_URL has no database part"),
                 };
                 TestDatabase {
-                    backend,
                     url: Some(url),
                     admin_url: Some(admin_url),
                     name: Some(name),

@@ -2,7 +2,7 @@
 //! 0.9.3 (unmodified) and by regkeep's own CLI, on SQLite and PostgreSQL. Also start-up,
 //! first-start admin password, and graceful shutdown.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -1205,6 +1205,7 @@ async fn regkeep_cli_commands(backend: Backend) {
 
 #[test]
 fn first_start_generates_and_keeps_the_admin_password() {
+    crate::skip_without_peers!();
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fresh");
@@ -1357,6 +1358,7 @@ fn first_start_generates_and_keeps_the_admin_password() {
 
 #[test]
 fn start_up_errors_are_clear() {
+    crate::skip_without_peers!();
     let dir = tempfile::tempdir().unwrap();
     // A config file with a typo.
     let config = dir.path().join("config.yaml");
@@ -1473,6 +1475,7 @@ fn ca_and_server_cert(
 /// non-loopback listener without TLS warns.
 #[test]
 fn tls_listener_serves_both_clients_and_reloads() {
+    crate::skip_without_peers!();
     let dir = tempfile::tempdir().unwrap();
     let (cert, server_cert, key) = ca_and_server_cert(dir.path(), "first");
     let (cert_file, key_file) = (dir.path().join("tls.pem"), dir.path().join("tls-key.pem"));

@@ -1,0 +1,114 @@
+//! The real server on port 0 over SQLite in a temporary directory, with the scripted ECR minter
+//! in place of AWS and a manual clock: what the hermetic tests run against.
+
+use std::sync::Arc;
+
+use regkeep_domain::{Clock, ManualClock, Secret, SystemClock};
+use regkeep_engine::testing::ScriptedMinter;
+use regkeep_server::settings::Settings;
+use regkeep_server::Application;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub struct HermeticApp {
+    pub base: String,
+    pub admin_pass: String,
+    pub clock: Arc<ManualClock>,
+    pub minter: Arc<ScriptedMinter>,
+    pub engine: regkeep_engine::Engine,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl HermeticApp {
+    pub async fn spawn() -> HermeticApp {
+        let dir = tempfile::tempdir().unwrap();
+        let admin_pass = "hermetic-admin-pass".to_owned();
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            default_admin_password: Some(Secret::new(&admin_pass)),
+            // The fake registry listens on loopback.
+            outbound: regkeep_server::settings::OutboundConfig {
+                allow_loopback: true,
+                ..Default::default()
+            },
+            ..Settings::default()
+        };
+        let clock = Arc::new(ManualClock::at(SystemClock.now()));
+        let minter = ScriptedMinter::new(clock.clone());
+        let app = Application::build_with(&settings, clock.clone(), minter.clone())
+            .await
+            .expect("regkeep starts");
+        let base = format!("http://{}", app.local_addr().unwrap());
+        let engine = app.engine().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        HermeticApp {
+            base,
+            admin_pass,
+            clock,
+            minter,
+            engine,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    /// A request as admin; the answer's status and JSON body (text as a JSON string).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth("admin", Some(&self.admin_pass));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request reaches regkeep");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, None).await
+    }
+}
+
+/// A registry string percent-encoded for a path, as anchore-cli sends it.
+pub fn enc(registry: &str) -> String {
+    registry.replace('/', "%2F").replace(':', "%3A")
+}

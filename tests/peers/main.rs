@@ -16,4 +16,5 @@ mod images;
 mod inbound;
 mod outbound;
 mod pull;
+mod store;
 mod watch;

@@ -695,6 +695,43 @@ impl Store {
         Ok(Secret::new(text))
     }
 
+    /// The tables and their columns as the database reports them: table → (column, NOT NULL),
+    /// sorted. Both migration trees must give the same (a test compares them).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn schema(&self) -> Result<std::collections::BTreeMap<String, Vec<(String, bool)>>> {
+        let query = match self.backend {
+            Backend::Sqlite => {
+                "SELECT m.name AS tbl, p.name AS col, \
+                 CASE WHEN p.\"notnull\" <> 0 OR p.pk > 0 THEN 1 ELSE 0 END AS nn \
+                 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'"
+            }
+            Backend::Postgres => {
+                "SELECT table_name::text AS tbl, column_name::text AS col, \
+                 CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END AS nn \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'"
+            }
+        };
+        let mut schema: std::collections::BTreeMap<String, Vec<(String, bool)>> =
+            std::collections::BTreeMap::new();
+        for row in sqlx::query(query).fetch_all(&self.pool).await? {
+            let table: String = row.try_get("tbl")?;
+            let column: String = row.try_get("col")?;
+            let not_null: i32 = row.try_get("nn")?;
+            schema
+                .entry(table)
+                .or_default()
+                .push((column, not_null != 0));
+        }
+        for columns in schema.values_mut() {
+            columns.sort();
+        }
+        Ok(schema)
+    }
+
     /// # Errors
     /// [`StoreError::NotFound`].
     pub async fn delete_registry(

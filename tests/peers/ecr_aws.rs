@@ -461,3 +461,51 @@ async fn moto_cli_adds_ecr_registries_in_every_mode() {
     }
     app.finish().await;
 }
+
+/// Failures before AWS answers are told apart by the SDK's error types, not by words: no identity
+/// on the host is `aws_no_credentials`; a role the host's identity may not assume is AWS refusing
+/// (`AssumeRoleFailed`, STS's message kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_no_host_identity_and_a_refused_role_say_which() {
+    crate::skip_without_peers!();
+    aws_environment(&var("REGKEEP_TEST_MOTO_URL"));
+    let ecr = var("REGKEEP_TEST_REGISTRY_ECR");
+    let app = app(Backend::Sqlite, true).await;
+    let (status, answer) = app
+        .post("/v1/registries", body(&ecr, "awsauto", "awsauto"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["detail"]["reason"], "aws_no_credentials", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("no AWS credentials on this host"),
+        "{answer}"
+    );
+
+    // The host's identity exists but may not assume the role.
+    std::env::set_var(
+        "AWS_ACCESS_KEY_ID",
+        var("REGKEEP_TEST_AWS_NOPERM_ACCESS_KEY_ID"),
+    );
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        var("REGKEEP_TEST_AWS_NOPERM_SECRET_ACCESS_KEY"),
+    );
+    let app2 = self::app(Backend::Sqlite, true).await;
+    let role = var("REGKEEP_TEST_AWS_ROLE_ARN");
+    let (status, answer) = app2
+        .post("/v1/registries", body(&ecr, "_iam_role", &role))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["detail"]["reason"], "aws_refused", "{answer}");
+    assert_eq!(answer["detail"]["aws_code"], "AssumeRoleFailed", "{answer}");
+    assert_no_secrets(
+        "answer and logs",
+        &format!("{answer} {}", captured_logs()),
+        &[&var("REGKEEP_TEST_AWS_NOPERM_SECRET_ACCESS_KEY")],
+    );
+    app.finish().await;
+    app2.finish().await;
+}

@@ -353,7 +353,7 @@ fn decode(
 fn classify<E, R>(err: SdkError<E, R>, source: &AwsCredentialSource) -> EcrError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug + RawBody,
+    R: fmt::Debug + RawBody + 'static,
 {
     let detail = DisplayErrorContext(&err).to_string();
     debug!(error = %detail, "AWS call failed");
@@ -390,40 +390,55 @@ where
             detail: "the call timed out".into(),
         },
         SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => {
-            credential_or_unavailable(detail, source)
+            credential_or_unavailable(&err, detail, source)
         }
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             EcrError::Unavailable { detail }
         }
-        _ => credential_or_unavailable(detail, source),
+        _ => credential_or_unavailable(&err, detail, source),
     }
 }
 
-/// A failure before anything was sent is, in practice, a credentials failure.
-fn credential_or_unavailable(detail: String, source: &AwsCredentialSource) -> EcrError {
-    let lower = detail.to_ascii_lowercase();
-    if lower.contains("credential") || lower.contains("identity") {
-        match source {
-            AwsCredentialSource::StaticKeys { .. } => EcrError::Refused {
-                code: "InvalidCredentials".into(),
-                message: detail,
-                status: None,
-            },
-            AwsCredentialSource::HostChain => EcrError::NoHostCredentials { detail },
-            AwsCredentialSource::AssumeRole { .. } => {
-                if lower.contains("assumerole") || lower.contains("sts") {
-                    EcrError::Refused {
-                        code: "AssumeRoleFailed".into(),
-                        message: detail,
-                        status: None,
-                    }
-                } else {
-                    EcrError::NoHostCredentials { detail }
-                }
-            }
+/// A failure before AWS answered, sorted by the SDK's error types found in its source chain (never
+/// by words): a credentials provider that found nothing is a missing host identity; STS refusing
+/// an `AssumeRole` is AWS refusing; another credentials-provider failure is the credentials'; the
+/// rest is AWS being unreachable.
+fn credential_or_unavailable(
+    err: &(dyn std::error::Error + 'static),
+    detail: String,
+    source: &AwsCredentialSource,
+) -> EcrError {
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    let (mut provider_failed, mut not_loaded, mut timed_out, mut sts_refused) =
+        (false, false, false, false);
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
+            provider_failed = true;
+            not_loaded |= matches!(credentials, CredentialsError::CredentialsNotLoaded(_));
+            timed_out |= matches!(credentials, CredentialsError::ProviderTimedOut(_));
         }
-    } else {
-        EcrError::Unavailable { detail }
+        sts_refused |= e.is::<AssumeRoleError>();
+        next = e.source();
+    }
+    if !provider_failed || (timed_out && !not_loaded) {
+        return EcrError::Unavailable { detail };
+    }
+    match source {
+        AwsCredentialSource::StaticKeys { .. } => EcrError::Refused {
+            code: "InvalidCredentials".into(),
+            message: detail,
+            status: None,
+        },
+        AwsCredentialSource::AssumeRole { .. } if sts_refused && !not_loaded => EcrError::Refused {
+            code: "AssumeRoleFailed".into(),
+            message: detail,
+            status: None,
+        },
+        AwsCredentialSource::HostChain | AwsCredentialSource::AssumeRole { .. } => {
+            EcrError::NoHostCredentials { detail }
+        }
     }
 }
 

@@ -594,33 +594,25 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     // reqwest's own message names the URL it was fetching, which after a redirect can be a
     // presigned storage URL carrying a signature: never shown.
     let err = err.without_url();
-    let mut chain = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = Some(&err);
+    let mut deepest = String::new();
+    let mut tls = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
         // The outbound policy refused the address in the resolver: nothing was sent.
         if let Some(refused) = e.downcast_ref::<AddressRefused>() {
             return RegistryError::AddressRefused(refused.clone());
         }
-        chain.push(sanitize(&e.to_string(), EXCERPT_CHARS));
+        tls |= is_tls_failure(e);
+        deepest = sanitize(&e.to_string(), EXCERPT_CHARS);
         source = e.source();
     }
-    let deepest = chain.last().cloned().unwrap_or_default();
-    let joined = chain.join(": ").to_ascii_lowercase();
     if err.is_timeout() {
         return RegistryError::Timeout {
             url: url.to_owned(),
             seconds: timeouts.total.as_secs(),
         };
     }
-    let tls_words = [
-        "certificate",
-        "tls",
-        "handshake",
-        "ssl",
-        "invalidcontenttype",
-        "corrupt message",
-    ];
-    if tls_words.iter().any(|w| joined.contains(w)) {
+    if tls {
         return RegistryError::Tls {
             url: url.to_owned(),
             authority: String::new(),
@@ -631,6 +623,18 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
         url: url.to_owned(),
         detail: deepest,
     }
+}
+
+/// Whether `e` is a TLS failure, by type: rustls's own error (certificate, handshake, a plain-HTTP
+/// answer to a TLS hello), directly or inside the `io::Error` the TLS stream wraps it in (whose
+/// `source()` skips the wrapped error itself, so it is unwrapped here).
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| is_tls_failure(inner))
 }
 
 /// What a refusing server answered: its error codes and messages, or the start of its body.

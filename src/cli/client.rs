@@ -35,6 +35,9 @@ impl Refusal {
         match &self.body {
             Some(body) => {
                 eprintln!("regkeep: error: {}", for_terminal(&body.message));
+                if let Some(hint) = hint(&body.detail) {
+                    eprintln!("Hint: {}", for_terminal(&hint));
+                }
                 eprintln!("HTTP code: {}", body.httpcode);
                 if body.detail.as_object().is_some_and(|d| !d.is_empty()) {
                     eprintln!("Detail: {}", json_for_terminal(&body.detail.to_string()));
@@ -54,6 +57,47 @@ impl Refusal {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// What to run next, in this CLI's words, for an error the server describes in `detail` (the
+/// server's messages name API paths; the commands are the CLI's to name).
+fn hint(detail: &serde_json::Value) -> Option<String> {
+    let text = |key: &str| detail.get(key).and_then(serde_json::Value::as_str);
+    let account = text("account").unwrap_or("ACCOUNT");
+    let name = text("name").unwrap_or("NAME");
+    let hint = match (text("reason")?, text("kind")) {
+        ("not_found", Some("registry")) => {
+            "`regkeep registry list` shows the registered ones".into()
+        }
+        ("not_found", Some("account")) => "`regkeep account list` shows the accounts".into(),
+        ("not_found", Some("user")) => {
+            format!("`regkeep user list --account {account}` shows its users")
+        }
+        ("not_found", Some("image" | "image_id")) => {
+            "`regkeep image list` shows the recorded ones".into()
+        }
+        ("not_found", Some("image_tag")) => format!("add it with `regkeep image add {name}`"),
+        ("not_found", Some("subscription")) => "`regkeep subscription list` shows them".into(),
+        ("not_found", Some("event")) => "`regkeep event list` shows the events".into(),
+        ("already_exists", Some("registry")) => {
+            format!("change it with `regkeep registry update {name} ...`")
+        }
+        ("account_enabled", _) => format!("disable it first: `regkeep account disable {account}`"),
+        ("account_not_enabled", _) => {
+            "an admin enables the account with `regkeep account enable ACCOUNT`".into()
+        }
+        ("own_credential", _) => "set a new password instead: `regkeep user setpassword`".into(),
+        ("tls", _) => "or register the registry with `--insecure` (no TLS verification)".into(),
+        _ if detail.get("needs_credential") == Some(&serde_json::Value::Bool(true)) => {
+            let registry = text("image")
+                .and_then(|image| image.split('/').next())
+                .or(text("registry"))
+                .unwrap_or("REGISTRY");
+            format!("register a credential with `regkeep registry add {registry} USER --password-stdin`")
+        }
+        _ => return None,
+    };
+    Some(hint)
 }
 
 fn env_either(primary: &str, fallback: &str) -> Option<String> {

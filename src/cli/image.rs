@@ -10,7 +10,7 @@ use regkeep_domain::ImageReference;
 use reqwest::Method;
 
 use super::client::{segment, Client};
-use super::pull::{pull, remove_partials, PullError};
+use super::pull::{creations_settled, pull, remove_partials, PullError};
 use super::{output, GlobalArgs, EXIT_FAILURE};
 
 #[derive(Subcommand, Debug)]
@@ -150,12 +150,15 @@ async fn run_pull(
     let result = tokio::select! {
         r = pull(client, &reference, &platform, dir) => r,
         _ = tokio::signal::ctrl_c() => {
+            // The dropped pull may still be creating a file on the blocking pool.
+            creations_settled().await;
             remove_partials(dir);
             eprintln!("regkeep: interrupted: no partial blob was left under its final name in {}", dir.display());
             return Ok(ExitCode::from(130));
         }
     };
     if result.is_err() {
+        creations_settled().await;
         remove_partials(dir);
     }
     match result {

@@ -195,7 +195,7 @@ impl Shared<'_> {
         };
         let temp = self.dir.join(temp_name(&hex));
         let result = async {
-            let file = tokio::fs::File::create(&temp)
+            let file = create_temp(&temp)
                 .await
                 .with_context(|| format!("cannot create {}", temp.display()))?;
             let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
@@ -311,7 +311,7 @@ async fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::
     let temp = dir.join(temp_name(name));
     let target = dir.join(name);
     let result = async {
-        let mut file = tokio::fs::File::create(&temp).await?;
+        let mut file = create_temp(&temp).await?;
         file.write_all(bytes).await?;
         file.sync_data().await?;
         tokio::fs::rename(&temp, &target).await
@@ -414,6 +414,38 @@ fn temp_name(name: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{TEMP_PREFIX}{}-{n}-{name}", std::process::id())
+}
+
+/// Temporary files being created right now (on the blocking pool, where a dropped pull cannot
+/// stop them).
+static CREATING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Creates a temporary file, counted in [`CREATING`] until the creation has really happened or
+/// failed: a pull dropped on Ctrl-C leaves creations in flight, and cleaning up before they land
+/// would miss their files.
+async fn create_temp(path: &Path) -> std::io::Result<tokio::fs::File> {
+    use std::sync::atomic::Ordering;
+    let path = path.to_owned();
+    CREATING.fetch_add(1, Ordering::SeqCst);
+    let created = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&path);
+        CREATING.fetch_sub(1, Ordering::SeqCst);
+        file
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(tokio::fs::File::from_std(created))
+}
+
+/// Waits until no temporary file is being created (at most 10 s: a hung disk must not hang the
+/// exit).
+pub async fn creations_settled() {
+    for _ in 0..1000 {
+        if CREATING.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Removes temporary files that pulls killed outright (no chance to clean up) left in the

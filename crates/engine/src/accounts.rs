@@ -6,7 +6,7 @@ use regkeep_domain::{AccountName, AccountState, AccountType, Secret, UserName};
 use regkeep_store::{AccountRecord, StoreError, UserRecord};
 use tracing::info;
 
-use crate::{passwords, Caller, Engine, EngineError};
+use crate::{passwords, Caller, Engine, EngineError, Entity, Named, Refusal, StateChange};
 
 /// The user type of users made through the API (Anchore's name).
 const NATIVE_USER: &str = "native";
@@ -128,10 +128,10 @@ impl Engine {
             return Ok(name);
         }
         if !caller.is_admin() {
-            return Err(EngineError::Forbidden(format!(
-                "user {} may not act in account {name}: only admin users may use x-anchore-account (--as-account)",
-                caller.user
-            )));
+            return Err(EngineError::Refused(Refusal::OtherAccount {
+                user: caller.user.clone(),
+                account: name,
+            }));
         }
         self.account_record(&name).await?;
         Ok(name)
@@ -206,9 +206,11 @@ impl Engine {
         };
         match self.store.insert_account(&record).await {
             Ok(()) => Ok(record),
-            // 400, as Anchore answers (its clients test for it).
-            Err(StoreError::AlreadyExists) => Err(EngineError::BadInput(format!(
-                "Account already exists: account {name} exists (or is being deleted); choose another name"
+            // The server answers 400, as Anchore does (its clients test for it).
+            Err(StoreError::AlreadyExists) => Err(EngineError::AlreadyExists(Named::new(
+                Entity::Account,
+                name.as_str(),
+                None,
             ))),
             Err(e) => Err(e.into()),
         }
@@ -233,14 +235,12 @@ impl Engine {
                 ))
             })?;
         if name == AccountName::admin() && state == AccountState::Disabled {
-            return Err(EngineError::Forbidden(
-                "the admin account cannot be disabled".into(),
-            ));
+            return Err(EngineError::Refused(Refusal::DisableAdminAccount));
         }
         if self.account_record(&name).await?.state == AccountState::Deleting {
-            return Err(EngineError::BadInput(format!(
-                "Invalid account state change requested: account {name} is being deleted"
-            )));
+            return Err(EngineError::InvalidStateChange(StateChange::BeingDeleted {
+                account: name,
+            }));
         }
         let changed = self
             .store
@@ -286,9 +286,9 @@ impl Engine {
             AccountState::Deleting => return Ok(record),
             // Anchore's message (anchore-cli adds a hint when it sees it) and status.
             AccountState::Enabled => {
-                return Err(EngineError::BadInput(format!(
-                    "Invalid account state change requested: account {name} is enabled; disable it first (`regkeep account disable {name}`)"
-                )))
+                return Err(EngineError::InvalidStateChange(
+                    StateChange::DeleteEnabled { account: name },
+                ))
             }
             AccountState::Disabled => {}
         }
@@ -423,9 +423,11 @@ impl Engine {
         };
         match self.store.insert_user(&record).await {
             Ok(()) => Ok(record),
-            // 400, as Anchore answers.
-            Err(StoreError::AlreadyExists) => Err(EngineError::BadInput(format!(
-                "User already exists: user {username} exists (user names are unique across accounts); choose another name"
+            // The server answers 400, as Anchore does.
+            Err(StoreError::AlreadyExists) => Err(EngineError::AlreadyExists(Named::new(
+                Entity::User,
+                username.as_str(),
+                Some(&record.account),
             ))),
             Err(e) => Err(e.into()),
         }
@@ -536,15 +538,15 @@ impl Engine {
         require_admin_or_own(caller, &account)?;
         check_credential_type(credential_type)?;
         if username == caller.user {
-            return Err(EngineError::BadInput(
-                "Cannot delete credential used for authentication of the request: set a new password instead (`regkeep user setpassword`)".into(),
-            ));
+            return Err(EngineError::OwnCredential);
         }
         let user = self.user_record(&account, &username).await?;
         if user.password_hash.is_empty() {
-            return Err(EngineError::NotFound(format!(
-                "user {username} has no password credential"
-            )));
+            return Err(EngineError::not_found(
+                Entity::PasswordCredential,
+                username.as_str(),
+                &account,
+            ));
         }
         match self
             .store
@@ -588,10 +590,9 @@ fn require_admin(caller: &Caller) -> Result<(), EngineError> {
     if caller.is_admin() {
         Ok(())
     } else {
-        Err(EngineError::Forbidden(format!(
-            "user {} is not an admin: account and user management needs a user of the admin account",
-            caller.user
-        )))
+        Err(EngineError::Refused(Refusal::NotAdmin {
+            user: caller.user.clone(),
+        }))
     }
 }
 
@@ -600,10 +601,10 @@ fn require_admin_or_own(caller: &Caller, account: &AccountName) -> Result<(), En
     if caller.is_admin() || &caller.account == account {
         Ok(())
     } else {
-        Err(EngineError::Forbidden(format!(
-            "user {} may not manage the users of account {account}: users manage those of their own account; an admin, those of any",
-            caller.user
-        )))
+        Err(EngineError::Refused(Refusal::OtherAccountsUsers {
+            user: caller.user.clone(),
+            account: account.clone(),
+        }))
     }
 }
 
@@ -651,15 +652,11 @@ fn parse_user(name: &str) -> Result<UserName, EngineError> {
 }
 
 fn not_found_account(name: &AccountName) -> EngineError {
-    EngineError::NotFound(format!(
-        "account {name} does not exist: `regkeep account list` shows the accounts"
-    ))
+    EngineError::NotFound(Named::new(Entity::Account, name.as_str(), None))
 }
 
 fn not_found_user(account: &AccountName, user: &UserName) -> EngineError {
-    EngineError::NotFound(format!(
-        "user {user} does not exist in account {account}: `regkeep user list --account {account}` shows its users"
-    ))
+    EngineError::not_found(Entity::User, user.as_str(), account)
 }
 
 fn ignore_exists(result: Result<(), StoreError>) -> Result<(), EngineError> {

@@ -210,7 +210,7 @@ pub(crate) fn from_token_error(
 ) -> EngineError {
     match error {
         TokenError::Aws(aws) | TokenError::BackingOff(aws, _) => failed(ValidationError::Aws(aws)),
-        TokenError::Store(e) => EngineError::Internal(e.to_string()),
+        store @ TokenError::Store(_) => EngineError::Internal(Box::new(store)),
     }
 }
 

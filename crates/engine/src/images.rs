@@ -243,11 +243,11 @@ impl Engine {
             })
             .collect();
         if found.is_empty() {
-            return Err(EngineError::NotFound(format!(
-                "no image of account {account} is recorded under {}/{}:{tag}: add it with `POST /v1/images`",
-                image.authority(),
-                image.repository()
-            )));
+            return Err(EngineError::not_found(
+                crate::Entity::ImageTag,
+                format!("{}/{}:{tag}", image.authority(), image.repository()),
+                account,
+            ));
         }
         if !history {
             // The digest the tag was most recently added at (ties: the later record).
@@ -275,9 +275,11 @@ impl Engine {
         let config_digest = format!("sha256:{}", image_id.to_ascii_lowercase());
         let found = self.store.images_by_config(account, &config_digest).await?;
         if found.is_empty() {
-            return Err(EngineError::NotFound(format!(
-                "no image with ID {image_id} is recorded in account {account}: `GET /v1/images` lists the recorded ones"
-            )));
+            return Err(EngineError::not_found(
+                crate::Entity::ImageId,
+                image_id,
+                account,
+            ));
         }
         Ok(found)
     }
@@ -346,7 +348,5 @@ fn is_image_id(text: &str) -> bool {
 }
 
 fn image_not_found(account: &AccountName, digest: &str) -> EngineError {
-    EngineError::NotFound(format!(
-        "image {digest} is not recorded in account {account}: `GET /v1/images` lists the recorded ones"
-    ))
+    EngineError::not_found(crate::Entity::Image, digest, account)
 }

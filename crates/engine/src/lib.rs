@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod content;
 pub mod credentials;
 pub mod ecr_tokens;
+pub mod error;
 pub mod heartbeat;
 pub mod images;
 pub mod logins;
@@ -25,12 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use regkeep_domain::{AccountName, AccountType, Clock, UserName};
-use regkeep_ecr::{EcrError, MintEcrTokens};
-use regkeep_registry::{RegistryClient, RegistryError};
+use regkeep_ecr::MintEcrTokens;
+use regkeep_registry::RegistryClient;
 
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
+pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError};
 pub use logins::LoginLimits;
-use regkeep_store::{Store, StoreError};
+use regkeep_store::Store;
 pub use tag_watch::{PollSummary, WatchSettings};
 
 /// Settings the use-cases obey.
@@ -80,41 +82,31 @@ impl Engine {
     /// pass the check together and go over by a few; the bound is on disk use, not exact.)
     ///
     /// # Errors
-    /// [`EngineError::Forbidden`] naming the setting; storage errors.
+    /// [`Refusal::Quota`]; storage errors.
     pub(crate) async fn check_quota(
         &self,
         account: &AccountName,
         table: regkeep_store::OwnedTable,
     ) -> Result<(), EngineError> {
-        let (limit, what, setting) = match table {
-            regkeep_store::OwnedTable::Registries => (
-                self.config.quotas.registries,
-                "registries",
-                "quotas.registries_per_account",
-            ),
-            regkeep_store::OwnedTable::Subscriptions => (
-                self.config.quotas.subscriptions,
-                "subscriptions",
-                "quotas.subscriptions_per_account",
-            ),
-            regkeep_store::OwnedTable::Images => (
-                self.config.quotas.images,
-                "image tags (image_detail entries)",
-                "quotas.images_per_account",
-            ),
-            regkeep_store::OwnedTable::Users => (
-                self.config.quotas.users,
-                "users",
-                "quotas.users_per_account",
-            ),
+        let (limit, kind) = match table {
+            regkeep_store::OwnedTable::Registries => {
+                (self.config.quotas.registries, QuotaKind::Registries)
+            }
+            regkeep_store::OwnedTable::Subscriptions => {
+                (self.config.quotas.subscriptions, QuotaKind::Subscriptions)
+            }
+            regkeep_store::OwnedTable::Images => (self.config.quotas.images, QuotaKind::Images),
+            regkeep_store::OwnedTable::Users => (self.config.quotas.users, QuotaKind::Users),
         };
         if limit == 0 {
             return Ok(());
         }
         if self.store.count_owned(table, account).await? >= limit {
-            return Err(EngineError::Forbidden(format!(
-                "account {account} holds {limit} {what}, its quota ({setting}): delete some first, or ask an operator to raise {setting}"
-            )));
+            return Err(EngineError::Refused(Refusal::Quota {
+                account: account.clone(),
+                kind,
+                limit,
+            }));
         }
         Ok(())
     }
@@ -150,104 +142,6 @@ pub struct Caller {
 impl Caller {
     pub fn is_admin(&self) -> bool {
         self.account_type == AccountType::Admin
-    }
-}
-
-/// Errors of the use-cases. Each variant is one answer to the client; messages say what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The input is malformed: 400.
-    #[error("{0}")]
-    BadInput(String),
-    /// No or wrong credentials: 401.
-    #[error("authentication failed: give a valid user name and password (HTTP Basic)")]
-    Unauthorized,
-    /// Authenticated but not allowed: 403.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 404.
-    #[error("{0}")]
-    NotFound(String),
-    /// 409.
-    #[error("{0}")]
-    Conflict(String),
-    /// The registry (or AWS) refused or could not check the credentials: 422.
-    #[error("validating credentials for registry {registry} failed: {source}")]
-    ValidationFailed {
-        registry: String,
-        #[source]
-        source: ValidationError,
-    },
-    /// An image could not be resolved: 422, with what the registry (or AWS) answered.
-    #[error("resolving image {image} failed: {source}")]
-    ResolutionFailed {
-        image: String,
-        #[source]
-        source: ValidationError,
-    },
-    /// Too many failed logins from this address or for this user: 429, with the seconds to wait.
-    #[error("too many failed logins: wait {retry_after} s and try again with the right password")]
-    Throttled { retry_after: u64 },
-    /// Too many password checks are waiting: 503, retry in a second.
-    #[error("the server is busy checking passwords: try again in a second")]
-    Busy,
-    /// The database's disk is full: 507. Nothing was written.
-    #[error("the server's storage is full: nothing was written. An operator must free space on the disk that holds regkeep's database; then try again")]
-    StorageFull,
-    /// The database cannot be written now: 503 (the cause is logged).
-    #[error("the server cannot write its database now: nothing was written; try again later (the cause is in the server's log)")]
-    Unavailable(String),
-    /// Something broke inside: 500. The message is logged, never sent to clients.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-/// What refused or failed during validation: the registry, or AWS while minting a token.
-#[derive(Debug, thiserror::Error)]
-pub enum ValidationError {
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error(transparent)]
-    Aws(#[from] EcrError),
-}
-
-impl ValidationError {
-    /// A short machine-readable kind for API error details.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ValidationError::Registry(e) => e.kind(),
-            ValidationError::Aws(EcrError::Refused { .. }) => "aws_refused",
-            ValidationError::Aws(EcrError::Throttled { .. }) => "aws_throttled",
-            ValidationError::Aws(EcrError::NoHostCredentials { .. }) => "aws_no_credentials",
-            ValidationError::Aws(_) => "aws_unavailable",
-        }
-    }
-
-    /// The HTTP status the registry or AWS answered, where there was one.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ValidationError::Registry(e) => e.status(),
-            ValidationError::Aws(EcrError::Refused { status, .. }) => *status,
-            ValidationError::Aws(_) => None,
-        }
-    }
-
-    /// AWS's error code, where AWS answered.
-    pub fn aws_code(&self) -> Option<&str> {
-        match self {
-            ValidationError::Aws(e) => e.code(),
-            ValidationError::Registry(_) => None,
-        }
-    }
-}
-
-impl From<StoreError> for EngineError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Full => EngineError::StorageFull,
-            StoreError::Unwritable(cause) => EngineError::Unavailable(cause),
-            other => EngineError::Internal(other.to_string()),
-        }
     }
 }
 

@@ -435,12 +435,12 @@ fn enabled_only(caller: Caller) -> Result<Caller, EngineError> {
     let account = &caller.account;
     match caller.account_state {
         AccountState::Enabled => Ok(caller),
-        AccountState::Disabled => Err(EngineError::Forbidden(format!(
-            "Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it (`regkeep account enable {account}`)"
-        ))),
-        AccountState::Deleting => Err(EngineError::Forbidden(format!(
-            "Not authorized. Account not enabled: account {account} is being deleted, and its users can no longer use the API"
-        ))),
+        state @ (AccountState::Disabled | AccountState::Deleting) => {
+            Err(EngineError::Refused(crate::Refusal::AccountNotEnabled {
+                account: account.clone(),
+                state,
+            }))
+        }
     }
 }
 

@@ -113,12 +113,12 @@ impl PasswordHashers {
             .is_err()
         {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::Internal(
-                "the password hashing threads stopped".into(),
+            return Err(EngineError::internal(
+                "the password hashing threads stopped",
             ));
         }
         rx.await
-            .map_err(|_| EngineError::Internal("a password hashing thread stopped".into()))
+            .map_err(|_| EngineError::internal("a password hashing thread stopped"))
     }
 
     /// How many verifications ran since start.
@@ -139,7 +139,7 @@ impl PasswordHashers {
             Argon2::default()
                 .hash_password(password.expose().as_bytes(), &salt)
                 .map(|h| h.to_string())
-                .map_err(|e| EngineError::Internal(format!("password hashing failed: {e}")))
+                .map_err(|e| EngineError::internal(format!("password hashing failed: {e}")))
         })
         .await?
     }

@@ -189,7 +189,7 @@ impl Engine {
         let spec = RegistrySpec::parse(request)?;
         let ecr = self.check_type_rules(&spec)?;
         match self.store.get_registry(account, &spec.registry).await {
-            Ok(_) => return Err(conflict(&spec.registry)),
+            Ok(_) => return Err(conflict(account, &spec.registry)),
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
@@ -217,7 +217,7 @@ impl Engine {
         self.registry_cache.clear();
         match inserted {
             Ok(()) => {}
-            Err(StoreError::AlreadyExists) => return Err(conflict(&spec.registry)),
+            Err(StoreError::AlreadyExists) => return Err(conflict(account, &spec.registry)),
             Err(e) => return Err(e.into()),
         }
         info!(registry_type = %record.registry_type, validated = validate, "registry added");
@@ -498,14 +498,14 @@ fn parse_registry(text: &str) -> Result<RegistryName, EngineError> {
 }
 
 fn not_found(account: &AccountName, registry: &RegistryName) -> EngineError {
-    EngineError::NotFound(format!(
-        "registry {registry} is not registered in account {account}: `regkeep registry list` shows the registered ones"
-    ))
+    EngineError::not_found(crate::Entity::Registry, registry.as_str(), account)
 }
 
-fn conflict(registry: &RegistryName) -> EngineError {
-    EngineError::Conflict(format!(
-        "registry {registry} is already registered: use `regkeep registry update` (PUT /v1/registries/...) to change it"
+fn conflict(account: &AccountName, registry: &RegistryName) -> EngineError {
+    EngineError::AlreadyExists(crate::Named::new(
+        crate::Entity::Registry,
+        registry.as_str(),
+        Some(account),
     ))
 }
 

@@ -156,8 +156,10 @@ impl Engine {
         match self.store.insert_subscription(&record).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => {
-                return Err(EngineError::Conflict(format!(
-                    "account {account} already watches {key}: `GET /v1/subscriptions` lists it"
+                return Err(EngineError::AlreadyExists(crate::Named::new(
+                    crate::Entity::Subscription,
+                    key.to_string(),
+                    Some(account),
                 )))
             }
             Err(e) => return Err(e.into()),
@@ -329,11 +331,11 @@ impl Engine {
                 });
                 match poll.await {
                     Ok(Ok(outcome)) => outcome.map(Some),
-                    Ok(Err(_)) => Err(EngineError::Internal(format!(
+                    Ok(Err(_)) => Err(EngineError::internal(format!(
                         "a tag poll took longer than {} s and was stopped",
                         POLL_DEADLINE.as_secs()
                     ))),
-                    Err(e) => Err(EngineError::Internal(format!("a tag poll failed: {e}"))),
+                    Err(e) => Err(EngineError::Internal(Box::new(e))),
                 }
             })
             .buffer_unordered(self.config.watch.concurrency.max(1))
@@ -577,9 +579,7 @@ fn watched_tag(key: &str) -> Result<ImageReference, EngineError> {
 
 fn subscription_error(error: StoreError, account: &AccountName, id: &str) -> EngineError {
     match error {
-        StoreError::NotFound => EngineError::NotFound(format!(
-            "subscription {id} does not exist in account {account}: `GET /v1/subscriptions` lists them"
-        )),
+        StoreError::NotFound => EngineError::not_found(crate::Entity::Subscription, id, account),
         other => other.into(),
     }
 }
@@ -612,8 +612,9 @@ pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<(), E
 }
 
 fn event_not_found(account: &AccountName, uuid: &str) -> EngineError {
-    EngineError::NotFound(format!(
-        "event {} does not exist in account {account}: `GET /v1/events` lists its events",
-        regkeep_domain::untrusted_text::sanitize(uuid, 80)
-    ))
+    EngineError::not_found(
+        crate::Entity::Event,
+        regkeep_domain::untrusted_text::sanitize(uuid, 80),
+        account,
+    )
 }

@@ -107,7 +107,7 @@ pub struct Endpoint {
 /// What went wrong talking to a registry. Messages say what was answered and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("TLS with {url} failed: {detail}. If the registry uses a private CA, put its certificate in the CA bundle (tls.ca_bundle) or in tls.certs_dir/{authority}/ca.crt; or register it with registry_verify=false (--insecure)")]
+    #[error("TLS with {url} failed: {detail}. If the registry uses a private CA, put its certificate in the CA bundle (tls.ca_bundle) or in tls.certs_dir/{authority}/ca.crt; or register it with registry_verify=false")]
     Tls {
         url: String,
         authority: String,
@@ -117,11 +117,13 @@ pub enum RegistryError {
     Unreachable { url: String, detail: String },
     #[error("{url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
-    #[error("{who} refused the credentials: HTTP {status}{answer}")]
+    #[error("{who} refused the credentials: HTTP {status}{answer}{}", if *.anonymous { "; regkeep holds no credential for it: register one for it" } else { "" })]
     Refused {
         who: String,
         status: u16,
         answer: String,
+        /// No credential was sent: the registry wants one regkeep does not hold.
+        anonymous: bool,
     },
     #[error("{url} is not a working registry API: {detail}")]
     Protocol { url: String, detail: String },
@@ -146,6 +148,17 @@ impl RegistryError {
             RegistryError::NotFound { .. } => "not_found",
             RegistryError::AddressRefused(_) => "address_refused",
         }
+    }
+
+    /// Whether the registry asked for a credential regkeep does not hold.
+    pub fn needs_credential(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Refused {
+                anonymous: true,
+                ..
+            }
+        )
     }
 
     /// The HTTP status the registry (or its token server) answered, where there was one.
@@ -653,6 +666,7 @@ async fn refused(who: String, response: reqwest::Response) -> RegistryError {
         who,
         status,
         answer,
+        anonymous: false,
     }
 }
 
@@ -662,7 +676,8 @@ async fn needs_credentials(authority: &str, response: reqwest::Response) -> Regi
         RegistryError::Refused { status, answer, .. } => RegistryError::Refused {
             who: format!("registry {authority}"),
             status,
-            answer: format!("{answer}; regkeep holds no credential for it: register one with `regkeep registry add {authority} USER --password-stdin`"),
+            answer,
+            anonymous: true,
         },
         other => other,
     }

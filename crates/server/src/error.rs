@@ -6,7 +6,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use regkeep_domain::wire::ErrorBody;
-use regkeep_engine::{EngineError, ValidationError};
+use regkeep_domain::AccountState;
+use regkeep_engine::{
+    EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError,
+};
 use serde_json::{json, Value};
 use tracing::error;
 
@@ -47,9 +50,51 @@ impl From<EngineError> for ApiError {
         match err {
             EngineError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
             EngineError::Unauthorized => ApiError::unauthorized(),
-            EngineError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
-            EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
-            EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            EngineError::Refused(ref refusal) => ApiError {
+                detail: json!({"reason": refusal_reason(refusal)}),
+                ..ApiError::new(StatusCode::FORBIDDEN, refusal_message(refusal))
+            },
+            EngineError::NotFound(ref named) => ApiError {
+                detail: named_detail("not_found", named),
+                ..ApiError::new(StatusCode::NOT_FOUND, not_found_message(named))
+            },
+            EngineError::AlreadyExists(ref named) => {
+                // Anchore answers a duplicate account or user with 400; registries and
+                // subscriptions keep regkeep's 409.
+                let status = match named.entity {
+                    Entity::Account | Entity::User => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::CONFLICT,
+                };
+                ApiError {
+                    detail: named_detail("already_exists", named),
+                    ..ApiError::new(status, exists_message(named))
+                }
+            }
+            EngineError::InvalidStateChange(ref change) => {
+                let (reason, account, message) = match change {
+                    // Anchore's words (anchore-cli adds a hint when it sees them).
+                    StateChange::DeleteEnabled { account } => (
+                        "account_enabled",
+                        account,
+                        format!("Invalid account state change requested: account {account} is enabled; disable it first (PUT /v1/accounts/{account}/state with {{\"state\": \"disabled\"}})"),
+                    ),
+                    StateChange::BeingDeleted { account } => (
+                        "account_deleting",
+                        account,
+                        format!("Invalid account state change requested: account {account} is being deleted"),
+                    ),
+                };
+                ApiError {
+                    detail: json!({"reason": reason, "account": account.as_str()}),
+                    ..ApiError::new(StatusCode::BAD_REQUEST, message)
+                }
+            }
+            EngineError::OwnCredential => ApiError {
+                detail: json!({"reason": "own_credential"}),
+                ..ApiError::bad_request(
+                    "Cannot delete credential used for authentication of the request: set a new password instead (POST /v1/user/credentials)",
+                )
+            },
             EngineError::Throttled { retry_after } => ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
@@ -77,8 +122,8 @@ impl From<EngineError> for ApiError {
                     ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
                 }
             }
-            EngineError::Internal(m) => {
-                error!(error = %m, "internal error");
+            EngineError::Internal(ref source) => {
+                error!(error = %error_chain(source.as_ref()), "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error: the server logged the cause; try again, and report it if it persists",
@@ -88,10 +133,90 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// An error and its sources, `: `-separated, for the log.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
+
+fn named_detail(reason: &str, named: &Named) -> Value {
+    let mut detail = json!({"reason": reason, "kind": named.entity.as_str(), "name": named.name});
+    if let Some(account) = &named.account {
+        detail["account"] = account.as_str().into();
+    }
+    detail
+}
+
+fn not_found_message(named: &Named) -> String {
+    let name = &named.name;
+    let account = named.account.as_ref().map_or("", |a| a.as_str());
+    match named.entity {
+        Entity::Account => format!("account {name} does not exist: GET /v1/accounts lists the accounts"),
+        Entity::User => format!("user {name} does not exist in account {account}: GET /v1/accounts/{account}/users lists its users"),
+        Entity::PasswordCredential => format!("user {name} has no password credential"),
+        Entity::Registry => format!("registry {name} is not registered in account {account}: the registry list (GET /v1/registries) shows the registered ones"),
+        Entity::Image => format!("image {name} is not recorded in account {account}: GET /v1/images lists the recorded ones"),
+        Entity::ImageTag => format!("no image of account {account} is recorded under {name}: add it with POST /v1/images"),
+        Entity::ImageId => format!("no image with ID {name} is recorded in account {account}: GET /v1/images lists the recorded ones"),
+        Entity::Subscription => format!("subscription {name} does not exist in account {account}: GET /v1/subscriptions lists them"),
+        Entity::Event => format!("event {name} does not exist in account {account}: GET /v1/events lists its events"),
+    }
+}
+
+fn exists_message(named: &Named) -> String {
+    let name = &named.name;
+    let account = named.account.as_ref().map_or("", |a| a.as_str());
+    match named.entity {
+        Entity::Account => format!("Account already exists: account {name} exists (or is being deleted); choose another name"),
+        Entity::User => format!("User already exists: user {name} exists (user names are unique across accounts); choose another name"),
+        Entity::Registry => format!("registry {name} is already registered: change it with PUT /v1/registries/{{registry}} (registry update)"),
+        Entity::Subscription => format!("account {account} already watches {name}: GET /v1/subscriptions lists it"),
+        other => format!("{} {name} exists already in account {account}", other.as_str()),
+    }
+}
+
+fn refusal_reason(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::NotAdmin { .. } => "not_admin",
+        Refusal::OtherAccount { .. } => "other_account",
+        Refusal::OtherAccountsUsers { .. } => "other_accounts_users",
+        Refusal::DisableAdminAccount => "admin_account",
+        Refusal::AccountNotEnabled { .. } => "account_not_enabled",
+        Refusal::Quota { .. } => "quota",
+    }
+}
+
+fn refusal_message(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::NotAdmin { user } => format!("user {user} is not an admin: account and user management needs a user of the admin account"),
+        Refusal::OtherAccount { user, account } => format!("user {user} may not act in account {account}: only admin users may use x-anchore-account (--as-account)"),
+        Refusal::OtherAccountsUsers { user, account } => format!("user {user} may not manage the users of account {account}: users manage those of their own account; an admin, those of any"),
+        Refusal::DisableAdminAccount => "the admin account cannot be disabled".into(),
+        Refusal::AccountNotEnabled { account, state: AccountState::Deleting } => format!("Not authorized. Account not enabled: account {account} is being deleted, and its users can no longer use the API"),
+        Refusal::AccountNotEnabled { account, .. } => format!("Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it (PUT /v1/accounts/{account}/state)"),
+        Refusal::Quota { account, kind, limit } => {
+            let (what, setting) = match kind {
+                QuotaKind::Registries => ("registries", "quotas.registries_per_account"),
+                QuotaKind::Subscriptions => ("subscriptions", "quotas.subscriptions_per_account"),
+                QuotaKind::Images => ("image tags (image_detail entries)", "quotas.images_per_account"),
+                QuotaKind::Users => ("users", "quotas.users_per_account"),
+            };
+            format!("account {account} holds {limit} {what}, its quota ({setting}): delete some first, or ask an operator to raise {setting}")
+        }
+    }
+}
+
 /// 422 for what a registry (or AWS) refused or failed: `detail` names the subject (`registry` or
 /// `image`), the reason, the registry's status, AWS's code and the answer.
 fn unprocessable(err: &EngineError, subject: (&str, &str), source: &ValidationError) -> ApiError {
     let mut detail = json!({
+        "needs_credential": matches!(source, ValidationError::Registry(e) if e.needs_credential()),
         "reason": source.kind(),
         "registry_status": source.status(),
         "aws_code": source.aws_code(),

@@ -1453,7 +1453,7 @@ async fn events_as_anchore_serves_them(backend: Backend) {
     .enumerate()
     {
         store
-            .insert_event(&regkeep_store::EventRecord {
+            .insert_event(&regkeep_domain::entities::EventRecord {
                 account: account.clone(),
                 generated_uuid: uuid.into(),
                 created_at: regkeep_domain::Timestamp::from_unix(t0.unix() + 3600 * i as i64),

@@ -698,7 +698,7 @@ async fn anchore_cli_account_commands(backend: Backend) {
     .await
     .unwrap();
     store
-        .insert_event(&regkeep_store::EventRecord {
+        .insert_event(&regkeep_domain::entities::EventRecord {
             account: "admin".parse().unwrap(),
             generated_uuid: "cli-event-1".into(),
             created_at: regkeep_domain::Timestamp::parse_rfc3339("2026-12-01T06:00:00Z").unwrap(),

@@ -539,9 +539,9 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         status.expires_at.unwrap().unix() > start + 72 * 3600,
         "the token is live at the end"
     );
-    let all = regkeep_store::EventFilter {
+    let all = regkeep_domain::entities::EventFilter {
         limit: 100,
-        ..regkeep_store::EventFilter::default()
+        ..regkeep_domain::entities::EventFilter::default()
     };
     let (events, _) = engine.list_events(&admin, &all).await.unwrap();
     assert_eq!(events.len(), 1, "{events:?}");

@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`registry_name`]: the `registry` strings operators register (docs/design.md §3.1).
 //! - [`ecr_host`]: which hosts are Amazon ECR, and what account/region/partition they name (docs/design.md §3.2).
+//! - [`entities`]: accounts, users, registries, images, subscriptions, events as the use-cases see them.
 //! - [`ecr_token`]: an ECR token as kept, with the lifecycle's times (docs/design.md §3.4).
 //! - [`registry_kind`]: `docker_v2` / `awsecr`, type guessing, and ECR credential modes (docs/design.md §3.2, 3.3).
 //! - [`image_reference`]: image references and which registered credential serves an image (docs/design.md §3.5).
@@ -18,6 +19,7 @@ pub mod account;
 pub mod clock;
 pub mod ecr_host;
 pub mod ecr_token;
+pub mod entities;
 pub mod image_reference;
 pub mod oci;
 pub mod outbound;

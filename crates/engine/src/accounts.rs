@@ -1,9 +1,10 @@
 //! Accounts and users (docs/design.md §2): the admin bootstrap, authentication, who may act in which
 //! account, and account and user management.
 
+use regkeep_domain::entities::{AccountRecord, UserRecord};
 use regkeep_domain::wire::{AccessCredential, AccountCreationRequest, UserCreationRequest};
 use regkeep_domain::{AccountName, AccountState, AccountType, Secret, UserName};
-use regkeep_store::{AccountRecord, StoreError, UserRecord};
+use regkeep_store::StoreError;
 use tracing::info;
 
 use crate::{passwords, Caller, Engine, EngineError, Entity, Named, Refusal, StateChange};

@@ -2,11 +2,12 @@
 //! serves it (docs/design.md §3.5; anonymous with TLS verification on when none does), and record what it
 //! resolved to. regkeep records resolutions; it does not scan.
 
+use regkeep_domain::entities::ImageRecord;
 use regkeep_domain::oci::Platform;
 use regkeep_domain::{AccountName, ImageReference, RegistryName, Timestamp};
 use regkeep_registry::manifests::ResolvedImage;
 use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
-use regkeep_store::{ImageRecord, StoreError};
+use regkeep_store::StoreError;
 use tracing::info;
 
 use crate::{Engine, EngineError, ValidationError};
@@ -222,7 +223,7 @@ impl Engine {
                     ))
                 })?;
         let tag = image.tag().unwrap_or("latest");
-        let is_wanted = |t: &regkeep_store::ImageTagRecord| {
+        let is_wanted = |t: &regkeep_domain::entities::ImageTagRecord| {
             t.registry == image.authority()
                 && t.repository == image.repository()
                 && t.tag.as_deref() == Some(tag)

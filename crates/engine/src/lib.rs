@@ -32,7 +32,7 @@ use regkeep_registry::RegistryClient;
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
 pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError};
 pub use logins::LoginLimits;
-use regkeep_store::Store;
+use regkeep_store::{Store, StoreError};
 pub use tag_watch::{PollSummary, WatchSettings};
 
 /// Settings the use-cases obey.
@@ -143,6 +143,38 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.account_type == AccountType::Admin
     }
+}
+
+/// The database could not be opened (its URL shown with any password removed).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the database {url}")]
+pub struct OpenStoreError {
+    url: String,
+    #[source]
+    source: StoreError,
+}
+
+/// Opens (creating and migrating) the database at `database_url`, its secrets sealed under
+/// `secret_key` when one is configured, else under the key in `key_file` (made on first start):
+/// the composition root's first step, so the server never handles storage itself.
+///
+/// # Errors
+/// [`OpenStoreError`], whose source says what to fix.
+pub async fn open_store(
+    database_url: &str,
+    secret_key: Option<&regkeep_domain::Secret>,
+    key_file: std::path::PathBuf,
+) -> Result<Store, OpenStoreError> {
+    let key_source = match secret_key {
+        Some(key) => regkeep_store::KeySource::Inline(key.clone()),
+        None => regkeep_store::KeySource::File(key_file),
+    };
+    Store::open(database_url, &key_source)
+        .await
+        .map_err(|source| OpenStoreError {
+            url: regkeep_store::redact_url(database_url),
+            source,
+        })
 }
 
 impl Engine {

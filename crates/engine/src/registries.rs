@@ -1,12 +1,13 @@
 //! Registries (docs/design.md §1, 3.1–3.3): parse what clients send, validate credentials against the
 //! registry, store them sealed, update, delete, and read them back without the password.
 
+use regkeep_domain::entities::RegistryRecord;
 use regkeep_domain::registry_kind::EcrCredentialMode;
 use regkeep_domain::wire::RegistryConfigurationRequest;
 use regkeep_domain::{AccountName, EcrHost, Host, RegistryName, RegistryType, Secret};
 use regkeep_ecr::{AwsCredentialSource, EcrTarget};
 use regkeep_registry::{BasicCredentials, Endpoint};
-use regkeep_store::{RegistryRecord, StoreError};
+use regkeep_store::StoreError;
 use tracing::{info, instrument, warn};
 
 use crate::credentials::ResolvedCredential;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use regkeep_domain::entities::RegistryRecord;
 use regkeep_domain::{AccountName, RegistryName, Secret};
-use regkeep_store::RegistryRecord;
 
 /// Most entries kept; past this the cache is cleared rather than grown.
 const MAX_ENTRIES: usize = 100_000;

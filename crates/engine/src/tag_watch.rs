@@ -15,10 +15,11 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore as _;
+use regkeep_domain::entities::{EventFilter, EventRecord, PollOutcome, SubscriptionRecord};
 use regkeep_domain::oci::Platform;
 use regkeep_domain::wire::SubscriptionRequest;
 use regkeep_domain::{AccountName, ImageReference, Timestamp};
-use regkeep_store::{EventFilter, EventRecord, PollOutcome, StoreError, SubscriptionRecord};
+use regkeep_store::StoreError;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 

@@ -26,7 +26,6 @@ use rand::RngCore;
 use regkeep_domain::{Clock, Secret, SystemClock};
 use regkeep_engine::{Engine, EngineConfig};
 use regkeep_registry::{RegistryClient, Timeouts, TlsSettings};
-use regkeep_store::{KeySource, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -109,19 +108,12 @@ impl Application {
         create_private_dir(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
         check_writable_dir(&settings.data_dir)?;
-        let key_source = match &settings.secret_key {
-            Some(key) => KeySource::Inline(key.clone()),
-            None => KeySource::File(settings.secret_key_file()),
-        };
-        let database_url = settings.database_url();
-        let store = Store::open(&database_url, &key_source)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    regkeep_store::redact_url(&database_url)
-                )
-            })?;
+        let store = regkeep_engine::open_store(
+            &settings.database_url(),
+            settings.secret_key.as_ref(),
+            settings.secret_key_file(),
+        )
+        .await?;
         let tls = TlsSettings::new(
             settings.tls.ca_bundle.as_deref(),
             Some(settings.certs_dir()),

@@ -24,13 +24,13 @@ use regkeep_domain::{
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use records::{
-    AccountRecord, ImageRecord, ImageTagRecord, RegistryRecord, TokenStatus, UserRecord,
+use records::FromRow;
+use regkeep_domain::entities::{
+    AccountRecord, ImageRecord, ImageTagRecord, RegistryRecord, UserRecord,
 };
 use sealing::{
     ecr_token_context, registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT,
 };
-pub use watch::{EventFilter, EventRecord, PollOutcome, SubscriptionRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -899,7 +899,7 @@ impl Store {
         let mut by_digest: std::collections::HashMap<String, Vec<ImageTagRecord>> =
             std::collections::HashMap::new();
         for row in &rows {
-            let (digest, tag) = ImageTagRecord::from_row(row)?;
+            let (digest, tag) = records::image_tag_from_row(row)?;
             by_digest.entry(digest).or_default().push(tag);
         }
         for image in images {

@@ -1,78 +1,18 @@
 //! Tag watching's storage: subscriptions with the poller's state, and the event log.
 
+use regkeep_domain::entities::{EventFilter, EventRecord, PollOutcome, SubscriptionRecord};
 use regkeep_domain::{AccountName, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::records::{optional_time, time};
+use crate::records::{optional_time, time, FromRow};
 use crate::{expect_one, parse_column, Result, Store, StoreError};
-
-/// A subscription (Anchore's shape) and what the poller last saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SubscriptionRecord {
-    pub account: AccountName,
-    pub subscription_id: String,
-    pub subscription_type: String,
-    /// For `tag_update`: the normalised `host/repo:tag`.
-    pub subscription_key: String,
-    pub subscription_value: Option<String>,
-    pub active: bool,
-    pub last_digest: Option<String>,
-    pub last_polled_at: Option<Timestamp>,
-    pub last_error: Option<String>,
-    /// Polls failed in a row.
-    pub failures: i64,
-    pub next_poll_at: Timestamp,
-    pub created_at: Timestamp,
-    pub last_updated: Timestamp,
-}
-
-/// What one poll found, to store.
-#[derive(Clone, Debug)]
-pub struct PollOutcome {
-    pub last_digest: Option<String>,
-    pub last_error: Option<String>,
-    pub failures: i64,
-    pub polled_at: Timestamp,
-}
-
-/// One event (Anchore's event log shape, flattened).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventRecord {
-    pub account: AccountName,
-    pub generated_uuid: String,
-    pub created_at: Timestamp,
-    pub event_type: String,
-    /// `INFO` or `ERROR`.
-    pub level: String,
-    pub message: String,
-    pub resource_type: String,
-    pub resource_id: String,
-    /// JSON.
-    pub details: String,
-}
-
-/// Which events to list, newest first.
-#[derive(Clone, Debug, Default)]
-pub struct EventFilter {
-    /// Events whose type starts with this (Anchore matches prefixes: `user.checks`).
-    pub event_type: Option<String>,
-    pub level: Option<String>,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    /// Created at or after.
-    pub since: Option<Timestamp>,
-    /// Created before.
-    pub before: Option<Timestamp>,
-    pub limit: i64,
-    pub offset: i64,
-}
 
 const SUBSCRIPTION_SELECT: &str = "SELECT account, subscription_id, subscription_type, \
      subscription_key, subscription_value, active, last_digest, last_polled_at, last_error, \
      failures, next_poll_at, created_at, last_updated FROM subscriptions";
 
-impl SubscriptionRecord {
+impl FromRow for SubscriptionRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(SubscriptionRecord {
             account: parse_column(row, "account")?,
@@ -92,7 +32,7 @@ impl SubscriptionRecord {
     }
 }
 
-impl EventRecord {
+impl FromRow for EventRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(EventRecord {
             account: parse_column(row, "account")?,

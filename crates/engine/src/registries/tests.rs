@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use regkeep_domain::entities::AccountRecord;
 use regkeep_domain::wire::RegistryConfigurationRequest;
 use regkeep_domain::{
     AccountName, AccountState, AccountType, Clock, ManualClock, Secret, Timestamp,
 };
 use regkeep_registry::{Outbound, RegistryClient, Timeouts, TlsSettings};
-use regkeep_store::{AccountRecord, KeySource, Store};
+use regkeep_store::{KeySource, Store};
 
 use crate::testing::ScriptedMinter;
 use crate::{Engine, EngineConfig};

@@ -6,11 +6,11 @@ use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use regkeep_domain::entities::{AccountRecord, UserRecord};
 use regkeep_domain::wire::{
     AccessCredential, Account, AccountCreationRequest, AccountStatus, CredentialSummary, User,
     UserCreationRequest, MASKED_CREDENTIAL,
 };
-use regkeep_store::{AccountRecord, UserRecord};
 use serde::Deserialize;
 
 use crate::audit;

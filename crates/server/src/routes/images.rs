@@ -3,10 +3,10 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use regkeep_domain::entities::ImageRecord;
 use regkeep_domain::wire::{
     DeleteImageResponse, ImageAddRequest, ImageDetail, ImageRecord as WireImage, NOT_ANALYZED,
 };
-use regkeep_store::ImageRecord;
 use serde::Deserialize;
 
 use crate::auth::Authenticated;

@@ -3,8 +3,8 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
+use regkeep_domain::entities::RegistryRecord;
 use regkeep_domain::wire::{RegistryConfiguration, RegistryConfigurationRequest};
-use regkeep_store::RegistryRecord;
 
 use crate::audit;
 use crate::auth::Authenticated;

@@ -5,12 +5,12 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use regkeep_domain::entities::{EventFilter, EventRecord, SubscriptionRecord};
 use regkeep_domain::wire::{
     EventBody, EventCategory, EventDescription, EventResource, EventResponse, EventSource,
     EventSubcategory, EventsList, Subscription, SubscriptionRequest, SubscriptionUpdate,
 };
 use regkeep_domain::Timestamp;
-use regkeep_store::{EventFilter, EventRecord, SubscriptionRecord};
 use serde::Deserialize;
 
 use crate::auth::Authenticated;

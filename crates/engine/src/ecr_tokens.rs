@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
-use regkeep_domain::{Clock, EcrToken, Secret, Timestamp};
+use regkeep_domain::{Backoff, Clock, EcrToken, Secret, Timestamp};
 use regkeep_ecr::{AwsCredentialSource, EcrError, EcrTarget, MintEcrTokens};
 use regkeep_store::{EcrTokenRepository, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -488,22 +488,22 @@ impl EcrTokens {
         }
     }
 
-    /// Exponential backoff with ±50 % jitter, longer when throttled, capped.
+    /// The shared schedule (exponential, ±50 % jitter, capped), longer when throttled; at
+    /// least a second.
     fn backoff(&self, failures: u32, throttled: bool) -> Duration {
-        let base = self.settings.min_backoff.as_secs_f64()
-            * 2f64.powi(
-                i32::try_from(failures.saturating_sub(1))
-                    .unwrap_or(30)
-                    .min(30),
-            );
-        let base = if throttled {
-            base * f64::from(self.settings.throttle_factor)
-        } else {
-            base
+        let schedule = Backoff {
+            first: self.settings.min_backoff,
+            max: self.settings.max_backoff,
         };
-        let capped = base.min(self.settings.max_backoff.as_secs_f64());
-        let jittered = capped * rand::thread_rng().gen_range(0.5..1.5);
-        Duration::from_secs_f64(jittered.max(1.0))
+        let factor = if throttled {
+            self.settings.throttle_factor
+        } else {
+            1
+        };
+        let jitter = rand::thread_rng().gen_range(regkeep_domain::backoff::JITTER);
+        schedule
+            .delay(failures.saturating_sub(1), factor, jitter)
+            .max(Duration::from_secs(1))
     }
 }
 

@@ -21,7 +21,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use regkeep_domain::Secret;
+use regkeep_domain::{Secret, TtlMap, WhenFull};
 use sha2::Sha256;
 
 use crate::{Caller, Engine, EngineError};
@@ -29,6 +29,8 @@ use crate::{Caller, Engine, EngineError};
 /// Most entries of each map; past this a map is emptied rather than grown (a flood of distinct
 /// credentials must not grow memory).
 const MAX_ENTRIES: usize = 10_000;
+/// The longest any entry is remembered (a configured TTL beyond it is taken as this).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How long a wrong credential is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// How long an address that logged in as a user stays exempt from that user's throttle.
@@ -58,16 +60,27 @@ impl Default for LoginLimits {
 
 type Fingerprint = [u8; 32];
 
-#[derive(Default)]
 struct Remembered {
-    /// Verified credentials and when they were verified.
-    valid: HashMap<Fingerprint, (Caller, Instant)>,
-    /// Wrong credentials and when they were found wrong.
-    wrong: HashMap<Fingerprint, Instant>,
-    /// (user, address) pairs that logged in, and when.
-    known: HashMap<(String, IpAddr), Instant>,
+    /// Verified credentials, until the login cache's time is up.
+    valid: TtlMap<Fingerprint, Caller>,
+    /// Wrong credentials, for [`NEGATIVE_TTL`].
+    wrong: TtlMap<Fingerprint, ()>,
+    /// (user, address) pairs that logged in, for [`KNOWN_ADDRESS_TTL`]. When full, a new pair is
+    /// not kept (never everyone's exemption at once).
+    known: TtlMap<(String, IpAddr), ()>,
     /// Bumped by every invalidation; a verification inserts only under the generation it began in.
     generation: u64,
+}
+
+impl Default for Remembered {
+    fn default() -> Self {
+        Remembered {
+            valid: TtlMap::new(MAX_ENTRIES, WhenFull::Clear),
+            wrong: TtlMap::new(MAX_ENTRIES, WhenFull::Clear),
+            known: TtlMap::new(MAX_ENTRIES, WhenFull::Refuse),
+            generation: 0,
+        }
+    }
 }
 
 /// What `Engine::login` keeps between requests.
@@ -81,8 +94,8 @@ pub struct Logins {
     by_user: DefaultKeyedRateLimiter<String>,
     /// Until when an address or a user is refused without verifying (a std Mutex each: held
     /// only to read or write, never across an await).
-    blocked_addresses: Mutex<HashMap<IpAddr, Instant>>,
-    blocked_users: Mutex<HashMap<String, Instant>>,
+    blocked_addresses: Mutex<TtlMap<IpAddr, ()>>,
+    blocked_users: Mutex<TtlMap<String, ()>>,
     /// Unfinished checks per user and per address.
     in_progress: Mutex<HashMap<Running, usize>>,
 }
@@ -116,8 +129,8 @@ impl Logins {
                 limits.address_period,
             )),
             by_user: governor::RateLimiter::keyed(quota(limits.user_burst, limits.user_period)),
-            blocked_addresses: Mutex::default(),
-            blocked_users: Mutex::default(),
+            blocked_addresses: Mutex::new(TtlMap::new(MAX_ENTRIES, WhenFull::Clear)),
+            blocked_users: Mutex::new(TtlMap::new(MAX_ENTRIES, WhenFull::Clear)),
             in_progress: Mutex::default(),
         }
     }
@@ -138,15 +151,11 @@ impl Logins {
     /// The remembered answer for a credential, if any: `Some(Ok)` verified, `Some(Err)` wrong.
     fn recall(&self, fp: &Fingerprint) -> Option<Result<Caller, EngineError>> {
         let r = self.remembered();
-        if let Some((caller, at)) = r.valid.get(fp) {
-            if at.elapsed() < self.ttl {
-                return Some(Ok(caller.clone()));
-            }
+        let now = Instant::now();
+        if let Some(caller) = r.valid.get(fp, now) {
+            return Some(Ok(caller.clone()));
         }
-        if r.wrong
-            .get(fp)
-            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL)
-        {
+        if r.wrong.get(fp, now).is_some() {
             return Some(Err(EngineError::Unauthorized));
         }
         None
@@ -169,8 +178,8 @@ impl Logins {
             let known = self
                 .remembered()
                 .known
-                .get(&(user.to_owned(), address))
-                .is_some_and(|at| at.elapsed() < KNOWN_ADDRESS_TTL);
+                .get(&(user.to_owned(), address), Instant::now())
+                .is_some();
             if known {
                 return None;
             }
@@ -191,8 +200,8 @@ impl Logins {
             exempt = self
                 .remembered()
                 .known
-                .get(&(user.to_owned(), address))
-                .is_some_and(|at| at.elapsed() < KNOWN_ADDRESS_TTL);
+                .get(&(user.to_owned(), address), Instant::now())
+                .is_some();
         }
         if !exempt {
             let key = user.to_owned();
@@ -320,41 +329,14 @@ impl Drop for FlightGuard<'_> {
 }
 
 /// How long until `key` is no longer blocked, if it is.
-fn wait_of<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: &K) -> Option<Duration> {
+fn wait_of<K: std::hash::Hash + Eq>(map: &Mutex<TtlMap<K, ()>>, key: &K) -> Option<Duration> {
     let map = map.lock().unwrap_or_else(|p| p.into_inner());
-    map.get(key)
-        .and_then(|until| until.checked_duration_since(Instant::now()))
+    map.remaining(key, Instant::now())
 }
 
-fn block<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: K, until: Instant) {
+fn block<K: std::hash::Hash + Eq>(map: &Mutex<TtlMap<K, ()>>, key: K, until: Instant) {
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    if map.len() >= MAX_ENTRIES {
-        let now = Instant::now();
-        map.retain(|_, u| *u > now);
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-    }
-    map.insert(key, until);
-}
-
-fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
-    if map.len() >= MAX_ENTRIES {
-        map.clear();
-    }
-    map.insert(key, value);
-}
-
-/// Remembers that `address` logged in as `user`. When full, entries past their time go first;
-/// if none has, the new one is not kept (never everyone's exemption at once).
-fn remember_known(known: &mut HashMap<(String, IpAddr), Instant>, key: (String, IpAddr)) {
-    if known.len() >= MAX_ENTRIES && !known.contains_key(&key) {
-        known.retain(|_, at| at.elapsed() < KNOWN_ADDRESS_TTL);
-        if known.len() >= MAX_ENTRIES {
-            return;
-        }
-    }
-    known.insert(key, Instant::now());
+    map.insert(key, (), until, Instant::now());
 }
 
 impl Engine {
@@ -410,13 +392,18 @@ impl Engine {
             if r.generation == generation {
                 match &answer {
                     Ok(caller) => {
-                        insert_bounded(&mut r.valid, fp, (caller.clone(), Instant::now()));
+                        let now = Instant::now();
+                        // A TTL too long to add to the clock is kept for as long as can be.
+                        let until = now.checked_add(logins.ttl).unwrap_or(now + FOREVER);
+                        r.valid.insert(fp, caller.clone(), until, now);
                         if let Some(address) = address {
-                            remember_known(&mut r.known, (user.to_owned(), address));
+                            let pair = (user.to_owned(), address);
+                            r.known.insert(pair, (), now + KNOWN_ADDRESS_TTL, now);
                         }
                     }
                     Err(EngineError::Unauthorized) => {
-                        insert_bounded(&mut r.wrong, fp, Instant::now());
+                        let now = Instant::now();
+                        r.wrong.insert(fp, (), now + NEGATIVE_TTL, now);
                     }
                     Err(_) => {}
                 }
@@ -468,9 +455,10 @@ mod tests {
         let attacker: IpAddr = "198.51.100.1".parse().unwrap();
         let other: IpAddr = "198.51.100.2".parse().unwrap();
         let friend: IpAddr = "198.51.100.3".parse().unwrap();
+        let now = Instant::now();
         l.remembered()
             .known
-            .insert(("alice".into(), friend), Instant::now());
+            .insert(("alice".into(), friend), (), now + KNOWN_ADDRESS_TTL, now);
         assert!(l.blocked("alice", Some(attacker)).is_none());
         for _ in 0..3 {
             l.failed("alice", Some(attacker));
@@ -499,7 +487,8 @@ mod tests {
     fn invalidation_empties_and_bumps() {
         let l = Logins::new(Duration::from_secs(30), LoginLimits::default());
         let fp = l.fingerprint("u", &Secret::new("p"));
-        l.remembered().wrong.insert(fp, Instant::now());
+        let now = Instant::now();
+        l.remembered().wrong.insert(fp, (), now + NEGATIVE_TTL, now);
         assert!(matches!(
             l.recall(&fp),
             Some(Err(EngineError::Unauthorized))

@@ -5,12 +5,11 @@
 //! Other replicas sharing a PostgreSQL database see a change within `ttl` at most; `ttl` zero
 //! turns the cache off.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use regkeep_domain::entities::RegistryRecord;
-use regkeep_domain::{AccountName, RegistryName, Secret};
+use regkeep_domain::{AccountName, RegistryName, Secret, TtlMap, WhenFull};
 
 /// Most entries kept; past this the cache is cleared rather than grown.
 const MAX_ENTRIES: usize = 100_000;
@@ -23,28 +22,25 @@ pub(crate) struct RegistryCache {
 
 type Key = (AccountName, RegistryName);
 
-/// Values with the time they were read.
-struct Timed<K, V>(HashMap<K, (V, Instant)>);
+/// Values kept for `ttl` from when they were read.
+struct Timed<K, V>(TtlMap<K, V>);
 
 impl<K: std::hash::Hash + Eq, V: Clone> Timed<K, V> {
-    fn get(&self, key: &K, ttl: Duration) -> Option<V> {
-        self.0
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < ttl)
-            .map(|(v, _)| v.clone())
+    fn get(&self, key: &K) -> Option<V> {
+        self.0.get(key, Instant::now()).cloned()
     }
 
-    fn put(&mut self, key: K, value: V) {
-        if self.0.len() >= MAX_ENTRIES {
-            self.0.clear();
+    fn put(&mut self, key: K, value: V, ttl: Duration) {
+        let now = Instant::now();
+        if let Some(until) = now.checked_add(ttl) {
+            self.0.insert(key, value, until, now);
         }
-        self.0.insert(key, (value, Instant::now()));
     }
 }
 
-impl<K, V> Default for Timed<K, V> {
+impl<K: std::hash::Hash + Eq, V> Default for Timed<K, V> {
     fn default() -> Self {
-        Timed(HashMap::new())
+        Timed(TtlMap::new(MAX_ENTRIES, WhenFull::Clear))
     }
 }
 
@@ -83,10 +79,7 @@ impl RegistryCache {
         account: &AccountName,
         registry: &RegistryName,
     ) -> Option<RegistryRecord> {
-        self.with(|e| {
-            e.records
-                .get(&(account.clone(), registry.clone()), self.ttl)
-        })
+        self.with(|e| e.records.get(&(account.clone(), registry.clone())))
     }
 
     pub(crate) fn get_secret(
@@ -94,20 +87,18 @@ impl RegistryCache {
         account: &AccountName,
         registry: &RegistryName,
     ) -> Option<Secret> {
-        self.with(|e| {
-            e.secrets
-                .get(&(account.clone(), registry.clone()), self.ttl)
-        })
+        self.with(|e| e.secrets.get(&(account.clone(), registry.clone())))
     }
 
     pub(crate) fn get_names(&self, account: &AccountName) -> Option<Vec<RegistryName>> {
-        self.with(|e| e.names.get(account, self.ttl))
+        self.with(|e| e.names.get(account))
     }
 
     /// As [`Self::put`], for the account's registry names.
     pub(crate) fn put_names(&self, account: &AccountName, names: &[RegistryName], generation: u64) {
         self.with(|e| {
-            (e.generation == generation).then(|| e.names.put(account.clone(), names.to_vec()))
+            (e.generation == generation)
+                .then(|| e.names.put(account.clone(), names.to_vec(), self.ttl))
         });
     }
 
@@ -127,6 +118,7 @@ impl RegistryCache {
                 e.records.put(
                     (record.account.clone(), record.registry.clone()),
                     record.clone(),
+                    self.ttl,
                 )
             })
         });
@@ -142,8 +134,11 @@ impl RegistryCache {
     ) {
         self.with(|e| {
             (e.generation == generation).then(|| {
-                e.secrets
-                    .put((account.clone(), registry.clone()), secret.clone())
+                e.secrets.put(
+                    (account.clone(), registry.clone()),
+                    secret.clone(),
+                    self.ttl,
+                )
             })
         });
     }

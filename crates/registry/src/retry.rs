@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use rand::Rng as _;
+use regkeep_domain::backoff::{Backoff, JITTER};
 use reqwest::{header, StatusCode};
 use tracing::debug;
 
@@ -58,10 +59,13 @@ pub(crate) async fn send_retrying(
     }
 }
 
-/// `BASE_DELAY × 2^attempt`, ±50 %.
+/// `BASE_DELAY × 2^attempt`, ±50 % (the shared schedule; retries are few, so no cap is reached).
 fn backoff(attempt: u32) -> Duration {
-    let base = BASE_DELAY * 2u32.saturating_pow(attempt);
-    base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+    let schedule = Backoff {
+        first: BASE_DELAY,
+        max: MAX_RETRY_AFTER,
+    };
+    schedule.delay(attempt, 1, rand::thread_rng().gen_range(JITTER))
 }
 
 /// The wait a `Retry-After` header asks for: delta-seconds or an HTTP date (RFC 9110 10.2.3).

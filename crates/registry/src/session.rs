@@ -9,11 +9,10 @@
 //! (a token that expired early, a password that changed). Keys hold a SHA-256 of the
 //! credentials, never the credentials.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use regkeep_domain::Secret;
+use regkeep_domain::{Secret, TtlMap, WhenFull};
 use reqwest::{header, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
@@ -104,36 +103,29 @@ struct SessionKey {
     credentials: [u8; 32],
 }
 
-struct Kept {
-    session: Arc<Session>,
-    until: Instant,
-}
-
 /// Sessions kept in memory. A std Mutex: held to look up or insert, never across an await.
-#[derive(Default)]
-pub(crate) struct SessionCache(Mutex<HashMap<SessionKey, Kept>>);
+/// Time is tokio's (so tests with a paused clock see sessions expire).
+pub(crate) struct SessionCache(Mutex<TtlMap<SessionKey, Arc<Session>>>);
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        SessionCache(Mutex::new(TtlMap::new(MAX_SESSIONS, WhenFull::Clear)))
+    }
+}
 
 impl SessionCache {
     fn get(&self, key: &SessionKey) -> Option<Arc<Session>> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .filter(|k| k.until > Instant::now())
-            .map(|k| k.session.clone())
+        map.get(key, Instant::now().into_std()).cloned()
     }
 
     fn put(&self, key: SessionKey, session: Arc<Session>, lifetime: Duration) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, k| k.until > now);
-            if map.len() >= MAX_SESSIONS {
-                map.clear();
-            }
-        }
+        let now = Instant::now().into_std();
         let Some(until) = now.checked_add(lifetime) else {
             return;
         };
-        map.insert(key, Kept { session, until });
+        map.insert(key, session, until, now);
     }
 
     fn forget(&self, key: &SessionKey) {

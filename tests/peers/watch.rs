@@ -418,7 +418,11 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     let tls = TlsSettings::new(Some(std::path::Path::new(&var("REGKEEP_TEST_CA"))), None).unwrap();
     let engine = Engine::new(
         store,
-        RegistryClient::new(Timeouts::default(), tls, Outbound::allowing_loopback()),
+        Arc::new(RegistryClient::new(
+            Timeouts::default(),
+            tls,
+            Outbound::allowing_loopback(),
+        )),
         Arc::new(EcrClient::new(Duration::from_secs(10))),
         clock.clone(),
         EngineConfig {

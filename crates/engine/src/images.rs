@@ -351,3 +351,6 @@ fn is_image_id(text: &str) -> bool {
 fn image_not_found(account: &AccountName, digest: &str) -> EngineError {
     EngineError::not_found(crate::Entity::Image, digest, account)
 }
+
+#[cfg(test)]
+mod tests;

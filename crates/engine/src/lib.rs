@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use regkeep_domain::{AccountName, AccountType, Clock, UserName};
 use regkeep_ecr::MintEcrTokens;
-use regkeep_registry::RegistryClient;
+use regkeep_registry::RegistryApi;
 
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
 pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError};
@@ -116,7 +116,7 @@ impl Engine {
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
-    registry_client: RegistryClient,
+    registry_client: Arc<dyn RegistryApi>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     registry_cache: Arc<registry_cache::RegistryCache>,
@@ -180,7 +180,7 @@ pub async fn open_store(
 impl Engine {
     pub fn new(
         store: Store,
-        registry_client: RegistryClient,
+        registry_client: Arc<dyn RegistryApi>,
         ecr_client: Arc<dyn MintEcrTokens>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,

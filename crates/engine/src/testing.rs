@@ -254,3 +254,235 @@ impl EcrTokenRepository for MemoryTokenRepository {
         Box::pin(async move { Ok(removed) })
     }
 }
+
+/// One call the fake registry answered: where, with which user (none: anonymous), what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryCall {
+    pub authority: String,
+    pub verify_tls: bool,
+    pub user: Option<String>,
+    pub operation: &'static str,
+    pub repository: Option<String>,
+}
+
+/// A registry API in memory: images by (authority, repository, tag), credentials each
+/// authority accepts (none listed: anonymous access), and a log of every call. Passwords are
+/// compared, never kept in the log. A password can be refused a set number of times (an ECR
+/// token the registry no longer honours).
+#[derive(Default)]
+pub struct FakeRegistryApi {
+    state: Mutex<FakeRegistryState>,
+}
+
+#[derive(Default)]
+struct FakeRegistryState {
+    images: HashMap<(String, String, String), regkeep_registry::manifests::ResolvedImage>,
+    accepted: HashMap<String, Vec<(String, String)>>,
+    refuse_next: HashMap<String, u32>,
+    calls: Vec<RegistryCall>,
+}
+
+impl FakeRegistryApi {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FakeRegistryState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `authority` accepts `user`/`password` (and, from now on, nothing anonymous).
+    pub fn accept(&self, authority: &str, user: &str, password: &str) {
+        self.state()
+            .accepted
+            .entry(authority.to_owned())
+            .or_default()
+            .push((user.to_owned(), password.to_owned()));
+    }
+
+    /// The next `times` calls that present `password` are refused with 401.
+    pub fn refuse_password(&self, password: &str, times: u32) {
+        self.state().refuse_next.insert(password.to_owned(), times);
+    }
+
+    /// Serves `authority/repository:tag` as a single-platform linux/amd64 image whose digests
+    /// derive from `seed`.
+    pub fn serve(&self, authority: &str, repository: &str, tag: &str, seed: u8) {
+        let digest = |b: u8| regkeep_domain::oci::sha256_digest_text([b; 32]);
+        let image = regkeep_registry::manifests::ResolvedImage {
+            digest: digest(seed),
+            media_type: regkeep_domain::oci::OCI_MANIFEST.into(),
+            manifest_digest: digest(seed),
+            config_digest: digest(seed.wrapping_add(1)),
+            platform: regkeep_domain::oci::Platform::default_linux(),
+            created: None,
+            layers: Vec::new(),
+            total_size: 0,
+        };
+        self.state().images.insert(
+            (authority.to_owned(), repository.to_owned(), tag.to_owned()),
+            image,
+        );
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<RegistryCall> {
+        self.state().calls.clone()
+    }
+
+    /// Logs the call and checks its credential.
+    fn enter(
+        &self,
+        endpoint: &regkeep_registry::Endpoint,
+        credentials: Option<&regkeep_registry::BasicCredentials>,
+        operation: &'static str,
+        repository: Option<&str>,
+    ) -> std::result::Result<(), regkeep_registry::RegistryError> {
+        let mut state = self.state();
+        state.calls.push(RegistryCall {
+            authority: endpoint.authority.clone(),
+            verify_tls: endpoint.verify_tls,
+            user: credentials.map(|c| c.username.clone()),
+            operation,
+            repository: repository.map(str::to_owned),
+        });
+        let refused = || regkeep_registry::RegistryError::Refused {
+            who: format!("registry {}", endpoint.authority),
+            status: 401,
+            answer: String::new(),
+            anonymous: credentials.is_none(),
+        };
+        if let Some(c) = credentials {
+            if let Some(left) = state.refuse_next.get_mut(c.password.expose()) {
+                if *left > 0 {
+                    *left -= 1;
+                    return Err(refused());
+                }
+            }
+        }
+        match (state.accepted.get(&endpoint.authority), credentials) {
+            (None, _) => Ok(()),
+            (Some(accepted), Some(c))
+                if accepted
+                    .iter()
+                    .any(|(u, p)| *u == c.username && p == c.password.expose()) =>
+            {
+                Ok(())
+            }
+            _ => Err(refused()),
+        }
+    }
+
+    fn image(
+        &self,
+        endpoint: &regkeep_registry::Endpoint,
+        repository: &str,
+        reference: &str,
+    ) -> std::result::Result<
+        regkeep_registry::manifests::ResolvedImage,
+        regkeep_registry::RegistryError,
+    > {
+        let state = self.state();
+        let key = (
+            endpoint.authority.clone(),
+            repository.to_owned(),
+            reference.to_owned(),
+        );
+        state
+            .images
+            .get(&key)
+            .or_else(|| {
+                state.images.iter().find_map(|((a, r, _), image)| {
+                    (*a == endpoint.authority && r == repository && image.digest == reference)
+                        .then_some(image)
+                })
+            })
+            .cloned()
+            .ok_or_else(|| regkeep_registry::RegistryError::NotFound {
+                url: format!(
+                    "https://{}/v2/{repository}/manifests/{reference}",
+                    endpoint.authority
+                ),
+                what: format!("manifest {reference} of {repository}"),
+            })
+    }
+}
+
+type RegistryResult<T> = std::result::Result<T, regkeep_registry::RegistryError>;
+
+impl regkeep_registry::RegistryApi for FakeRegistryApi {
+    fn ping<'a>(
+        &'a self,
+        endpoint: &'a regkeep_registry::Endpoint,
+        credentials: Option<&'a regkeep_registry::BasicCredentials>,
+    ) -> BoxFuture<'a, RegistryResult<()>> {
+        let answer = self.enter(endpoint, credentials, "ping", None);
+        Box::pin(async move { answer })
+    }
+
+    fn resolve_image<'a>(
+        &'a self,
+        endpoint: &'a regkeep_registry::Endpoint,
+        credentials: Option<&'a regkeep_registry::BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+        _platform: &'a regkeep_domain::oci::Platform,
+    ) -> BoxFuture<'a, RegistryResult<regkeep_registry::manifests::ResolvedImage>> {
+        let answer = self
+            .enter(endpoint, credentials, "resolve_image", Some(repository))
+            .and_then(|()| self.image(endpoint, repository, reference));
+        Box::pin(async move { answer })
+    }
+
+    fn fetch_manifest<'a>(
+        &'a self,
+        endpoint: &'a regkeep_registry::Endpoint,
+        credentials: Option<&'a regkeep_registry::BasicCredentials>,
+        repository: &'a str,
+        _reference: &'a str,
+    ) -> BoxFuture<'a, RegistryResult<regkeep_registry::manifests::RawManifest>> {
+        let answer = self
+            .enter(endpoint, credentials, "fetch_manifest", Some(repository))
+            .and_then(|()| {
+                Err(regkeep_registry::RegistryError::Protocol {
+                    url: endpoint.authority.clone(),
+                    detail: "the fake registry serves no manifest bytes".into(),
+                })
+            });
+        Box::pin(async move { answer })
+    }
+
+    fn manifest_digest<'a>(
+        &'a self,
+        endpoint: &'a regkeep_registry::Endpoint,
+        credentials: Option<&'a regkeep_registry::BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, RegistryResult<String>> {
+        let answer = self
+            .enter(endpoint, credentials, "manifest_digest", Some(repository))
+            .and_then(|()| self.image(endpoint, repository, reference))
+            .map(|image| image.digest);
+        Box::pin(async move { answer })
+    }
+
+    fn open_blob<'a>(
+        &'a self,
+        endpoint: &'a regkeep_registry::Endpoint,
+        credentials: Option<&'a regkeep_registry::BasicCredentials>,
+        repository: &'a str,
+        digest: &'a str,
+    ) -> BoxFuture<'a, RegistryResult<regkeep_registry::blobs::BlobDownload>> {
+        let answer = self
+            .enter(endpoint, credentials, "open_blob", Some(repository))
+            .map(|()| {
+                regkeep_registry::blobs::BlobDownload::from_bytes(
+                    digest,
+                    &endpoint.authority,
+                    b"{}",
+                    1,
+                )
+            });
+        Box::pin(async move { answer })
+    }
+}

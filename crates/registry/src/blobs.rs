@@ -31,8 +31,18 @@ pub struct BlobDownload {
     pub size: Option<u64>,
     /// The registry URL it came from (for messages).
     pub url: String,
-    response: reqwest::Response,
-    timeouts: crate::Timeouts,
+    body: Body,
+}
+
+/// Where a download's bytes come from.
+enum Body {
+    /// A registry's answer, read as it arrives.
+    Http {
+        response: reqwest::Response,
+        timeouts: crate::Timeouts,
+    },
+    /// Bytes already at hand (an in-process fake registry behind [`crate::RegistryApi`]).
+    Chunks(std::collections::VecDeque<bytes::Bytes>),
 }
 
 impl std::fmt::Debug for BlobDownload {
@@ -50,10 +60,29 @@ impl BlobDownload {
     /// # Errors
     /// The transfer broke off or stalled.
     pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, RegistryError> {
-        self.response
-            .chunk()
-            .await
-            .map_err(|e| classify(e, &self.url, self.timeouts))
+        match &mut self.body {
+            Body::Http { response, timeouts } => response
+                .chunk()
+                .await
+                .map_err(|e| classify(e, &self.url, *timeouts)),
+            Body::Chunks(chunks) => Ok(chunks.pop_front()),
+        }
+    }
+
+    /// A download of `bytes` already at hand, in `chunks` pieces of at most `chunk` bytes (what
+    /// a fake registry hands out; `digest` is what was asked for, checked on a verified read).
+    pub fn from_bytes(digest: &str, url: &str, bytes: &[u8], chunk: usize) -> BlobDownload {
+        BlobDownload {
+            digest: digest.to_owned(),
+            size: Some(bytes.len() as u64),
+            url: url.to_owned(),
+            body: Body::Chunks(
+                bytes
+                    .chunks(chunk.max(1))
+                    .map(bytes::Bytes::copy_from_slice)
+                    .collect(),
+            ),
+        }
     }
 
     /// Reads the whole blob (at most `limit` bytes) and checks its digest. The chunks are kept
@@ -208,8 +237,10 @@ pub(crate) async fn open_in(
             digest: digest.to_owned(),
             size: response.content_length(),
             url: shown,
-            response,
-            timeouts: session.timeouts,
+            body: Body::Http {
+                response,
+                timeouts: session.timeouts,
+            },
         }),
         StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
             url: shown,

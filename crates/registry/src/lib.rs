@@ -25,15 +25,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use regkeep_domain::oci::Platform;
 use regkeep_domain::outbound::OutboundPolicy;
 use regkeep_domain::untrusted_text::{sanitize, EXCERPT_CHARS};
-use regkeep_domain::Secret;
+use regkeep_domain::{BoxFuture, Secret};
 use reqwest::{header, StatusCode};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
+use blobs::BlobDownload;
 use challenge::Challenge;
+use manifests::{RawManifest, ResolvedImage};
 pub use outbound::AddressRefused;
 use outbound::{Guard, GuardedClient, HopClients};
 pub use tls::{TlsError, TlsSettings};
@@ -92,6 +95,131 @@ impl Outbound {
 pub struct BasicCredentials {
     pub username: String,
     pub password: Secret,
+}
+
+/// What the engine asks of a registry (Docker Registry v2 / OCI distribution): [`RegistryClient`]
+/// over HTTP with the outbound policy, or an in-process fake in the engine's unit tests. Every
+/// method takes where the registry is and the credential to use (none: anonymous).
+pub trait RegistryApi: Send + Sync + 'static {
+    /// Logs in (`/v2/`) with `credentials`.
+    fn ping<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>>;
+
+    /// Resolves `reference` (tag or digest) of `repository` to an image for `platform`.
+    fn resolve_image<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+        platform: &'a Platform,
+    ) -> BoxFuture<'a, Result<ResolvedImage, RegistryError>>;
+
+    /// The manifest `reference` of `repository`, exactly as served, verified.
+    fn fetch_manifest<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<RawManifest, RegistryError>>;
+
+    /// The digest tag `reference` of `repository` points at now.
+    fn manifest_digest<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<String, RegistryError>>;
+
+    /// Opens blob `digest` of `repository` for reading.
+    fn open_blob<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        digest: &'a str,
+    ) -> BoxFuture<'a, Result<BlobDownload, RegistryError>>;
+}
+
+impl RegistryApi for RegistryClient {
+    fn ping<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(RegistryClient::ping(self, endpoint, credentials))
+    }
+
+    fn resolve_image<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+        platform: &'a Platform,
+    ) -> BoxFuture<'a, Result<ResolvedImage, RegistryError>> {
+        Box::pin(RegistryClient::resolve_image(
+            self,
+            endpoint,
+            credentials,
+            repository,
+            reference,
+            platform,
+        ))
+    }
+
+    fn fetch_manifest<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<RawManifest, RegistryError>> {
+        Box::pin(RegistryClient::fetch_manifest(
+            self,
+            endpoint,
+            credentials,
+            repository,
+            reference,
+        ))
+    }
+
+    fn manifest_digest<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<String, RegistryError>> {
+        Box::pin(RegistryClient::manifest_digest(
+            self,
+            endpoint,
+            credentials,
+            repository,
+            reference,
+        ))
+    }
+
+    fn open_blob<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        credentials: Option<&'a BasicCredentials>,
+        repository: &'a str,
+        digest: &'a str,
+    ) -> BoxFuture<'a, Result<BlobDownload, RegistryError>> {
+        Box::pin(RegistryClient::open_blob(
+            self,
+            endpoint,
+            credentials,
+            repository,
+            digest,
+        ))
+    }
 }
 
 /// Where and how to reach one registry.

@@ -125,7 +125,7 @@ impl Application {
         };
         let engine = Engine::new(
             store,
-            RegistryClient::new(timeouts, tls, outbound(settings)),
+            Arc::new(RegistryClient::new(timeouts, tls, outbound(settings))),
             ecr_minter,
             clock,
             EngineConfig {

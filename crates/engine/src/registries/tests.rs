@@ -9,10 +9,9 @@ use regkeep_domain::wire::RegistryConfigurationRequest;
 use regkeep_domain::{
     AccountName, AccountState, AccountType, Clock, ManualClock, Secret, Timestamp,
 };
-use regkeep_registry::{Outbound, RegistryClient, Timeouts, TlsSettings};
 use regkeep_store::{KeySource, Store};
 
-use crate::testing::ScriptedMinter;
+use crate::testing::{FakeRegistryApi, ScriptedMinter};
 use crate::{Engine, EngineConfig};
 
 const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -36,11 +35,7 @@ async fn rig() -> Rig {
     let minter = ScriptedMinter::new(clock.clone());
     let engine = Engine::new(
         store.clone(),
-        RegistryClient::new(
-            Timeouts::default(),
-            TlsSettings::default(),
-            Outbound::default(),
-        ),
+        FakeRegistryApi::new(),
         minter.clone(),
         clock.clone(),
         EngineConfig::default(),

@@ -66,25 +66,29 @@ fn hint(detail: &serde_json::Value) -> Option<String> {
     let account = text("account").unwrap_or("ACCOUNT");
     let name = text("name").unwrap_or("NAME");
     let hint = match (text("reason")?, text("kind")) {
-        ("not_found", Some("registry")) => {
+        ("entity_not_found", Some("registry")) => {
             "`regkeep registry list` shows the registered ones".into()
         }
-        ("not_found", Some("account")) => "`regkeep account list` shows the accounts".into(),
-        ("not_found", Some("user")) => {
+        ("entity_not_found", Some("account")) => "`regkeep account list` shows the accounts".into(),
+        ("entity_not_found", Some("user")) => {
             format!("`regkeep user list --account {account}` shows its users")
         }
-        ("not_found", Some("image" | "image_id")) => {
+        ("entity_not_found", Some("image" | "image_id")) => {
             "`regkeep image list` shows the recorded ones".into()
         }
-        ("not_found", Some("image_tag")) => format!("add it with `regkeep image add {name}`"),
-        ("not_found", Some("subscription")) => "`regkeep subscription list` shows them".into(),
-        ("not_found", Some("event")) => "`regkeep event list` shows the events".into(),
+        ("entity_not_found", Some("image_tag")) => {
+            format!("add it with `regkeep image add {name}`")
+        }
+        ("entity_not_found", Some("subscription")) => {
+            "`regkeep subscription list` shows them".into()
+        }
+        ("entity_not_found", Some("event")) => "`regkeep event list` shows the events".into(),
         ("already_exists", Some("registry")) => {
             format!("change it with `regkeep registry update {name} ...`")
         }
         ("account_enabled", _) => format!("disable it first: `regkeep account disable {account}`"),
-        ("account_not_enabled", _) => {
-            "an admin enables the account with `regkeep account enable ACCOUNT`".into()
+        ("account_not_enabled", _) if text("state") == Some("disabled") => {
+            format!("an admin enables the account with `regkeep account enable {account}`")
         }
         ("own_credential", _) => "set a new password instead: `regkeep user setpassword`".into(),
         ("tls", _) => "or register the registry with `--insecure` (no TLS verification)".into(),

@@ -501,6 +501,10 @@ async fn moto_no_host_identity_and_a_refused_role_say_which() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["detail"]["reason"], "aws_refused", "{answer}");
     assert_eq!(answer["detail"]["aws_code"], "AssumeRoleFailed", "{answer}");
+    assert_eq!(
+        answer["detail"]["registry_status"], 403,
+        "STS's status: {answer}"
+    );
     assert_no_secrets(
         "answer and logs",
         &format!("{answer} {}", captured_logs()),

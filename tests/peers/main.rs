@@ -4,6 +4,8 @@
 //! internal hosts, a malicious registry and a rebinding DNS server). `scripts/test.sh` starts them
 //! in a private network namespace and requires them; under plain `cargo test` every test here is
 //! skipped with a one-line notice. One binary with a module per area, so the suite links once.
+//! Run it with nextest (one process per test, as `scripts/test.sh` does): some tests set the
+//! process's environment (AWS variables) and would race other tests in one `cargo test` process.
 
 #[macro_use]
 mod common;

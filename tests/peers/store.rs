@@ -34,3 +34,86 @@ async fn both_migration_trees_make_the_same_tables_and_columns() {
     postgres.close().await;
     database.drop_database().await;
 }
+
+/// The ECR token rows' release and sweep, on the backend's own SQL: a row goes when no registry
+/// uses its key (and only then), unused rows go after the grace.
+async fn ecr_token_rows_are_released_and_swept(backend: Backend) {
+    use regkeep_domain::entities::{AccountRecord, RegistryRecord};
+    use regkeep_domain::{AccountState, AccountType, EcrToken, RegistryType, Secret, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend).await;
+    let url = database
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("regkeep.db").display()));
+    let store = Store::open(&url, &KeySource::File(dir.path().join("secret.key")))
+        .await
+        .unwrap();
+    let t = Timestamp::from_unix;
+    store
+        .insert_account(&AccountRecord {
+            name: "team".parse().unwrap(),
+            email: None,
+            account_type: AccountType::User,
+            state: AccountState::Enabled,
+            created_at: t(0),
+            last_updated: t(0),
+        })
+        .await
+        .unwrap();
+    let token = |at: i64| EcrToken {
+        username: "AWS".into(),
+        password: Secret::new("store-test-token"),
+        usable_until: t(at + 3600),
+        obtained_at: t(at),
+        renew_at: t(at + 1800),
+    };
+    for key in ["used", "unused-old", "unused-young"] {
+        let at = if key == "unused-young" { 1000 } else { 100 };
+        store.save_ecr_token(key, &token(at)).await.unwrap();
+    }
+    let record = RegistryRecord {
+        account: "team".parse().unwrap(),
+        registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+            .parse()
+            .unwrap(),
+        registry_name: "ecr".into(),
+        registry_user: "AKIA".into(),
+        registry_type: RegistryType::AwsEcr,
+        registry_verify: true,
+        created_at: t(0),
+        last_updated: t(0),
+        last_validated: None,
+        token_key: Some("used".into()),
+        token_status: None,
+    };
+    store
+        .insert_registry(&record, &Secret::new("store-test-secret"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.used_ecr_token_keys().await.unwrap(),
+        ["used".to_owned()].into_iter().collect()
+    );
+    // A key a registry uses is not released; an unused one is.
+    assert!(!store.release_ecr_token("used").await.unwrap());
+    assert!(store.load_ecr_token("used").await.unwrap().is_some());
+    assert!(store.release_ecr_token("unused-old").await.unwrap());
+    assert!(store.load_ecr_token("unused-old").await.unwrap().is_none());
+    // The sweep spares what a registry uses and what was written after the cutoff.
+    store
+        .save_ecr_token("unused-old", &token(100))
+        .await
+        .unwrap();
+    assert_eq!(store.delete_unused_ecr_tokens(t(500)).await.unwrap(), 1);
+    assert!(store
+        .load_ecr_token("unused-young")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.load_ecr_token("used").await.unwrap().is_some());
+    store.close().await;
+    database.drop_database().await;
+}
+
+on_both_backends!(ecr_token_rows_are_released_and_swept);

@@ -400,18 +400,17 @@ where
 }
 
 /// A failure before AWS answered, sorted by the SDK's error types found in its source chain (never
-/// by words): a credentials provider that found nothing is a missing host identity; STS refusing
-/// an `AssumeRole` is AWS refusing; another credentials-provider failure is the credentials'; the
-/// rest is AWS being unreachable.
+/// by words): a credentials provider that found nothing is a missing host identity; STS's answer
+/// to an `AssumeRole` is sorted as any AWS answer (refused, throttled, unavailable); another
+/// credentials-provider failure is the credentials'; the rest is AWS being unreachable.
 fn credential_or_unavailable(
     err: &(dyn std::error::Error + 'static),
     detail: String,
     source: &AwsCredentialSource,
 ) -> EcrError {
     use aws_credential_types::provider::error::CredentialsError;
-    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
-    let (mut provider_failed, mut not_loaded, mut timed_out, mut sts_refused) =
-        (false, false, false, false);
+    let (mut provider_failed, mut not_loaded, mut timed_out) = (false, false, false);
+    let mut sts = None;
     let mut next = Some(err);
     while let Some(e) = next {
         if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
@@ -419,7 +418,11 @@ fn credential_or_unavailable(
             not_loaded |= matches!(credentials, CredentialsError::CredentialsNotLoaded(_));
             timed_out |= matches!(credentials, CredentialsError::ProviderTimedOut(_));
         }
-        sts_refused |= e.is::<AssumeRoleError>();
+        if sts.is_none() {
+            sts = e
+                .downcast_ref::<StsError>()
+                .and_then(|e| sts_verdict(e, &detail));
+        }
         next = e.source();
     }
     if !provider_failed || (timed_out && !not_loaded) {
@@ -431,14 +434,52 @@ fn credential_or_unavailable(
             message: detail,
             status: None,
         },
-        AwsCredentialSource::AssumeRole { .. } if sts_refused && !not_loaded => EcrError::Refused {
-            code: "AssumeRoleFailed".into(),
-            message: detail,
-            status: None,
-        },
+        AwsCredentialSource::AssumeRole { .. } if !not_loaded => {
+            sts.unwrap_or(EcrError::NoHostCredentials { detail })
+        }
         AwsCredentialSource::HostChain | AwsCredentialSource::AssumeRole { .. } => {
             EcrError::NoHostCredentials { detail }
         }
+    }
+}
+
+/// STS's error for an `AssumeRole` call, as the SDK's assume-role provider reports it.
+type StsError = aws_sdk_sts::error::SdkError<
+    aws_sdk_sts::operation::assume_role::AssumeRoleError,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
+
+/// What STS's answer to `AssumeRole` means: throttling and 5xx are passing; another answer
+/// refuses the role (`AssumeRoleFailed`, STS's code in the message); no answer is AWS being
+/// unreachable. `None` when STS was never asked (the request could not be built).
+fn sts_verdict(error: &StsError, detail: &str) -> Option<EcrError> {
+    match error {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            let code = context.err().code().unwrap_or("Unknown").to_owned();
+            let message = context.err().message().unwrap_or_default().to_owned();
+            Some(
+                if THROTTLING_CODES.contains(&code.as_str()) || status == 429 {
+                    EcrError::Throttled { code, message }
+                } else if status >= 500 {
+                    EcrError::Unavailable {
+                        detail: format!("STS {code}: {message} (HTTP {status})"),
+                    }
+                } else {
+                    EcrError::Refused {
+                        code: "AssumeRoleFailed".into(),
+                        message: detail.to_owned(),
+                        status: Some(status),
+                    }
+                },
+            )
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Some(EcrError::Unavailable {
+                detail: detail.to_owned(),
+            })
+        }
+        _ => None,
     }
 }
 

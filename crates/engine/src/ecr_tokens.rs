@@ -102,6 +102,8 @@ struct Entry {
     not_before: AtomicI64,
     /// When the entry was made (a young entry is never swept).
     created: Timestamp,
+    /// No registry uses the key any more: whatever is still minted with it is not persisted.
+    released: AtomicBool,
 }
 
 #[derive(Default)]
@@ -194,6 +196,7 @@ impl EcrTokens {
                     renewal_pending: AtomicBool::new(false),
                     not_before: AtomicI64::new(0),
                     created,
+                    released: AtomicBool::new(false),
                 })
             })
             .clone()
@@ -358,17 +361,32 @@ impl EcrTokens {
     /// # Errors
     /// The token store's.
     pub async fn release(&self, key: &str) -> Result<(), TokenError> {
+        let entry = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned();
+        // With the entry's attempts held, no mint of it is in flight: one that was has saved
+        // its row by now, and the release below removes that row too.
+        let no_mint = match &entry {
+            Some(entry) => Some(entry.attempts.lock().await),
+            None => None,
+        };
         let unused = self
             .store
             .release(key)
             .await
             .map_err(|e| TokenError::Store(Arc::new(e)))?;
-        if unused {
-            self.entries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(key);
+        if let (true, Some(entry)) = (unused, &entry) {
+            entry.released.store(true, Ordering::Release);
+            entry.set_current(None);
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if entries.get(key).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+                entries.remove(key);
+            }
         }
+        drop(no_mint);
         Ok(())
     }
 
@@ -425,7 +443,9 @@ impl EcrTokens {
                 entry.set_current(Some(token.clone()));
                 *attempts = Attempts::default();
                 entry.not_before.store(0, Ordering::Relaxed);
-                if let Err(e) = self.store.save(&request.key, &token).await {
+                if entry.released.load(Ordering::Acquire) {
+                    // Its registry went while this mint was waiting: used once, not kept.
+                } else if let Err(e) = self.store.save(&request.key, &token).await {
                     // The token works; only sharing it failed. Keep going.
                     warn!(error = %e, "could not persist an ECR token");
                 }

@@ -113,6 +113,74 @@ pub enum StateChange {
     BeingDeleted { account: AccountName },
 }
 
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.entity {
+            Entity::PasswordCredential => "the password credential of user",
+            Entity::ImageTag => "an image recorded under",
+            Entity::ImageId => "an image with ID",
+            other => other.as_str(),
+        };
+        write!(f, "{what} {}", self.name)?;
+        if let Some(account) = &self.account {
+            write!(f, " in account {account}")?;
+        }
+        Ok(())
+    }
+}
+
+impl QuotaKind {
+    /// What is counted, and the setting that bounds it.
+    pub fn what_and_setting(self) -> (&'static str, &'static str) {
+        match self {
+            QuotaKind::Registries => ("registries", "quotas.registries_per_account"),
+            QuotaKind::Subscriptions => ("subscriptions", "quotas.subscriptions_per_account"),
+            QuotaKind::Images => (
+                "image tags (image_detail entries)",
+                "quotas.images_per_account",
+            ),
+            QuotaKind::Users => ("users", "quotas.users_per_account"),
+        }
+    }
+}
+
+/// In the domain's words (no API paths, no CLI commands): what a background task records, and
+/// what a log line says. The server words its answers itself.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotAdmin { user } => write!(f, "user {user} is not an admin: account and user management needs a user of the admin account"),
+            Refusal::OtherAccount { user, account } => write!(f, "user {user} may not act in account {account}: only admin users act in other accounts"),
+            Refusal::OtherAccountsUsers { user, account } => write!(f, "user {user} may not manage the users of account {account}: users manage those of their own account; an admin, those of any"),
+            Refusal::DisableAdminAccount => write!(f, "the admin account cannot be disabled"),
+            Refusal::AccountNotEnabled { account, state } => write!(f, "account {account} is {}, and its users cannot use the API", match state {
+                AccountState::Deleting => "being deleted",
+                _ => "disabled",
+            }),
+            Refusal::Quota { account, kind, limit } => {
+                let (what, setting) = kind.what_and_setting();
+                write!(f, "account {account} holds {limit} {what}, its quota ({setting}): delete some first, or ask an operator to raise {setting}")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StateChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateChange::DeleteEnabled { account } => {
+                write!(
+                    f,
+                    "account {account} is enabled: disable it before deleting it"
+                )
+            }
+            StateChange::BeingDeleted { account } => {
+                write!(f, "account {account} is being deleted")
+            }
+        }
+    }
+}
+
 /// Errors of the use-cases. Each variant is one kind of answer to the client.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -123,16 +191,16 @@ pub enum EngineError {
     #[error("authentication failed: give a valid user name and password (HTTP Basic)")]
     Unauthorized,
     /// Authenticated but not allowed.
-    #[error("refused: {0:?}")]
+    #[error("{0}")]
     Refused(Refusal),
     /// It does not exist.
-    #[error("{} {} does not exist", .0.entity.as_str(), .0.name)]
+    #[error("{0} does not exist")]
     NotFound(Named),
     /// It exists already.
-    #[error("{} {} exists already", .0.entity.as_str(), .0.name)]
+    #[error("{0} exists already")]
     AlreadyExists(Named),
     /// An account state change that cannot be made.
-    #[error("invalid account state change: {0:?}")]
+    #[error("{0}")]
     InvalidStateChange(StateChange),
     /// The user asked to remove the credential it authenticated with.
     #[error("the credential used for this request cannot be deleted")]
@@ -228,6 +296,44 @@ impl From<StoreError> for EngineError {
             StoreError::Full => EngineError::StorageFull,
             StoreError::Unwritable(cause) => EngineError::Unavailable(cause),
             other => EngineError::Internal(Box::new(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a background task records (a subscription's `last_error`, an event's cause) is this
+    /// text: people's words, never a `Debug` dump.
+    #[test]
+    fn errors_read_as_sentences() {
+        let account: AccountName = "acme".parse().unwrap();
+        let quota = EngineError::Refused(Refusal::Quota {
+            account: account.clone(),
+            kind: QuotaKind::Images,
+            limit: 10,
+        });
+        assert_eq!(
+            quota.to_string(),
+            "account acme holds 10 image tags (image_detail entries), its quota (quotas.images_per_account): delete some first, or ask an operator to raise quotas.images_per_account"
+        );
+        let missing = EngineError::not_found(Entity::Registry, "r.example.com", &account);
+        assert_eq!(
+            missing.to_string(),
+            "registry r.example.com in account acme does not exist"
+        );
+        let state = EngineError::InvalidStateChange(StateChange::DeleteEnabled { account });
+        assert_eq!(
+            state.to_string(),
+            "account acme is enabled: disable it before deleting it"
+        );
+        for e in [quota, missing, state] {
+            let text = e.to_string();
+            assert!(
+                !text.contains('{') && !text.contains("AccountName"),
+                "{text}"
+            );
         }
     }
 }

@@ -753,7 +753,13 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
             seconds: timeouts.total.as_secs(),
         };
     }
-    if tls {
+    // A server that closes the connection during the TLS handshake (an unknown SNI name, a
+    // client certificate required) leaves no rustls error, only an end of stream while
+    // connecting over HTTPS: that is TLS failing too, not an unreachable host.
+    let handshake_cut = err.is_connect()
+        && url.starts_with("https://")
+        && io_kind_in_chain(&err, std::io::ErrorKind::UnexpectedEof);
+    if tls || handshake_cut {
         return RegistryError::Tls {
             url: url.to_owned(),
             authority: String::new(),
@@ -776,6 +782,25 @@ fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
     e.downcast_ref::<std::io::Error>()
         .and_then(std::io::Error::get_ref)
         .is_some_and(|inner| is_tls_failure(inner))
+}
+
+/// Whether an `io::Error` of `kind` is in `err`'s source chain, looking inside `io::Error`s
+/// (whose `source()` skips the error they wrap).
+fn io_kind_in_chain(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        match e.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == kind => return true,
+            Some(io) => {
+                next = match io.get_ref() {
+                    Some(inner) => Some(inner),
+                    None => e.source(),
+                }
+            }
+            None => next = e.source(),
+        }
+    }
+    false
 }
 
 /// What a refusing server answered: its error codes and messages, or the start of its body.
@@ -929,6 +954,33 @@ mod tests {
         };
         let err = lenient.ping(&endpoint, None).await.unwrap_err();
         assert_eq!(err.kind(), "address_refused", "{err}");
+    }
+
+    /// A server that hangs up during the TLS handshake is a TLS failure (with its advice), not
+    /// an unreachable host: the hang-up leaves no rustls error, only an end of stream.
+    #[tokio::test]
+    async fn a_handshake_cut_short_is_a_tls_failure() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                // Reads the ClientHello, then hangs up.
+                let mut hello = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut hello).await;
+                drop(socket);
+            }
+        });
+        let client = RegistryClient::new(
+            Timeouts::default(),
+            TlsSettings::default(),
+            Outbound::allowing_loopback(),
+        );
+        let endpoint = Endpoint {
+            authority,
+            verify_tls: true,
+        };
+        let err = client.ping(&endpoint, None).await.unwrap_err();
+        assert_eq!(err.kind(), "tls", "{err}");
     }
 
     #[test]

@@ -7,9 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use regkeep_domain::wire::ErrorBody;
 use regkeep_domain::AccountState;
-use regkeep_engine::{
-    EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError,
-};
+use regkeep_engine::{EngineError, Entity, Named, Refusal, StateChange, ValidationError};
 use serde_json::{json, Value};
 use tracing::error;
 
@@ -51,11 +49,11 @@ impl From<EngineError> for ApiError {
             EngineError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
             EngineError::Unauthorized => ApiError::unauthorized(),
             EngineError::Refused(ref refusal) => ApiError {
-                detail: json!({"reason": refusal_reason(refusal)}),
+                detail: refusal_detail(refusal),
                 ..ApiError::new(StatusCode::FORBIDDEN, refusal_message(refusal))
             },
             EngineError::NotFound(ref named) => ApiError {
-                detail: named_detail("not_found", named),
+                detail: named_detail("entity_not_found", named),
                 ..ApiError::new(StatusCode::NOT_FOUND, not_found_message(named))
             },
             EngineError::AlreadyExists(ref named) => {
@@ -181,6 +179,21 @@ fn exists_message(named: &Named) -> String {
     }
 }
 
+fn refusal_detail(refusal: &Refusal) -> Value {
+    let mut detail = json!({"reason": refusal_reason(refusal)});
+    match refusal {
+        Refusal::AccountNotEnabled { account, state } => {
+            detail["account"] = account.as_str().into();
+            detail["state"] = state.as_str().into();
+        }
+        Refusal::OtherAccount { account, .. }
+        | Refusal::OtherAccountsUsers { account, .. }
+        | Refusal::Quota { account, .. } => detail["account"] = account.as_str().into(),
+        Refusal::NotAdmin { .. } | Refusal::DisableAdminAccount => {}
+    }
+    detail
+}
+
 fn refusal_reason(refusal: &Refusal) -> &'static str {
     match refusal {
         Refusal::NotAdmin { .. } => "not_admin",
@@ -200,15 +213,7 @@ fn refusal_message(refusal: &Refusal) -> String {
         Refusal::DisableAdminAccount => "the admin account cannot be disabled".into(),
         Refusal::AccountNotEnabled { account, state: AccountState::Deleting } => format!("Not authorized. Account not enabled: account {account} is being deleted, and its users can no longer use the API"),
         Refusal::AccountNotEnabled { account, .. } => format!("Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it (PUT /v1/accounts/{account}/state)"),
-        Refusal::Quota { account, kind, limit } => {
-            let (what, setting) = match kind {
-                QuotaKind::Registries => ("registries", "quotas.registries_per_account"),
-                QuotaKind::Subscriptions => ("subscriptions", "quotas.subscriptions_per_account"),
-                QuotaKind::Images => ("image tags (image_detail entries)", "quotas.images_per_account"),
-                QuotaKind::Users => ("users", "quotas.users_per_account"),
-            };
-            format!("account {account} holds {limit} {what}, its quota ({setting}): delete some first, or ask an operator to raise {setting}")
-        }
+        Refusal::Quota { .. } => refusal.to_string(),
     }
 }
 

@@ -392,3 +392,36 @@ fn errors_name_aws_and_never_the_token() {
     assert!(text.contains("ThrottlingException"), "{text}");
     assert!(text.contains("next attempt"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_during_a_renewal_leaves_neither_row_nor_entry() {
+    let rig = rig();
+    let key = request().key;
+    rig.tokens.token(&request()).await.unwrap();
+    rig.advance(6 * HOUR + 60);
+    rig.minter.close();
+    let renewing = {
+        let tokens = rig.tokens.clone();
+        tokio::spawn(async move { tokens.renew_due_once().await })
+    };
+    until("the renewal waits at the gate", || {
+        rig.minter.waiting() == 1
+    })
+    .await;
+    let releasing = {
+        let (tokens, key) = (rig.tokens.clone(), key.clone());
+        tokio::spawn(async move { tokens.release(&key).await })
+    };
+    // The release waits for the mint in flight; the mint then saves its row...
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rig.minter.open();
+    assert_eq!(renewing.await.unwrap(), (1, 0));
+    releasing.await.unwrap().unwrap();
+    // ...which the release removes, with the entry.
+    assert!(!rig.repo.has_row(&key), "the renewed token's row is gone");
+    assert_eq!(rig.tokens.kept(), 0);
+    let calls = rig.minter.calls();
+    rig.advance(6 * HOUR + 60);
+    assert_eq!(rig.tokens.renew_due_once().await, (0, 0));
+    assert_eq!(rig.minter.calls(), calls);
+}

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::registry_name::{RegistryName, DOCKER_HUB};
+use crate::Digest;
 
 /// A parsed, normalised image reference.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -14,7 +15,7 @@ pub struct ImageReference {
     authority: String,
     repository: String,
     tag: Option<String>,
-    digest: Option<String>,
+    digest: Option<Digest>,
 }
 
 /// Why an image reference was refused.
@@ -52,14 +53,14 @@ impl ImageReference {
     }
 
     pub fn digest(&self) -> Option<&str> {
-        self.digest.as_deref()
+        self.digest.as_ref().map(Digest::as_str)
     }
 
     /// The same image pinned to `digest` (the tag kept, for the record).
     #[must_use]
-    pub fn with_digest(&self, digest: &str) -> ImageReference {
+    pub fn with_digest(&self, digest: &Digest) -> ImageReference {
         ImageReference {
-            digest: Some(digest.to_owned()),
+            digest: Some(digest.clone()),
             ..self.clone()
         }
     }
@@ -150,13 +151,10 @@ impl FromStr for ImageReference {
         }
         let (rest, digest) = match input.split_once('@') {
             Some((rest, digest)) => {
-                if !valid_digest(digest) {
-                    return Err(ImageReferenceError::Digest(
-                        input.to_owned(),
-                        digest.to_owned(),
-                    ));
-                }
-                (rest, Some(digest.to_owned()))
+                let digest = Digest::parse(digest).map_err(|_| {
+                    ImageReferenceError::Digest(input.to_owned(), digest.to_owned())
+                })?;
+                (rest, Some(digest))
             }
             None => (input, None),
         };
@@ -214,22 +212,6 @@ impl FromStr for ImageReference {
             digest,
         })
     }
-}
-
-fn valid_digest(digest: &str) -> bool {
-    let (algorithm, hex) = match digest.split_once(':') {
-        Some(parts) => parts,
-        None => return false,
-    };
-    let len = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return false,
-    };
-    hex.len() == len
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn valid_tag(tag: &str) -> bool {

@@ -12,6 +12,7 @@
 //! - [`account`]: account and user names, types and states (docs/design.md §2).
 //! - [`ttl_map`]: the bounded map of expiring values every in-memory cache uses.
 //! - [`secret`]: the secret newtype whose `Debug` never shows its value.
+//! - [`digest`]: content digests, parsed once.
 //! - [`clock`]: timestamps and the injected clock.
 //! - [`wire`]: the JSON request and response bodies shared by the server and the CLI client.
 //! - [`outbound`]: which addresses regkeep may connect to for a user (docs/design.md §3.7).
@@ -20,6 +21,7 @@
 pub mod account;
 pub mod backoff;
 pub mod clock;
+pub mod digest;
 pub mod ecr_host;
 pub mod ecr_token;
 pub mod entities;
@@ -36,6 +38,7 @@ pub mod wire;
 pub use account::{AccountName, AccountState, AccountType, UserName};
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use digest::Digest;
 pub use ecr_host::{EcrHost, Partition};
 pub use ecr_token::EcrToken;
 pub use image_reference::{ImageReference, ImageReferenceError};

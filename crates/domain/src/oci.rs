@@ -224,21 +224,13 @@ fn media_type_ok(s: &str) -> bool {
 /// `sha256:<64 lower-case hex digits>` of a finished SHA-256 hash: the form registries, layouts
 /// and regkeep's answers use.
 pub fn sha256_digest_text(hash: [u8; 32]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for b in hash {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    crate::Digest::of_sha256(hash).to_string()
 }
 
 /// Whether `digest` is `sha256:` and 64 lower-case hex digits (the only algorithm regkeep
 /// verifies, and what every registry uses).
 pub fn is_sha256_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    crate::Digest::parse(digest).is_ok_and(|d| d.is_sha256())
 }
 
 /// A Docker schema 2 image manifest rewritten with the OCI media types (manifest, config,

@@ -117,7 +117,7 @@ impl Engine {
             })
             .await;
         match answer {
-            Ok(digest) => Some(digest),
+            Ok(digest) => Some(digest.to_string()),
             Err(e) => {
                 info!(image = %image, error = %e, "the tag's current digest could not be had");
                 None

@@ -445,7 +445,7 @@ impl Engine {
             self.add_image(
                 account,
                 &image.to_string(),
-                Some(&digest),
+                Some(digest.as_str()),
                 platform.as_deref(),
             )
             .await?;
@@ -477,7 +477,7 @@ impl Engine {
                         account,
                         &subscription.subscription_id,
                         &PollOutcome {
-                            last_digest: Some(digest.clone()),
+                            last_digest: Some(digest.to_string()),
                             last_error: None,
                             failures: 0,
                             polled_at: now,
@@ -546,7 +546,7 @@ impl Engine {
         &self,
         account: &AccountName,
         image: &ImageReference,
-    ) -> Result<String, EngineError> {
+    ) -> Result<regkeep_domain::Digest, EngineError> {
         let (client, reference) = (&self.registry_client, image.reference());
         self.with_image_credential(account, image, |endpoint, basic| async move {
             client

@@ -458,11 +458,18 @@ impl regkeep_registry::RegistryApi for FakeRegistryApi {
         credentials: Option<&'a regkeep_registry::BasicCredentials>,
         repository: &'a str,
         reference: &'a str,
-    ) -> BoxFuture<'a, RegistryResult<String>> {
+    ) -> BoxFuture<'a, RegistryResult<regkeep_domain::Digest>> {
         let answer = self
             .enter(endpoint, credentials, "manifest_digest", Some(repository))
             .and_then(|()| self.image(endpoint, repository, reference))
-            .map(|image| image.digest);
+            .and_then(|image| {
+                regkeep_domain::Digest::parse(&image.digest).map_err(|e| {
+                    regkeep_registry::RegistryError::Protocol {
+                        url: endpoint.authority.clone(),
+                        detail: e.to_string(),
+                    }
+                })
+            });
         Box::pin(async move { answer })
     }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use regkeep_domain::oci::Platform;
 use regkeep_domain::outbound::OutboundPolicy;
 use regkeep_domain::untrusted_text::{sanitize, EXCERPT_CHARS};
-use regkeep_domain::{BoxFuture, Secret};
+use regkeep_domain::{BoxFuture, Digest, Secret};
 use reqwest::{header, StatusCode};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -134,7 +134,7 @@ pub trait RegistryApi: Send + Sync + 'static {
         credentials: Option<&'a BasicCredentials>,
         repository: &'a str,
         reference: &'a str,
-    ) -> BoxFuture<'a, Result<String, RegistryError>>;
+    ) -> BoxFuture<'a, Result<Digest, RegistryError>>;
 
     /// Opens blob `digest` of `repository` for reading.
     fn open_blob<'a>(
@@ -195,7 +195,7 @@ impl RegistryApi for RegistryClient {
         credentials: Option<&'a BasicCredentials>,
         repository: &'a str,
         reference: &'a str,
-    ) -> BoxFuture<'a, Result<String, RegistryError>> {
+    ) -> BoxFuture<'a, Result<Digest, RegistryError>> {
         Box::pin(RegistryClient::manifest_digest(
             self,
             endpoint,

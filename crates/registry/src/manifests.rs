@@ -13,6 +13,7 @@ use regkeep_domain::oci::{
     Descriptor, ImageConfig, Manifest, Platform, DOCKER_SCHEMA1, MANIFEST_ACCEPT,
 };
 use regkeep_domain::untrusted_text::{sanitize, EXCERPT_CHARS};
+use regkeep_domain::Digest;
 use reqwest::{header, StatusCode};
 use sha2::{Digest as _, Sha256};
 
@@ -107,7 +108,7 @@ impl RegistryClient {
         credentials: Option<&BasicCredentials>,
         repository: &str,
         reference: &str,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<Digest, RegistryError> {
         let _permit = self.resolution_permit().await;
         let limits = self.limits;
         self.with_session(endpoint, credentials, repository, |session| async move {
@@ -128,14 +129,18 @@ impl RegistryClient {
                 .headers()
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok())
-                .filter(|d| regkeep_domain::oci::is_sha256_digest(d))
-                .map(str::to_owned);
+                .and_then(|d| Digest::parse(d).ok())
+                .filter(Digest::is_sha256);
             match digest {
                 Some(d) if status.is_success() => Ok(d),
                 // Not found, no header, an odd answer: the GET says what is what.
-                _ => manifest_in(&session, reference, limits)
-                    .await
-                    .map(|m| m.digest),
+                _ => {
+                    let manifest = manifest_in(&session, reference, limits).await?;
+                    Digest::parse(&manifest.digest).map_err(|e| RegistryError::Protocol {
+                        url: session.base.to_string(),
+                        detail: e.to_string(),
+                    })
+                }
             }
         })
         .await

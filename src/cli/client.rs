@@ -91,7 +91,7 @@ fn hint(detail: &serde_json::Value) -> Option<String> {
             format!("an admin enables the account with `regkeep account enable {account}`")
         }
         ("own_credential", _) => "set a new password instead: `regkeep user setpassword`".into(),
-        ("tls", _) => "or register the registry with `--insecure` (no TLS verification)".into(),
+        ("tls", _) => "when the certificate is the problem and you trust the network, `--insecure` registers the registry without TLS verification".into(),
         _ if detail.get("needs_credential") == Some(&serde_json::Value::Bool(true)) => {
             let registry = text("image")
                 .and_then(|image| image.split('/').next())

@@ -30,7 +30,7 @@ impl Backoff {
         } else {
             1.0
         };
-        Duration::from_secs_f64(capped * jitter)
+        Duration::try_from_secs_f64(capped * jitter).unwrap_or(self.max)
     }
 }
 

@@ -7,6 +7,18 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Instant;
 
+/// The longest anything is kept: a configured lifetime beyond it (too long to add to the clock)
+/// is taken as this.
+pub const FOREVER: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + lifetime`, or `now + FOREVER` when that cannot be represented: a huge configured
+/// lifetime means "keep", never "keep nothing".
+pub fn deadline(now: Instant, lifetime: std::time::Duration) -> Instant {
+    now.checked_add(lifetime.min(FOREVER))
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or(now)
+}
+
 /// What an insert into a full map does once the expired entries are gone and it is still full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WhenFull {
@@ -122,6 +134,21 @@ mod tests {
             assert_eq!(map.get(&2, t0 + secs(3)).is_some(), !kept);
             assert!(map.len() <= 2);
         }
+    }
+
+    #[test]
+    fn a_lifetime_too_long_for_the_clock_means_keep_not_drop() {
+        let t0 = Instant::now();
+        let until = deadline(t0, Duration::MAX);
+        assert!(until > t0 + secs(365 * 24 * 3600));
+        let mut map = TtlMap::new(2, WhenFull::Clear);
+        map.insert("k", 1, until, t0);
+        assert_eq!(map.get(&"k", t0 + secs(3600)), Some(&1));
+        assert_eq!(
+            deadline(t0, Duration::ZERO),
+            t0,
+            "zero: expired at once (off)"
+        );
     }
 
     #[test]

@@ -474,6 +474,9 @@ fn sts_verdict(error: &StsError, detail: &str) -> Option<EcrError> {
                 },
             )
         }
+        // Only a failure of the connection itself is STS being unreachable: a dispatch failure
+        // before anything was sent (the base identity failing) is not STS's answer.
+        SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => None,
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             Some(EcrError::Unavailable {
                 detail: detail.to_owned(),

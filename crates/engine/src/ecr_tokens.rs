@@ -209,34 +209,43 @@ impl EcrTokens {
     /// # Errors
     /// [`TokenError`] when no usable token exists and none can be minted now.
     pub async fn token(self: &Arc<Self>, request: &TokenRequest) -> Result<Token, TokenError> {
-        let entry = self.entry(request);
-        let now = self.clock.now();
-        if let Some(token) = entry.current() {
-            if now < token.renew_at {
+        loop {
+            let entry = self.entry(request);
+            let now = self.clock.now();
+            if let Some(token) = entry.current() {
+                if now < token.renew_at {
+                    return Ok(token);
+                }
+                if now < token.usable_until {
+                    self.renew_in_background(entry.clone());
+                    return Ok(token);
+                }
+            }
+            let mut attempts = entry.attempts.lock().await;
+            if entry.released.load(Ordering::Acquire) {
+                // Released while this caller waited (its registry went, maybe a new one with
+                // the same key came): start again on the current entry.
+                continue;
+            }
+            let now = self.clock.now();
+            if let Some(token) = entry.current().filter(|t| now < t.usable_until) {
                 return Ok(token);
             }
-            if now < token.usable_until {
-                self.renew_in_background(entry.clone());
+            if let Some(token) = self.load_persisted(&request.key, now).await? {
+                entry.set_current(Some(token.clone()));
                 return Ok(token);
             }
-        }
-        let mut attempts = entry.attempts.lock().await;
-        let now = self.clock.now();
-        if let Some(token) = entry.current().filter(|t| now < t.usable_until) {
-            return Ok(token);
-        }
-        if let Some(token) = self.load_persisted(&request.key, now).await? {
-            entry.set_current(Some(token.clone()));
-            return Ok(token);
-        }
-        if let (Some(next), Some(error)) = (attempts.next_attempt, attempts.last_error.clone()) {
-            if now < next {
-                return Err(TokenError::BackingOff(error, next));
+            if let (Some(next), Some(error)) = (attempts.next_attempt, attempts.last_error.clone())
+            {
+                if now < next {
+                    return Err(TokenError::BackingOff(error, next));
+                }
             }
+            return self
+                .mint_locked(&entry, &mut attempts)
+                .await
+                .map_err(TokenError::Aws);
         }
-        self.mint_locked(&entry, &mut attempts)
-            .await
-            .map_err(TokenError::Aws)
     }
 
     /// Mints a new token now (validation of new credentials), replacing any cached one.
@@ -244,10 +253,15 @@ impl EcrTokens {
     /// # Errors
     /// [`EcrError`] as AWS answered.
     pub async fn mint_now(self: &Arc<Self>, request: &TokenRequest) -> Result<Token, EcrError> {
-        let entry = self.entry(request);
-        *entry.request.lock().unwrap_or_else(|p| p.into_inner()) = request.clone();
-        let mut attempts = entry.attempts.lock().await;
-        self.mint_locked(&entry, &mut attempts).await
+        loop {
+            let entry = self.entry(request);
+            let mut attempts = entry.attempts.lock().await;
+            if entry.released.load(Ordering::Acquire) {
+                continue;
+            }
+            *entry.request.lock().unwrap_or_else(|p| p.into_inner()) = request.clone();
+            return self.mint_locked(&entry, &mut attempts).await;
+        }
     }
 
     /// A registry refused `rejected` although it looked valid (revoked, or clocks disagree):
@@ -461,7 +475,9 @@ impl EcrTokens {
                 entry.not_before.store(next.unix(), Ordering::Relaxed);
                 attempts.last_error = Some(error.clone());
                 warn!(error = %error, failures = attempts.failures, next_attempt = %next, "ECR token renewal failed");
-                if let Err(e) = self
+                if entry.released.load(Ordering::Acquire) {
+                    // No registry uses the key any more: nothing to record.
+                } else if let Err(e) = self
                     .store
                     .record_error(&request.key, &error.to_string(), now)
                     .await

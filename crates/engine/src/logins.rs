@@ -29,8 +29,6 @@ use crate::{Caller, Engine, EngineError};
 /// Most entries of each map; past this a map is emptied rather than grown (a flood of distinct
 /// credentials must not grow memory).
 const MAX_ENTRIES: usize = 10_000;
-/// The longest any entry is remembered (a configured TTL beyond it is taken as this).
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How long a wrong credential is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// How long an address that logged in as a user stays exempt from that user's throttle.
@@ -393,8 +391,7 @@ impl Engine {
                 match &answer {
                     Ok(caller) => {
                         let now = Instant::now();
-                        // A TTL too long to add to the clock is kept for as long as can be.
-                        let until = now.checked_add(logins.ttl).unwrap_or(now + FOREVER);
+                        let until = regkeep_domain::ttl_map::deadline(now, logins.ttl);
                         r.valid.insert(fp, caller.clone(), until, now);
                         if let Some(address) = address {
                             let pair = (user.to_owned(), address);

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use regkeep_domain::entities::RegistryRecord;
+use regkeep_domain::ttl_map::deadline;
 use regkeep_domain::{AccountName, RegistryName, Secret, TtlMap, WhenFull};
 
 /// Most entries kept; past this the cache is cleared rather than grown.
@@ -32,9 +33,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Timed<K, V> {
 
     fn put(&mut self, key: K, value: V, ttl: Duration) {
         let now = Instant::now();
-        if let Some(until) = now.checked_add(ttl) {
-            self.0.insert(key, value, until, now);
-        }
+        self.0.insert(key, value, deadline(now, ttl), now);
     }
 }
 

@@ -760,10 +760,15 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
         && url.starts_with("https://")
         && io_kind_in_chain(&err, std::io::ErrorKind::UnexpectedEof);
     if tls || handshake_cut {
+        let detail = if tls {
+            deepest
+        } else {
+            "the server closed the connection during the TLS handshake (it may not speak TLS on this port, may want a client certificate or another host name, or nothing may be running behind it)".to_owned()
+        };
         return RegistryError::Tls {
             url: url.to_owned(),
             authority: String::new(),
-            detail: deepest,
+            detail,
         };
     }
     RegistryError::Unreachable {

@@ -425,3 +425,37 @@ async fn a_release_during_a_renewal_leaves_neither_row_nor_entry() {
     assert_eq!(rig.tokens.renew_due_once().await, (0, 0));
     assert_eq!(rig.minter.calls(), calls);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_queued_behind_a_release_starts_again_on_a_fresh_entry() {
+    let rig = rig();
+    let key = request().key;
+    rig.tokens.token(&request()).await.unwrap();
+    rig.advance(13 * HOUR);
+    rig.minter.close();
+    let first = {
+        let tokens = rig.tokens.clone();
+        tokio::spawn(async move { tokens.token(&request()).await })
+    };
+    until("the expired token's mint waits", || {
+        rig.minter.waiting() == 1
+    })
+    .await;
+    let queued = {
+        let tokens = rig.tokens.clone();
+        tokio::spawn(async move { tokens.token(&request()).await })
+    };
+    let releasing = {
+        let (tokens, key) = (rig.tokens.clone(), key.clone());
+        tokio::spawn(async move { tokens.release(&key).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rig.minter.open();
+    first.await.unwrap().unwrap();
+    releasing.await.unwrap().unwrap();
+    // Whichever ran first, the queued caller got a token, and no entry is left marked released
+    // in use: either it was served before the release, or it started again on a fresh entry.
+    let token = queued.await.unwrap().unwrap();
+    assert!(token.password.expose().starts_with("fake-ecr-token-"));
+    assert!(rig.tokens.kept() <= 1);
+}

@@ -179,7 +179,7 @@ async fn one_verification_per_credential() {
     crate::skip_without_peers!();
     let app = roomy(Backend::Sqlite).await;
     app.add_account_with_user("solo", "sol", "sol-pass-1").await;
-    let hashers = || app.engine.password_hashers().verifications();
+    let hashers = || app.engine.accounts().password_hashers().verifications();
     let before = hashers();
     let mut requests = Vec::new();
     for _ in 0..64 {
@@ -301,7 +301,7 @@ async fn failed_logins_are_throttled_without_locking_out_the_owner() {
             .is_some_and(|r| r.parse::<u64>().unwrap() >= 1),
         "{retry:?}"
     );
-    let before = app.engine.password_hashers().verifications();
+    let before = app.engine.accounts().password_hashers().verifications();
     assert_eq!(
         login("alice", "guess-x".into(), "203.0.113.66").await.0,
         StatusCode::TOO_MANY_REQUESTS
@@ -311,7 +311,7 @@ async fn failed_logins_are_throttled_without_locking_out_the_owner() {
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(
-        app.engine.password_hashers().verifications(),
+        app.engine.accounts().password_hashers().verifications(),
         before,
         "a throttled login costs nothing"
     );
@@ -894,7 +894,7 @@ async fn concurrent_guesses_are_charged_before_they_run() {
         s.throttle.user_burst = 1000;
     })
     .await;
-    let before = app.engine.password_hashers().verifications();
+    let before = app.engine.accounts().password_hashers().verifications();
     let mut guesses = Vec::new();
     for i in 0..100 {
         let (http, base) = (app.http.clone(), app.base.clone());
@@ -916,13 +916,13 @@ async fn concurrent_guesses_are_charged_before_they_run() {
             other => panic!("{other}"),
         }
     }
-    let ran = app.engine.password_hashers().verifications() - before;
+    let ran = app.engine.accounts().password_hashers().verifications() - before;
     assert!(
         checked <= 9 && ran <= 9, // the burst (5), and the at most 4 checks under way when it ran out
         "100 concurrent guesses: {checked} answered 401, {ran} checks ran"
     );
 
-    let before = app.engine.password_hashers().verifications();
+    let before = app.engine.accounts().password_hashers().verifications();
     for user in ["Not A User", &"u".repeat(500)] {
         let status = app
             .http
@@ -948,7 +948,7 @@ async fn concurrent_guesses_are_charged_before_they_run() {
         "{status}"
     );
     assert_eq!(
-        app.engine.password_hashers().verifications(),
+        app.engine.accounts().password_hashers().verifications(),
         before,
         "none of these cost a check"
     );

@@ -440,6 +440,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     );
     let admin = AccountName::admin();
     engine
+        .accounts()
         .bootstrap_admin(&Secret::new("admin-pass"))
         .await
         .unwrap();

@@ -7,14 +7,37 @@ use regkeep_domain::{AccountName, AccountState, AccountType, Secret, UserName};
 use regkeep_store::StoreError;
 use tracing::info;
 
-use crate::{passwords, Caller, Engine, EngineError, Entity, Named, Refusal, StateChange};
+use std::sync::Arc;
+
+use regkeep_domain::Clock;
+use regkeep_store::Store;
+
+use crate::{passwords, Caller, EngineError, Entity, Named, Refusal, StateChange};
 
 /// The user type of users made through the API (Anchore's name).
 const NATIVE_USER: &str = "native";
 /// The `meta` marker set once the admin was created.
 const ADMIN_SEEDED: &str = "admin_seeded";
 
-impl Engine {
+/// Accounts, users and who may log in: the admin bootstrap, password checks (on the Argon2id
+/// pool), the login cache and the login throttles. One job of the engine; [`Engine::accounts`]
+/// gives it.
+pub struct Accounts {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) quotas: crate::Quotas,
+    pub(crate) logins: crate::logins::Logins,
+    pub(crate) hashers: Arc<passwords::PasswordHashers>,
+    /// The registries service's cache: an account's state change ends its cached records too.
+    pub(crate) registry_cache: Arc<crate::registry_cache::RegistryCache>,
+}
+
+impl Accounts {
+    /// The password hashing threads (their verification count shows single-flight at work).
+    pub fn password_hashers(&self) -> &passwords::PasswordHashers {
+        &self.hashers
+    }
+
     /// Whether this database still needs its admin: never seeded, and no account at all. A
     /// database made before the marker existed (it has accounts) is marked as seeded, so that
     /// deleting the admin later never brings it back.
@@ -310,63 +333,6 @@ impl Engine {
         }
     }
 
-    /// Removes every account marked `deleting`, with its users, registries (and their sealed
-    /// secrets), image records, subscriptions and events; answers how many. The server runs it
-    /// in the background.
-    ///
-    /// # Errors
-    /// Storage errors (the accounts not yet removed stay marked and are tried again).
-    pub async fn purge_deleted_accounts(&self) -> Result<usize, EngineError> {
-        let mut purged = 0;
-        for account in self.store.list_accounts().await? {
-            if account.state != AccountState::Deleting {
-                continue;
-            }
-            let token_keys: Vec<String> = self
-                .store
-                .list_registries(&account.name)
-                .await?
-                .into_iter()
-                .filter_map(|r| r.token_key)
-                .collect();
-            match self.store.delete_account(&account.name).await {
-                Ok(()) | Err(StoreError::NotFound) => {
-                    purged += 1;
-                    info!(account = %account.name, "deleted account with its users, registries and records");
-                }
-                Err(e) => return Err(e.into()),
-            }
-            for key in token_keys {
-                self.release_token(&key).await;
-            }
-        }
-        if purged > 0 {
-            self.registry_cache.clear();
-            self.logins.invalidate();
-        }
-        Ok(purged)
-    }
-
-    /// Runs [`Engine::purge_deleted_accounts`] at once and then every `period`, until `stop`.
-    pub async fn run_account_purge_until_stopped(
-        &self,
-        period: std::time::Duration,
-        stop: tokio_util::sync::CancellationToken,
-    ) {
-        let mut interval = tokio::time::interval(period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = interval.tick() => {
-                    if let Err(e) = self.purge_deleted_accounts().await {
-                        tracing::warn!(error = %e, "removing deleted accounts failed; retrying at the next pass");
-                    }
-                }
-            }
-        }
-    }
-
     /// # Errors
     /// Forbidden, NotFound.
     pub async fn list_users(
@@ -410,8 +376,13 @@ impl Engine {
                 "account {account} is being deleted: it takes no new users"
             )));
         }
-        self.check_quota(&account, regkeep_store::OwnedTable::Users)
-            .await?;
+        crate::check_quota(
+            &self.store,
+            &self.quotas,
+            &account,
+            regkeep_store::OwnedTable::Users,
+        )
+        .await?;
         let now = self.clock.now();
         let record = UserRecord {
             username: username.clone(),

@@ -25,10 +25,12 @@ pub mod testing;
 use std::sync::Arc;
 use std::time::Duration;
 
-use regkeep_domain::{AccountName, AccountType, Clock, UserName};
+use regkeep_domain::{AccountName, AccountState, AccountType, Clock, UserName};
 use regkeep_ecr::MintEcrTokens;
 use regkeep_registry::RegistryApi;
+use tracing::info;
 
+pub use accounts::Accounts;
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
 pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError};
 pub use logins::LoginLimits;
@@ -77,38 +79,46 @@ impl Default for Quotas {
     }
 }
 
+/// Refuses a new row in `table` when `account` holds its quota already. (Concurrent adds can
+/// pass the check together and go over by a few; the bound is on disk use, not exact.)
+///
+/// # Errors
+/// [`Refusal::Quota`]; storage errors.
+pub(crate) async fn check_quota(
+    store: &Store,
+    quotas: &Quotas,
+    account: &AccountName,
+    table: regkeep_store::OwnedTable,
+) -> Result<(), EngineError> {
+    let (limit, kind) = match table {
+        regkeep_store::OwnedTable::Registries => (quotas.registries, QuotaKind::Registries),
+        regkeep_store::OwnedTable::Subscriptions => {
+            (quotas.subscriptions, QuotaKind::Subscriptions)
+        }
+        regkeep_store::OwnedTable::Images => (quotas.images, QuotaKind::Images),
+        regkeep_store::OwnedTable::Users => (quotas.users, QuotaKind::Users),
+    };
+    if limit == 0 {
+        return Ok(());
+    }
+    if store.count_owned(table, account).await? >= limit {
+        return Err(EngineError::Refused(Refusal::Quota {
+            account: account.clone(),
+            kind,
+            limit,
+        }));
+    }
+    Ok(())
+}
+
 impl Engine {
-    /// Refuses a new row in `table` when `account` holds its quota already. (Concurrent adds can
-    /// pass the check together and go over by a few; the bound is on disk use, not exact.)
-    ///
-    /// # Errors
-    /// [`Refusal::Quota`]; storage errors.
+    /// [`check_quota`] with this engine's store and quotas.
     pub(crate) async fn check_quota(
         &self,
         account: &AccountName,
         table: regkeep_store::OwnedTable,
     ) -> Result<(), EngineError> {
-        let (limit, kind) = match table {
-            regkeep_store::OwnedTable::Registries => {
-                (self.config.quotas.registries, QuotaKind::Registries)
-            }
-            regkeep_store::OwnedTable::Subscriptions => {
-                (self.config.quotas.subscriptions, QuotaKind::Subscriptions)
-            }
-            regkeep_store::OwnedTable::Images => (self.config.quotas.images, QuotaKind::Images),
-            regkeep_store::OwnedTable::Users => (self.config.quotas.users, QuotaKind::Users),
-        };
-        if limit == 0 {
-            return Ok(());
-        }
-        if self.store.count_owned(table, account).await? >= limit {
-            return Err(EngineError::Refused(Refusal::Quota {
-                account: account.clone(),
-                kind,
-                limit,
-            }));
-        }
-        Ok(())
+        check_quota(&self.store, &self.config.quotas, account, table).await
     }
 }
 
@@ -122,8 +132,8 @@ pub struct Engine {
     registry_cache: Arc<registry_cache::RegistryCache>,
     ecr_tokens: Arc<EcrTokens>,
     watch_limiter: Arc<tag_watch::RegistryLimiter>,
-    logins: Arc<logins::Logins>,
-    hashers: Arc<passwords::PasswordHashers>,
+    /// Accounts, users and logins.
+    accounts: Arc<accounts::Accounts>,
     /// The tag watcher's last pass (`GET /v1/system`).
     watch_heartbeat: Arc<heartbeat::Heartbeat>,
 }
@@ -197,10 +207,14 @@ impl Engine {
         let watch_limiter = Arc::new(tag_watch::RegistryLimiter::new(
             config.watch.registry_requests_per_second,
         ));
-        let logins = Arc::new(logins::Logins::new(
-            config.login_cache_ttl,
-            config.login_limits,
-        ));
+        let accounts = Arc::new(accounts::Accounts {
+            store: store.clone(),
+            clock: clock.clone(),
+            quotas: config.quotas,
+            logins: logins::Logins::new(config.login_cache_ttl, config.login_limits),
+            hashers: passwords::PasswordHashers::per_core(),
+            registry_cache: registry_cache.clone(),
+        });
         Engine {
             store,
             registry_client,
@@ -209,8 +223,7 @@ impl Engine {
             registry_cache,
             ecr_tokens,
             watch_limiter,
-            logins,
-            hashers: passwords::PasswordHashers::per_core(),
+            accounts,
             watch_heartbeat: Arc::default(),
         }
     }
@@ -225,9 +238,9 @@ impl Engine {
         &self.ecr_tokens
     }
 
-    /// The password hashing threads (their verification count shows single-flight at work).
-    pub fn password_hashers(&self) -> &passwords::PasswordHashers {
-        &self.hashers
+    /// Accounts, users and logins.
+    pub fn accounts(&self) -> &accounts::Accounts {
+        &self.accounts
     }
 
     pub fn store(&self) -> &Store {
@@ -236,5 +249,66 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+}
+
+/// Removing deleted accounts spans services (accounts, registries and their ECR tokens): it is
+/// the composition's job.
+impl Engine {
+    /// Removes every account marked `deleting`, with its users, registries (and their sealed
+    /// secrets), image records, subscriptions and events; answers how many. The server runs it
+    /// in the background.
+    ///
+    /// # Errors
+    /// Storage errors (the accounts not yet removed stay marked and are tried again).
+    pub async fn purge_deleted_accounts(&self) -> Result<usize, EngineError> {
+        let mut purged = 0;
+        for account in self.store.list_accounts().await? {
+            if account.state != AccountState::Deleting {
+                continue;
+            }
+            let token_keys: Vec<String> = self
+                .store
+                .list_registries(&account.name)
+                .await?
+                .into_iter()
+                .filter_map(|r| r.token_key)
+                .collect();
+            match self.store.delete_account(&account.name).await {
+                Ok(()) | Err(StoreError::NotFound) => {
+                    purged += 1;
+                    info!(account = %account.name, "deleted account with its users, registries and records");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            for key in token_keys {
+                self.release_token(&key).await;
+            }
+        }
+        if purged > 0 {
+            self.registry_cache.clear();
+            self.accounts.logins.invalidate();
+        }
+        Ok(purged)
+    }
+
+    /// Runs [`Engine::purge_deleted_accounts`] at once and then every `period`, until `stop`.
+    pub async fn run_account_purge_until_stopped(
+        &self,
+        period: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = interval.tick() => {
+                    if let Err(e) = self.purge_deleted_accounts().await {
+                        tracing::warn!(error = %e, "removing deleted accounts failed; retrying at the next pass");
+                    }
+                }
+            }
+        }
     }
 }

@@ -24,7 +24,7 @@ use rand::RngCore;
 use regkeep_domain::{Secret, TtlMap, WhenFull};
 use sha2::Sha256;
 
-use crate::{Caller, Engine, EngineError};
+use crate::{Caller, EngineError};
 
 /// Most entries of each map; past this a map is emptied rather than grown (a flood of distinct
 /// credentials must not grow memory).
@@ -337,7 +337,7 @@ fn block<K: std::hash::Hash + Eq>(map: &Mutex<TtlMap<K, ()>>, key: K, until: Ins
     map.insert(key, (), until, Instant::now());
 }
 
-impl Engine {
+impl crate::accounts::Accounts {
     /// Logs in with a user name and password from `address` (the client, when known).
     ///
     /// # Errors

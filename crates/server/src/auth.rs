@@ -64,7 +64,11 @@ impl FromRequestParts<AppState> for Authenticated {
             })?),
             None => None,
         };
-        let account = state.engine.acting_account(&caller, requested).await?;
+        let account = state
+            .engine
+            .accounts()
+            .acting_account(&caller, requested)
+            .await?;
         Ok(Authenticated { caller, account })
     }
 }
@@ -85,7 +89,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         audit::login_refused("", address, "malformed_authorization");
         return Err(ApiError::unauthorized());
     };
-    match state.engine.login(&user, &password, address).await {
+    match state
+        .engine
+        .accounts()
+        .login(&user, &password, address)
+        .await
+    {
         Ok(caller) => Ok(caller),
         Err(err) => {
             let reason = match &err {

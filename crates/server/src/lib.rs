@@ -287,7 +287,7 @@ async fn seed_admin(
     engine: &Engine,
     settings: &Settings,
 ) -> anyhow::Result<Option<std::path::PathBuf>> {
-    if !engine.needs_admin_seed().await? {
+    if !engine.accounts().needs_admin_seed().await? {
         return Ok(None);
     }
     let file = settings.admin_password_file();
@@ -309,7 +309,7 @@ async fn seed_admin(
             )
         }
     };
-    let created = engine.bootstrap_admin(&password).await?;
+    let created = engine.accounts().bootstrap_admin(&password).await?;
     if created && generated {
         write_private(&file, password.expose()).with_context(|| {
             format!(

@@ -26,7 +26,11 @@ pub async fn own_account(
     auth: Authenticated,
 ) -> Result<Json<Account>, ApiError> {
     Ok(Json(account_wire(
-        &state.engine.acting_account_record(&auth.account).await?,
+        &state
+            .engine
+            .accounts()
+            .acting_account_record(&auth.account)
+            .await?,
     )))
 }
 
@@ -34,14 +38,16 @@ pub async fn own_user(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(user_wire(&state.engine.own_user(&auth.caller).await?)))
+    Ok(Json(user_wire(
+        &state.engine.accounts().own_user(&auth.caller).await?,
+    )))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<Vec<Account>>, ApiError> {
-    let records = state.engine.list_accounts(&auth.caller).await?;
+    let records = state.engine.accounts().list_accounts(&auth.caller).await?;
     Ok(Json(records.iter().map(account_wire).collect()))
 }
 
@@ -51,7 +57,11 @@ pub async fn get(
     Path(account): Path<String>,
 ) -> Result<Json<Account>, ApiError> {
     Ok(Json(account_wire(
-        &state.engine.get_account(&auth.caller, &account).await?,
+        &state
+            .engine
+            .accounts()
+            .get_account(&auth.caller, &account)
+            .await?,
     )))
 }
 
@@ -60,7 +70,11 @@ pub async fn create(
     auth: Authenticated,
     JsonBody(request): JsonBody<AccountCreationRequest>,
 ) -> Result<Json<Account>, ApiError> {
-    let record = state.engine.create_account(&auth.caller, request).await?;
+    let record = state
+        .engine
+        .accounts()
+        .create_account(&auth.caller, request)
+        .await?;
     audit::change(
         &auth.caller,
         "account.created",
@@ -78,6 +92,7 @@ pub async fn set_state(
 ) -> Result<Json<AccountStatus>, ApiError> {
     let record = state
         .engine
+        .accounts()
         .set_account_state(&auth.caller, &account, &status.state)
         .await?;
     audit::change(
@@ -98,7 +113,11 @@ pub async fn delete(
     auth: Authenticated,
     Path(account): Path<String>,
 ) -> Result<Json<Account>, ApiError> {
-    let record = state.engine.delete_account(&auth.caller, &account).await?;
+    let record = state
+        .engine
+        .accounts()
+        .delete_account(&auth.caller, &account)
+        .await?;
     audit::change(&auth.caller, "account.deleted", &auth.account, &account);
     Ok(Json(account_wire(&record)))
 }
@@ -108,7 +127,11 @@ pub async fn list_users(
     auth: Authenticated,
     Path(account): Path<String>,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    let users = state.engine.list_users(&auth.caller, &account).await?;
+    let users = state
+        .engine
+        .accounts()
+        .list_users(&auth.caller, &account)
+        .await?;
     Ok(Json(users.iter().map(user_wire).collect()))
 }
 
@@ -118,7 +141,11 @@ pub async fn get_user(
     Path((account, user)): Path<(String, String)>,
 ) -> Result<Json<User>, ApiError> {
     Ok(Json(user_wire(
-        &state.engine.get_user(&auth.caller, &account, &user).await?,
+        &state
+            .engine
+            .accounts()
+            .get_user(&auth.caller, &account, &user)
+            .await?,
     )))
 }
 
@@ -130,6 +157,7 @@ pub async fn create_user(
 ) -> Result<Json<User>, ApiError> {
     let record = state
         .engine
+        .accounts()
         .create_user(&auth.caller, &account, request)
         .await?;
     audit::change(
@@ -148,6 +176,7 @@ pub async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     state
         .engine
+        .accounts()
         .delete_user(&auth.caller, &account, &user)
         .await?;
     audit::change(
@@ -189,6 +218,7 @@ async fn change_password(
 ) -> Result<UserRecord, ApiError> {
     let record = state
         .engine
+        .accounts()
         .set_user_password(&auth.caller, account, user, credential)
         .await?;
     audit::change(
@@ -220,7 +250,11 @@ pub async fn own_credentials(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<Vec<CredentialSummary>>, ApiError> {
-    let summaries = state.engine.own_credentials(&auth.caller).await?;
+    let summaries = state
+        .engine
+        .accounts()
+        .own_credentials(&auth.caller)
+        .await?;
     Ok(Json(summaries.iter().map(credential_wire).collect()))
 }
 
@@ -246,6 +280,7 @@ pub async fn list_credentials(
 ) -> Result<Json<Vec<CredentialSummary>>, ApiError> {
     let summaries = state
         .engine
+        .accounts()
         .list_credentials(&auth.caller, &account, &user)
         .await?;
     Ok(Json(summaries.iter().map(credential_wire).collect()))
@@ -273,6 +308,7 @@ pub async fn delete_credential(
     };
     state
         .engine
+        .accounts()
         .delete_credential(&auth.caller, &account, &user, &credential_type)
         .await?;
     audit::change(

@@ -449,6 +449,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         .control(json!({"expires_at": start + TOKEN_LIFE}))
         .await;
     engine
+        .registries()
         .add_registry(
             &admin,
             RegistryConfigurationRequest {

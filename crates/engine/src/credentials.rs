@@ -6,7 +6,7 @@ use regkeep_domain::{AccountName, RegistryName, RegistryType, Secret, Timestamp}
 use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 
 use crate::ecr_tokens::{Token, TokenError, TokenRequest};
-use crate::{Engine, EngineError, ValidationError};
+use crate::{EngineError, ValidationError};
 
 /// The credential that serves a registry now. `Debug` redacts the password.
 #[derive(Clone)]
@@ -42,7 +42,7 @@ pub struct CheckReport {
     pub renewed_after_refusal: bool,
 }
 
-impl Engine {
+impl crate::registries::Registries {
     /// The credential that serves `registry` of `account` now.
     ///
     /// # Errors

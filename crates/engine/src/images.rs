@@ -163,7 +163,7 @@ impl Engine {
         F: Fn(Endpoint, Option<BasicCredentials>) -> Fut,
         Fut: std::future::Future<Output = Result<T, RegistryError>>,
     {
-        let registries: Vec<RegistryName> = self.registry_names(account).await?;
+        let registries: Vec<RegistryName> = self.registries.registry_names(account).await?;
         let failed = |source: ValidationError| EngineError::ResolutionFailed {
             image: image.to_string(),
             source,
@@ -178,12 +178,16 @@ impl Engine {
                 .await
                 .map_err(|e| failed(ValidationError::Registry(e)));
         };
-        let credential = self.resolve_credential(account, registry.as_str()).await?;
+        let credential = self
+            .registries
+            .resolve_credential(account, registry.as_str())
+            .await?;
         let endpoint = Endpoint {
             authority: image.authority().to_owned(),
             verify_tls: credential.verify_tls,
         };
         let (value, _) = self
+            .registries
             .with_renewal_on_refusal(&credential, failed, |basic| {
                 call(endpoint.clone(), Some(basic))
             })

@@ -34,6 +34,7 @@ pub use accounts::Accounts;
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
 pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError};
 pub use logins::LoginLimits;
+pub use registries::Registries;
 use regkeep_store::{Store, StoreError};
 pub use tag_watch::{PollSummary, WatchSettings};
 
@@ -129,8 +130,8 @@ pub struct Engine {
     registry_client: Arc<dyn RegistryApi>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
-    registry_cache: Arc<registry_cache::RegistryCache>,
-    ecr_tokens: Arc<EcrTokens>,
+    /// Registries, their credentials and the ECR token lifecycle.
+    registries: Arc<registries::Registries>,
     watch_limiter: Arc<tag_watch::RegistryLimiter>,
     /// Accounts, users and logins.
     accounts: Arc<accounts::Accounts>,
@@ -207,6 +208,15 @@ impl Engine {
         let watch_limiter = Arc::new(tag_watch::RegistryLimiter::new(
             config.watch.registry_requests_per_second,
         ));
+        let registries = Arc::new(registries::Registries {
+            store: store.clone(),
+            registry_client: registry_client.clone(),
+            clock: clock.clone(),
+            allow_awsecr_iam_auto: config.allow_awsecr_iam_auto,
+            quotas: config.quotas,
+            registry_cache: registry_cache.clone(),
+            ecr_tokens,
+        });
         let accounts = Arc::new(accounts::Accounts {
             store: store.clone(),
             clock: clock.clone(),
@@ -220,8 +230,7 @@ impl Engine {
             registry_client,
             clock,
             config,
-            registry_cache,
-            ecr_tokens,
+            registries,
             watch_limiter,
             accounts,
             watch_heartbeat: Arc::default(),
@@ -235,7 +244,12 @@ impl Engine {
 
     /// The ECR token lifecycle (its background task is the server's to run).
     pub fn ecr_tokens(&self) -> &Arc<EcrTokens> {
-        &self.ecr_tokens
+        self.registries.ecr_tokens()
+    }
+
+    /// Registries and their credentials.
+    pub fn registries(&self) -> &registries::Registries {
+        &self.registries
     }
 
     /// Accounts, users and logins.
@@ -282,11 +296,11 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
             for key in token_keys {
-                self.release_token(&key).await;
+                self.registries.release_token(&key).await;
             }
         }
         if purged > 0 {
-            self.registry_cache.clear();
+            self.registries.registry_cache.clear();
             self.accounts.logins.invalidate();
         }
         Ok(purged)

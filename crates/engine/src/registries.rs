@@ -12,7 +12,13 @@ use tracing::{info, instrument, warn};
 
 use crate::credentials::ResolvedCredential;
 use crate::ecr_tokens::TokenRequest;
-use crate::{Engine, EngineError, ValidationError};
+use std::sync::Arc;
+
+use regkeep_domain::Clock;
+use regkeep_registry::RegistryApi;
+use regkeep_store::Store;
+
+use crate::{EngineError, ValidationError};
 
 /// Longest `registry_user` and `registry_name` accepted, in bytes.
 const MAX_FIELD_LEN: usize = 255;
@@ -117,7 +123,26 @@ pub struct Saved {
     pub type_guessed: bool,
 }
 
-impl Engine {
+/// Registries and the credentials that serve them: add, validate, update, delete and read
+/// registries (with their cache), resolve a registry's credential now (its password, or a live ECR
+/// token from the token lifecycle), and renew-once on a refused token. One job of the engine;
+/// [`Engine::registries`] gives it.
+pub struct Registries {
+    pub(crate) store: Store,
+    pub(crate) registry_client: Arc<dyn RegistryApi>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) allow_awsecr_iam_auto: bool,
+    pub(crate) quotas: crate::Quotas,
+    pub(crate) registry_cache: Arc<crate::registry_cache::RegistryCache>,
+    pub(crate) ecr_tokens: Arc<crate::EcrTokens>,
+}
+
+impl Registries {
+    /// The ECR token lifecycle (its background task is the server's to run).
+    pub fn ecr_tokens(&self) -> &Arc<crate::EcrTokens> {
+        &self.ecr_tokens
+    }
+
     /// The names of the account's registries (for credential selection), from the cache when
     /// it has them.
     pub(crate) async fn registry_names(
@@ -194,8 +219,13 @@ impl Engine {
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        self.check_quota(account, regkeep_store::OwnedTable::Registries)
-            .await?;
+        crate::check_quota(
+            &self.store,
+            &self.quotas,
+            account,
+            regkeep_store::OwnedTable::Registries,
+        )
+        .await?;
         let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
         let now = self.clock.now();
         let record = RegistryRecord {
@@ -425,7 +455,7 @@ impl Engine {
         };
         let mode = EcrCredentialMode::from_user_pass(user, pass)
             .map_err(|e| EngineError::BadInput(e.to_string()))?;
-        if mode.uses_host_identity() && !self.config.allow_awsecr_iam_auto {
+        if mode.uses_host_identity() && !self.allow_awsecr_iam_auto {
             return Err(EngineError::BadInput(
                 "using the host's own AWS identity (`awsauto`, `_iam_role`) is turned off: set `allow_awsecr_iam_auto: true` in the configuration (or REGKEEP_ALLOW_AWSECR_IAM_AUTO=true) to allow it, or give an access key id and secret access key".into(),
             ));

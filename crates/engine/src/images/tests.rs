@@ -73,6 +73,7 @@ fn registry(name: &str, user: &str, pass: &str, kind: &str) -> RegistryConfigura
 impl Rig {
     async fn register(&self, name: &str, user: &str, pass: &str) {
         self.engine
+            .registries()
             .add_registry(&team(), registry(name, user, pass, "docker_v2"), false)
             .await
             .unwrap();
@@ -137,6 +138,7 @@ async fn an_unregistered_registry_is_reached_anonymously_with_tls_verified() {
 async fn a_refused_ecr_token_is_renewed_once_and_the_resolution_retried_once() {
     let rig = rig().await;
     rig.engine
+        .registries()
         .add_registry(
             &team(),
             registry(ECR, "AKIAUNIT", "unit-secret-key", "awsecr"),

@@ -81,10 +81,12 @@ impl Rig {
     /// Adds the ECR registry to `account` and uses it (one token minted or reused).
     async fn add_and_use(&self, account_name: &str, key_id: &str) {
         self.engine
+            .registries()
             .add_registry(&account(account_name), ecr_registry(key_id), false)
             .await
             .unwrap();
         self.engine
+            .registries()
             .resolve_credential(&account(account_name), ECR)
             .await
             .unwrap();
@@ -107,6 +109,7 @@ async fn a_deleted_ecr_registry_is_never_renewed_again() {
     rig.add_and_use("team-a", "AKIAOWNED").await;
     assert_eq!(rig.minter.calls(), 1);
     rig.engine
+        .registries()
         .delete_registry(&account("team-a"), ECR)
         .await
         .unwrap();
@@ -131,10 +134,12 @@ async fn re_keying_a_registry_stops_renewals_with_the_old_keys() {
     let rig = rig().await;
     rig.add_and_use("team-a", "AKIAOLDKEY").await;
     rig.engine
+        .registries()
         .update_registry(&account("team-a"), ECR, ecr_registry("AKIANEWKEY"), false)
         .await
         .unwrap();
     rig.engine
+        .registries()
         .resolve_credential(&account("team-a"), ECR)
         .await
         .unwrap();
@@ -166,12 +171,14 @@ async fn a_token_two_registries_share_stays_until_the_last_goes() {
         "one token for the same keys and registry"
     );
     rig.engine
+        .registries()
         .delete_registry(&account("team-a"), ECR)
         .await
         .unwrap();
     assert_eq!(rig.engine.ecr_tokens().kept(), 1);
     assert_eq!(rig.renewals_over_two_half_lives().await, 2);
     rig.engine
+        .registries()
         .delete_registry(&account("team-b"), ECR)
         .await
         .unwrap();

@@ -16,7 +16,11 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
-    let records = state.engine.list_registries(&auth.account).await?;
+    let records = state
+        .engine
+        .registries()
+        .list_registries(&auth.account)
+        .await?;
     Ok(Json(records.iter().map(to_wire).collect()))
 }
 
@@ -25,7 +29,11 @@ pub async fn get(
     auth: Authenticated,
     Path(registry): Path<String>,
 ) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
-    let record = state.engine.get_registry(&auth.account, &registry).await?;
+    let record = state
+        .engine
+        .registries()
+        .get_registry(&auth.account, &registry)
+        .await?;
     Ok(Json(vec![to_wire(&record)]))
 }
 
@@ -38,6 +46,7 @@ pub async fn add(
     let validate = validate_flag(query.as_deref())?;
     let saved = state
         .engine
+        .registries()
         .add_registry(&auth.account, request, validate)
         .await?;
     audit::change(
@@ -59,6 +68,7 @@ pub async fn update(
     let validate = validate_flag(query.as_deref())?;
     let saved = state
         .engine
+        .registries()
         .update_registry(&auth.account, &registry, request, validate)
         .await?;
     audit::change(
@@ -77,6 +87,7 @@ pub async fn delete(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state
         .engine
+        .registries()
         .delete_registry(&auth.account, &registry)
         .await?;
     audit::change(&auth.caller, "registry.deleted", &auth.account, &registry);
@@ -105,6 +116,7 @@ pub async fn check(
     if !login {
         let credential = state
             .engine
+            .registries()
             .resolve_credential(&auth.account, registry)
             .await?;
         return Ok(Json(serde_json::json!({
@@ -114,7 +126,11 @@ pub async fn check(
             "token_usable_until": credential.usable_until,
         })));
     }
-    let report = state.engine.check_registry(&auth.account, registry).await?;
+    let report = state
+        .engine
+        .registries()
+        .check_registry(&auth.account, registry)
+        .await?;
     Ok(Json(serde_json::json!({
         "registry": report.registry.to_string(),
         "ok": true,

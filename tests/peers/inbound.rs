@@ -474,7 +474,7 @@ async fn disabled_accounts_are_not_polled() {
     // Several intervals pass, with the poller's own rounds and forced ones.
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        app.engine.poll_due_once().await.unwrap();
+        app.engine.watch().poll_due_once().await.unwrap();
     }
     assert_eq!(
         polls(),
@@ -486,7 +486,7 @@ async fn disabled_accounts_are_not_polled() {
         .await;
     assert_eq!(status, StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.engine.poll_due_once().await.unwrap();
+    app.engine.watch().poll_due_once().await.unwrap();
     assert!(polls() > before, "enabled again: polled again");
     app.finish().await;
 }

@@ -674,6 +674,7 @@ async fn attacks_found_in_review() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.engine
+        .watch()
         .poll_due_once()
         .await
         .expect("the poller survives");

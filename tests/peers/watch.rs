@@ -466,6 +466,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         .unwrap();
     let key = format!("{ecr}/test/hello:v1");
     let sub = engine
+        .watch()
         .add_subscription(
             &admin,
             &SubscriptionRequest {
@@ -486,6 +487,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     // A tag that does not exist: one ERROR event at the start, then paused (it would fail every
     // poll); the event ages out under the retention at the end.
     let missing = engine
+        .watch()
         .add_subscription(
             &admin,
             &SubscriptionRequest {
@@ -499,6 +501,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         .unwrap();
     assert!(missing.last_error.is_some());
     engine
+        .watch()
         .set_subscription_active(&admin, &missing.subscription_id, false)
         .await
         .unwrap();
@@ -513,7 +516,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
             .control(json!({"expires_at": now + TOKEN_LIFE}))
             .await;
         engine.ecr_tokens().renew_due_once().await;
-        let round = engine.poll_due_once().await.unwrap();
+        let round = engine.watch().poll_due_once().await.unwrap();
         polled += round.polled;
         failed += round.failed;
         changed += round.changed;
@@ -526,6 +529,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     // The first mint (validation), then a renewal every half-life: at least six renewals.
     assert!(renewals >= 7, "token renewals: {renewals}");
     let sub = engine
+        .watch()
         .get_subscription(&admin, &sub.subscription_id)
         .await
         .unwrap();
@@ -549,15 +553,21 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         limit: 100,
         ..regkeep_domain::entities::EventFilter::default()
     };
-    let (events, _) = engine.list_events(&admin, &all).await.unwrap();
+    let (events, _) = engine.watch().list_events(&admin, &all).await.unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].level, "ERROR");
     assert_eq!(
-        engine.prune_events().await.unwrap(),
+        engine.watch().prune_events().await.unwrap(),
         1,
         "older than the 24 h retention"
     );
-    assert!(engine.list_events(&admin, &all).await.unwrap().0.is_empty());
+    assert!(engine
+        .watch()
+        .list_events(&admin, &all)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
     assert_no_secrets(
         "logs",
         &captured_logs(),

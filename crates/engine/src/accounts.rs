@@ -20,7 +20,7 @@ const NATIVE_USER: &str = "native";
 const ADMIN_SEEDED: &str = "admin_seeded";
 
 /// Accounts, users and who may log in: the admin bootstrap, password checks (on the Argon2id
-/// pool), the login cache and the login throttles. One job of the engine; [`Engine::accounts`]
+/// pool), the login cache and the login throttles. One job of the engine; [`crate::Engine::accounts`]
 /// gives it.
 pub struct Accounts {
     pub(crate) store: Store,
@@ -132,7 +132,7 @@ impl Accounts {
     /// `x-anchore-account`.
     ///
     /// # Errors
-    /// [`EngineError::Forbidden`] when a non-admin names another account;
+    /// [`EngineError::Refused`] when a non-admin names another account;
     /// [`EngineError::NotFound`] when the named account does not exist.
     pub async fn acting_account(
         &self,
@@ -161,7 +161,7 @@ impl Accounts {
         Ok(name)
     }
 
-    /// The record of the account a caller acts in (as settled by [`Engine::acting_account`]).
+    /// The record of the account a caller acts in (as settled by [`Accounts::acting_account`]).
     ///
     /// # Errors
     /// NotFound; storage errors.
@@ -181,14 +181,14 @@ impl Accounts {
     }
 
     /// # Errors
-    /// [`EngineError::Forbidden`] for non-admins.
+    /// [`EngineError::Refused`] for non-admins.
     pub async fn list_accounts(&self, caller: &Caller) -> Result<Vec<AccountRecord>, EngineError> {
         require_admin(caller)?;
         Ok(self.store.list_accounts().await?)
     }
 
     /// # Errors
-    /// [`EngineError::Forbidden`] for non-admins (other than for their own account), NotFound.
+    /// [`EngineError::Refused`] for non-admins (other than for their own account), NotFound.
     pub async fn get_account(
         &self,
         caller: &Caller,
@@ -287,7 +287,7 @@ impl Accounts {
 
     /// Deletes a disabled account, as Anchore does: the account is marked `deleting` at once (its
     /// users are refused from the next request on) and answered; its users, registries, sealed
-    /// secrets and records are removed by [`Engine::purge_deleted_accounts`] in the background.
+    /// secrets and records are removed by [`crate::Engine::purge_deleted_accounts`] in the background.
     /// Deleting an account already being deleted answers it again.
     ///
     /// # Errors

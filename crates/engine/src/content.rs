@@ -8,9 +8,9 @@ use regkeep_domain::{AccountName, ImageReference};
 use regkeep_registry::blobs::BlobDownload;
 use regkeep_registry::manifests::RawManifest;
 
-use crate::{Engine, EngineError};
+use crate::EngineError;
 
-impl Engine {
+impl crate::images::Images {
     /// The manifest `image` names (by digest when it has one, else by tag), exactly as served,
     /// its digest verified.
     ///

@@ -99,7 +99,7 @@ impl crate::registries::Registries {
     /// token regkeep believed valid renews the token once and retries once.
     ///
     /// # Errors
-    /// As [`Engine::resolve_credential`]; ValidationFailed with the registry's answer.
+    /// As [`crate::Registries::resolve_credential`]; ValidationFailed with the registry's answer.
     pub async fn check_registry(
         &self,
         account: &AccountName,

@@ -12,7 +12,7 @@
 //!
 //! Time comes from the injected [`Clock`], AWS from a [`MintEcrTokens`] and persistence from an
 //! [`EcrTokenRepository`], so unit tests drive the whole lifecycle with a manual clock, a scripted
-//! minter and an in-memory repository ([`crate::testing`]); the background task's steps,
+//! minter and an in-memory repository (`crate::testing`, built for tests only); the background task's steps,
 //! [`EcrTokens::renew_due_once`] and [`EcrTokens::sweep_once`], are public for the same reason.
 
 use std::collections::HashMap;

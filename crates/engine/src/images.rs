@@ -10,9 +10,20 @@ use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 use regkeep_store::StoreError;
 use tracing::info;
 
-use crate::{Engine, EngineError, ValidationError};
+use crate::{EngineError, ValidationError};
 
-impl Engine {
+/// Images: resolving references with the credential that serves them, recording what they
+/// resolved to (every tag of a digest), and the pull-through of manifests and blobs. One job of
+/// the engine; [`crate::Engine::images`] gives it.
+pub struct Images {
+    pub(crate) store: regkeep_store::Store,
+    pub(crate) registry_client: std::sync::Arc<dyn regkeep_registry::RegistryApi>,
+    pub(crate) clock: std::sync::Arc<dyn regkeep_domain::Clock>,
+    pub(crate) quotas: crate::Quotas,
+    pub(crate) registries: std::sync::Arc<crate::Registries>,
+}
+
+impl Images {
     /// Resolves `tag` (pinned to `digest` when given) for `platform` (default linux/amd64) and
     /// stores the record, with the tag among the digest's tags. A digest the tag no longer
     /// points at is accepted (recording an older image under its tag is a real use, and Anchore
@@ -68,8 +79,13 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         if is_new {
-            self.check_quota(account, regkeep_store::OwnedTable::Images)
-                .await?;
+            crate::check_quota(
+                &self.store,
+                &self.quotas,
+                account,
+                regkeep_store::OwnedTable::Images,
+            )
+            .await?;
         }
         let now = self.clock.now();
         let mut record = ImageRecord {
@@ -292,7 +308,7 @@ impl Engine {
     /// Deletes every image whose image ID is `image_id`; answers their digests.
     ///
     /// # Errors
-    /// As [`Engine::images_by_id`].
+    /// As [`Images::images_by_id`].
     pub async fn delete_images_by_id(
         &self,
         account: &AccountName,
@@ -338,7 +354,7 @@ impl Engine {
     }
 }
 
-/// What [`Engine::add_image`] answers.
+/// What [`Images::add_image`] answers.
 #[derive(Clone, Debug)]
 pub struct AddedImage {
     /// The record, with every tag of its digest.

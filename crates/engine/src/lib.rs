@@ -1,11 +1,16 @@
 //! regkeep's use-cases: the rules that tie the domain to storage and to registries.
 //!
-//! Layout: [`accounts`] (accounts, users, authentication, who may act where), [`registries`]
-//! (add, validate, update, delete and read registries), [`passwords`] (Argon2id hashing),
-//! [`credentials`] (the credential serving a registry now), [`ecr_tokens`] (ECR token
-//! lifecycle), [`images`] (resolving and recording images), [`content`] (pull-through of
-//! manifests and blobs), [`tag_watch`] (subscriptions, the poller, events).
-//! The server calls these; they never see HTTP.
+//! Services, each owning one job and its state, composed in one place ([`Engine::new`]):
+//! - [`Accounts`] ([`accounts`], [`logins`], [`passwords`]): accounts, users, who may act where,
+//!   logins with their cache and throttles, the Argon2id pool;
+//! - [`Registries`] ([`registries`], [`credentials`], [`ecr_tokens`]): registries and their cache,
+//!   the credential serving a registry now, the ECR token lifecycle and its releases;
+//! - [`Images`] ([`images`], [`content`]): resolving and recording images, pull-through content;
+//! - [`TagWatch`] ([`tag_watch`]): subscriptions, the poller, events.
+//!
+//! Dependencies between them point one way: tag watching uses images, images use registries.
+//! What spans services (removing deleted accounts: accounts, registries, tokens) is the
+//! [`Engine`]'s. The server reaches a service through its accessor; none of this sees HTTP.
 
 pub mod accounts;
 pub mod content;
@@ -33,9 +38,11 @@ use tracing::info;
 pub use accounts::Accounts;
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
 pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError};
+pub use images::Images;
 pub use logins::LoginLimits;
 pub use registries::Registries;
 use regkeep_store::{Store, StoreError};
+pub use tag_watch::TagWatch;
 pub use tag_watch::{PollSummary, WatchSettings};
 
 /// Settings the use-cases obey.
@@ -112,31 +119,19 @@ pub(crate) async fn check_quota(
     Ok(())
 }
 
-impl Engine {
-    /// [`check_quota`] with this engine's store and quotas.
-    pub(crate) async fn check_quota(
-        &self,
-        account: &AccountName,
-        table: regkeep_store::OwnedTable,
-    ) -> Result<(), EngineError> {
-        check_quota(&self.store, &self.config.quotas, account, table).await
-    }
-}
-
 /// The use-cases, with what they need. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
-    registry_client: Arc<dyn RegistryApi>,
-    clock: Arc<dyn Clock>,
     config: EngineConfig,
     /// Registries, their credentials and the ECR token lifecycle.
     registries: Arc<registries::Registries>,
-    watch_limiter: Arc<tag_watch::RegistryLimiter>,
+    /// Images and pull-through content.
+    images: Arc<images::Images>,
+    /// Tag watching.
+    watch: Arc<tag_watch::TagWatch>,
     /// Accounts, users and logins.
     accounts: Arc<accounts::Accounts>,
-    /// The tag watcher's last pass (`GET /v1/system`).
-    watch_heartbeat: Arc<heartbeat::Heartbeat>,
 }
 
 /// An authenticated user, and the account it belongs to.
@@ -205,9 +200,6 @@ impl Engine {
             clock.clone(),
             config.ecr.clone(),
         ));
-        let watch_limiter = Arc::new(tag_watch::RegistryLimiter::new(
-            config.watch.registry_requests_per_second,
-        ));
         let registries = Arc::new(registries::Registries {
             store: store.clone(),
             registry_client: registry_client.clone(),
@@ -216,6 +208,25 @@ impl Engine {
             quotas: config.quotas,
             registry_cache: registry_cache.clone(),
             ecr_tokens,
+        });
+        let images = Arc::new(images::Images {
+            store: store.clone(),
+            registry_client: registry_client.clone(),
+            clock: clock.clone(),
+            quotas: config.quotas,
+            registries: registries.clone(),
+        });
+        let watch = Arc::new(tag_watch::TagWatch {
+            store: store.clone(),
+            clock: clock.clone(),
+            settings: config.watch.clone(),
+            quotas: config.quotas,
+            registry_client: registry_client.clone(),
+            images: images.clone(),
+            limiter: Arc::new(tag_watch::RegistryLimiter::new(
+                config.watch.registry_requests_per_second,
+            )),
+            heartbeat: Arc::default(),
         });
         let accounts = Arc::new(accounts::Accounts {
             store: store.clone(),
@@ -227,19 +238,17 @@ impl Engine {
         });
         Engine {
             store,
-            registry_client,
-            clock,
             config,
             registries,
-            watch_limiter,
+            images,
+            watch,
             accounts,
-            watch_heartbeat: Arc::default(),
         }
     }
 
-    /// The tag watcher's last pass.
-    pub fn watch_heartbeat(&self) -> &heartbeat::Heartbeat {
-        &self.watch_heartbeat
+    /// Tag watching: subscriptions, the poller, events.
+    pub fn watch(&self) -> &tag_watch::TagWatch {
+        &self.watch
     }
 
     /// The ECR token lifecycle (its background task is the server's to run).
@@ -250,6 +259,11 @@ impl Engine {
     /// Registries and their credentials.
     pub fn registries(&self) -> &registries::Registries {
         &self.registries
+    }
+
+    /// Images and pull-through content.
+    pub fn images(&self) -> &images::Images {
+        &self.images
     }
 
     /// Accounts, users and logins.

@@ -341,7 +341,7 @@ impl crate::accounts::Accounts {
     /// Logs in with a user name and password from `address` (the client, when known).
     ///
     /// # Errors
-    /// [`EngineError::Unauthorized`] for a wrong credential; [`EngineError::Forbidden`] for the
+    /// [`EngineError::Unauthorized`] for a wrong credential; [`EngineError::Refused`] for the
     /// right one of a user whose account is disabled or being deleted;
     /// [`EngineError::Throttled`] while the address or user has failed too often.
     pub async fn login(

@@ -126,7 +126,7 @@ pub struct Saved {
 /// Registries and the credentials that serve them: add, validate, update, delete and read
 /// registries (with their cache), resolve a registry's credential now (its password, or a live ECR
 /// token from the token lifecycle), and renew-once on a refused token. One job of the engine;
-/// [`Engine::registries`] gives it.
+/// [`crate::Engine::registries`] gives it.
 pub struct Registries {
     pub(crate) store: Store,
     pub(crate) registry_client: Arc<dyn RegistryApi>,

@@ -23,7 +23,7 @@ use regkeep_store::StoreError;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{Engine, EngineError};
+use crate::EngineError;
 
 /// The subscription type regkeep watches.
 pub const TAG_UPDATE: &str = "tag_update";
@@ -113,7 +113,28 @@ impl RegistryLimiter {
     }
 }
 
-impl Engine {
+/// Tag watching: subscriptions, the poller (claims in the database, a deadline per poll, a
+/// request rate per registry), and the event log. One job of the engine; [`crate::Engine::watch`]
+/// gives it. Cheap to clone (each poll runs on a clone).
+#[derive(Clone)]
+pub struct TagWatch {
+    pub(crate) store: regkeep_store::Store,
+    pub(crate) clock: std::sync::Arc<dyn regkeep_domain::Clock>,
+    pub(crate) settings: WatchSettings,
+    pub(crate) quotas: crate::Quotas,
+    pub(crate) registry_client: std::sync::Arc<dyn regkeep_registry::RegistryApi>,
+    pub(crate) images: std::sync::Arc<crate::Images>,
+    pub(crate) limiter: std::sync::Arc<RegistryLimiter>,
+    /// The poller's last pass (`GET /v1/system`).
+    pub(crate) heartbeat: std::sync::Arc<crate::heartbeat::Heartbeat>,
+}
+
+impl TagWatch {
+    /// The poller's last pass.
+    pub fn heartbeat(&self) -> &crate::heartbeat::Heartbeat {
+        &self.heartbeat
+    }
+
     /// Creates a subscription and, when active, polls it at once so the answer shows the
     /// digest the tag points at now (or why it could not be had).
     ///
@@ -136,8 +157,13 @@ impl Engine {
             check_length("subscription_value", value, MAX_VALUE_LEN)?;
         }
         let key = watched_tag(&request.subscription_key)?;
-        self.check_quota(account, regkeep_store::OwnedTable::Subscriptions)
-            .await?;
+        crate::check_quota(
+            &self.store,
+            &self.quotas,
+            account,
+            regkeep_store::OwnedTable::Subscriptions,
+        )
+        .await?;
         let now = self.clock.now();
         let record = SubscriptionRecord {
             account: account.clone(),
@@ -304,7 +330,7 @@ impl Engine {
         let now = self.clock.now();
         let due = self
             .store
-            .due_subscriptions(now, self.config.watch.batch)
+            .due_subscriptions(now, self.settings.batch)
             .await?;
         let next = self.next_poll(now);
         let outcomes: Vec<Result<Option<bool>, EngineError>> = futures_util::stream::iter(due)
@@ -326,7 +352,7 @@ impl Engine {
                 // or end the polling of every other account.
                 let engine = self.clone();
                 let poll = tokio::spawn(async move {
-                    let limiter = engine.watch_limiter.clone();
+                    let limiter = engine.limiter.clone();
                     tokio::time::timeout(POLL_DEADLINE, engine.poll_one(&subscription, &limiter))
                         .await
                 });
@@ -339,7 +365,7 @@ impl Engine {
                     Err(e) => Err(EngineError::Internal(Box::new(e))),
                 }
             })
-            .buffer_unordered(self.config.watch.concurrency.max(1))
+            .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
         let mut summary = PollSummary::default();
@@ -367,15 +393,15 @@ impl Engine {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(Duration::from_secs(3600));
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.watch_heartbeat.started(tick);
+        self.heartbeat.started(tick);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = interval.tick() => {
                     match self.poll_due_once().await {
-                        Ok(summary) => self.watch_heartbeat.passed(summary.failed > 0),
+                        Ok(summary) => self.heartbeat.passed(summary.failed > 0),
                         Err(e) => {
-                            self.watch_heartbeat.passed(true);
+                            self.heartbeat.passed(true);
                             warn!(error = %e, "the tag watch round failed; retrying at the next tick");
                         }
                     }
@@ -394,7 +420,7 @@ impl Engine {
     /// # Errors
     /// Storage errors.
     pub async fn prune_events(&self) -> Result<u64, EngineError> {
-        let keep = self.config.watch.event_retention;
+        let keep = self.settings.event_retention;
         if keep.is_zero() {
             return Ok(0);
         }
@@ -426,7 +452,7 @@ impl Engine {
             // linux/amd64 when the image has it, else the first platform of its index (an
             // arm64-only or Windows tag is still watched).
             let pinned = image.with_digest(&digest);
-            let manifest = self.fetch_manifest(account, &pinned).await?;
+            let manifest = self.images.fetch_manifest(account, &pinned).await?;
             let platform = manifest
                 .manifest
                 .is_index()
@@ -442,13 +468,14 @@ impl Engine {
                     }
                 })
                 .flatten();
-            self.add_image(
-                account,
-                &image.to_string(),
-                Some(digest.as_str()),
-                platform.as_deref(),
-            )
-            .await?;
+            self.images
+                .add_image(
+                    account,
+                    &image.to_string(),
+                    Some(digest.as_str()),
+                    platform.as_deref(),
+                )
+                .await?;
             Ok::<_, EngineError>((digest, true))
         }
         .await;
@@ -548,17 +575,17 @@ impl Engine {
         image: &ImageReference,
     ) -> Result<regkeep_domain::Digest, EngineError> {
         let (client, reference) = (&self.registry_client, image.reference());
-        self.with_image_credential(account, image, |endpoint, basic| async move {
-            client
-                .manifest_digest(&endpoint, basic.as_ref(), image.repository(), reference)
-                .await
-        })
-        .await
+        self.images
+            .with_image_credential(account, image, |endpoint, basic| async move {
+                client
+                    .manifest_digest(&endpoint, basic.as_ref(), image.repository(), reference)
+                    .await
+            })
+            .await
     }
 
     fn next_poll(&self, now: Timestamp) -> Timestamp {
-        let seconds =
-            i64::try_from(self.config.watch.interval.as_secs().max(1)).unwrap_or(i64::MAX);
+        let seconds = i64::try_from(self.settings.interval.as_secs().max(1)).unwrap_or(i64::MAX);
         Timestamp::from_unix(now.unix().saturating_add(seconds))
     }
 }

@@ -250,7 +250,7 @@ impl Application {
                 .clone()
                 .run_until_stopped(cancel.clone()),
         );
-        let watcher = self.state.engine.clone();
+        let watcher = self.state.engine.watch().clone();
         let (tick, stop) = (self.watch_tick, cancel.clone());
         tasks.spawn(async move { watcher.run_watch_until_stopped(tick, stop).await });
         let purger = self.state.engine.clone();

@@ -80,7 +80,10 @@ impl Rig {
     }
 
     async fn add(&self, image: &str) -> Result<crate::images::AddedImage, EngineError> {
-        self.engine.add_image(&team(), image, None, None).await
+        self.engine
+            .images()
+            .add_image(&team(), image, None, None)
+            .await
     }
 
     /// The resolutions the registry saw, in order.

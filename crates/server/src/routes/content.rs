@@ -63,7 +63,11 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     match parse(&path)? {
         Wanted::Manifest(image) => {
-            let manifest = state.engine.fetch_manifest(&auth.account, &image).await?;
+            let manifest = state
+                .engine
+                .images()
+                .fetch_manifest(&auth.account, &image)
+                .await?;
             let mut response = manifest.bytes.into_response();
             let headers = response.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&manifest.media_type) {
@@ -77,6 +81,7 @@ pub async fn get(
         Wanted::Blob(image, digest) => {
             let download = state
                 .engine
+                .images()
                 .open_blob(&auth.account, &image, &digest)
                 .await?;
             let size = download.size;

@@ -21,6 +21,7 @@ pub async fn add(
 ) -> Result<Json<Vec<WireImage>>, ApiError> {
     let added = state
         .engine
+        .images()
         .add_image(
             &auth.account,
             &request.tag,
@@ -58,6 +59,7 @@ pub async fn list(
     };
     let records = state
         .engine
+        .images()
         .list_images(&auth.account, query.fulltag.as_deref(), history)
         .await?;
     Ok(Json(records.iter().map(to_wire).collect()))
@@ -69,7 +71,11 @@ pub async fn get(
     Path(digest): Path<String>,
 ) -> Result<Json<Vec<WireImage>>, ApiError> {
     Ok(Json(vec![to_wire(
-        &state.engine.get_image(&auth.account, &digest).await?,
+        &state
+            .engine
+            .images()
+            .get_image(&auth.account, &digest)
+            .await?,
     )]))
 }
 
@@ -81,7 +87,11 @@ pub async fn delete(
     auth: Authenticated,
     Path(digest): Path<String>,
 ) -> Result<Json<DeleteImageResponse>, ApiError> {
-    state.engine.delete_image(&auth.account, &digest).await?;
+    state
+        .engine
+        .images()
+        .delete_image(&auth.account, &digest)
+        .await?;
     Ok(Json(deleted(digest)))
 }
 
@@ -90,7 +100,11 @@ pub async fn get_by_id(
     auth: Authenticated,
     Path(image_id): Path<String>,
 ) -> Result<Json<Vec<WireImage>>, ApiError> {
-    let records = state.engine.images_by_id(&auth.account, &image_id).await?;
+    let records = state
+        .engine
+        .images()
+        .images_by_id(&auth.account, &image_id)
+        .await?;
     Ok(Json(records.iter().map(to_wire).collect()))
 }
 
@@ -103,6 +117,7 @@ pub async fn delete_by_id(
 ) -> Result<Json<DeleteImageResponse>, ApiError> {
     let digests = state
         .engine
+        .images()
         .delete_images_by_id(&auth.account, &image_id)
         .await?;
     let mut answer = deleted(digests.first().cloned().unwrap_or_default());

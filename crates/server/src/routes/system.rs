@@ -146,7 +146,7 @@ pub async fn system(
         renewal.message,
         state.engine.ecr_tokens().kept()
     );
-    let watcher = state.engine.watch_heartbeat().state();
+    let watcher = state.engine.watch().heartbeat().state();
     let parts = [
         ("regkeep-api", true, "serving".to_owned()),
         ("database", db_up, db_message),

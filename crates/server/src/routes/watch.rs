@@ -35,6 +35,7 @@ pub async fn add(
 ) -> Result<Json<Vec<Subscription>>, ApiError> {
     let record = state
         .engine
+        .watch()
         .add_subscription(&auth.account, &request)
         .await?;
     Ok(Json(vec![to_wire(&record)]))
@@ -45,7 +46,11 @@ pub async fn list(
     auth: Authenticated,
     Query(query): Query<SubscriptionQuery>,
 ) -> Result<Json<Vec<Subscription>>, ApiError> {
-    let records = state.engine.list_subscriptions(&auth.account).await?;
+    let records = state
+        .engine
+        .watch()
+        .list_subscriptions(&auth.account)
+        .await?;
     // Keys are stored normalised (`alpine` is `docker.io/library/alpine:latest`): so is the query.
     let key = query.subscription_key.map(|k| {
         k.parse::<regkeep_domain::ImageReference>()
@@ -83,7 +88,11 @@ pub async fn get(
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Subscription>>, ApiError> {
-    let record = state.engine.get_subscription(&auth.account, &id).await?;
+    let record = state
+        .engine
+        .watch()
+        .get_subscription(&auth.account, &id)
+        .await?;
     Ok(Json(vec![to_wire(&record)]))
 }
 
@@ -95,6 +104,7 @@ pub async fn update(
 ) -> Result<Json<Vec<Subscription>>, ApiError> {
     let record = state
         .engine
+        .watch()
         .set_subscription_active(&auth.account, &id, request.active)
         .await?;
     Ok(Json(vec![to_wire(&record)]))
@@ -106,7 +116,11 @@ pub async fn delete(
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<bool>, ApiError> {
-    state.engine.delete_subscription(&auth.account, &id).await?;
+    state
+        .engine
+        .watch()
+        .delete_subscription(&auth.account, &id)
+        .await?;
     Ok(Json(true))
 }
 
@@ -182,7 +196,11 @@ pub async fn list_events(
             page,
         }));
     }
-    let (events, next_page) = state.engine.list_events(&auth.account, &filter).await?;
+    let (events, next_page) = state
+        .engine
+        .watch()
+        .list_events(&auth.account, &filter)
+        .await?;
     Ok(Json(EventsList {
         item_count: events.len(),
         results: events.iter().map(event_to_wire).collect(),
@@ -210,6 +228,7 @@ pub async fn delete_events(
     Ok(Json(
         state
             .engine
+            .watch()
             .delete_events(&auth.account, since, before)
             .await?,
     ))
@@ -286,7 +305,7 @@ pub async fn get_event(
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<EventResponse>, ApiError> {
-    let event = state.engine.get_event(&auth.account, &id).await?;
+    let event = state.engine.watch().get_event(&auth.account, &id).await?;
     Ok(Json(event_to_wire(&event)))
 }
 
@@ -296,7 +315,11 @@ pub async fn delete_event(
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.delete_event(&auth.account, &id).await?;
+    state
+        .engine
+        .watch()
+        .delete_event(&auth.account, &id)
+        .await?;
     Ok(StatusCode::OK)
 }
 

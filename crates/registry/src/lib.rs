@@ -736,16 +736,18 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     // presigned storage URL carrying a signature: never shown.
     let err = err.without_url();
     let mut deepest = String::new();
-    let mut tls = false;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    while let Some(e) = source {
+    let (mut tls, mut eof) = (false, false);
+    for e in causes(&err) {
         // The outbound policy refused the address in the resolver: nothing was sent.
         if let Some(refused) = e.downcast_ref::<AddressRefused>() {
             return RegistryError::AddressRefused(refused.clone());
         }
-        tls |= is_tls_failure(e);
+        // rustls's own error: a certificate, the handshake, a plain-HTTP answer to a hello.
+        tls |= e.is::<rustls::Error>();
+        eof |= e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
         deepest = sanitize(&e.to_string(), EXCERPT_CHARS);
-        source = e.source();
     }
     if err.is_timeout() {
         return RegistryError::Timeout {
@@ -756,9 +758,7 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     // A server that closes the connection during the TLS handshake (an unknown SNI name, a
     // client certificate required) leaves no rustls error, only an end of stream while
     // connecting over HTTPS: that is TLS failing too, not an unreachable host.
-    let handshake_cut = err.is_connect()
-        && url.starts_with("https://")
-        && io_kind_in_chain(&err, std::io::ErrorKind::UnexpectedEof);
+    let handshake_cut = err.is_connect() && url.starts_with("https://") && eof;
     if tls || handshake_cut {
         let detail = if tls {
             deepest
@@ -777,35 +777,20 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     }
 }
 
-/// Whether `e` is a TLS failure, by type: rustls's own error (certificate, handshake, a plain-HTTP
-/// answer to a TLS hello), directly or inside the `io::Error` the TLS stream wraps it in (whose
-/// `source()` skips the wrapped error itself, so it is unwrapped here).
-fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
-    if e.downcast_ref::<rustls::Error>().is_some() {
-        return true;
-    }
-    e.downcast_ref::<std::io::Error>()
-        .and_then(std::io::Error::get_ref)
-        .is_some_and(|inner| is_tls_failure(inner))
-}
-
-/// Whether an `io::Error` of `kind` is in `err`'s source chain, looking inside `io::Error`s
-/// (whose `source()` skips the error they wrap).
-fn io_kind_in_chain(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        match e.downcast_ref::<std::io::Error>() {
-            Some(io) if io.kind() == kind => return true,
-            Some(io) => {
-                next = match io.get_ref() {
-                    Some(inner) => Some(inner),
-                    None => e.source(),
-                }
-            }
-            None => next = e.source(),
+/// `err` and its causes, looking inside `io::Error`s: an `io::Error`'s `source()` skips the error
+/// it wraps (where the TLS stream puts rustls's error), so that one is stepped into instead.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| {
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
         }
-    }
-    false
+    })
 }
 
 /// What a refusing server answered: its error codes and messages, or the start of its body.

@@ -205,15 +205,18 @@ fn refusal_reason(refusal: &Refusal) -> &'static str {
     }
 }
 
+/// The engine's own words, except where the API says more: the header anchore-cli sets for
+/// another account, and Anchore's phrase (with the path that enables an account) for an account
+/// that is not enabled.
 fn refusal_message(refusal: &Refusal) -> String {
     match refusal {
-        Refusal::NotAdmin { user } => format!("user {user} is not an admin: account and user management needs a user of the admin account"),
         Refusal::OtherAccount { user, account } => format!("user {user} may not act in account {account}: only admin users may use x-anchore-account (--as-account)"),
-        Refusal::OtherAccountsUsers { user, account } => format!("user {user} may not manage the users of account {account}: users manage those of their own account; an admin, those of any"),
-        Refusal::DisableAdminAccount => "the admin account cannot be disabled".into(),
         Refusal::AccountNotEnabled { account, state: AccountState::Deleting } => format!("Not authorized. Account not enabled: account {account} is being deleted, and its users can no longer use the API"),
         Refusal::AccountNotEnabled { account, .. } => format!("Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it (PUT /v1/accounts/{account}/state)"),
-        Refusal::Quota { .. } => refusal.to_string(),
+        Refusal::NotAdmin { .. }
+        | Refusal::OtherAccountsUsers { .. }
+        | Refusal::DisableAdminAccount
+        | Refusal::Quota { .. } => refusal.to_string(),
     }
 }
 

@@ -2,10 +2,10 @@
 //! — its user and password for `docker_v2`, a live ECR token for `awsecr` — and a check that
 //! logs in to the registry with it, renewing a refused ECR token once and retrying once.
 
-use regkeep_domain::{AccountName, RegistryName, RegistryType, Secret, Timestamp};
+use regkeep_domain::{AccountName, EcrToken, RegistryName, RegistryType, Secret, Timestamp};
 use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 
-use crate::ecr_tokens::{Token, TokenError, TokenRequest};
+use crate::ecr_tokens::{TokenError, TokenRequest};
 use crate::{EngineError, ValidationError};
 
 /// The credential that serves a registry now. `Debug` redacts the password.
@@ -18,7 +18,7 @@ pub struct ResolvedCredential {
     /// For ECR tokens: until when the token may be used.
     pub usable_until: Option<Timestamp>,
     /// For ECR tokens: what was asked, and the token, to renew after a refusal.
-    pub(crate) ecr: Option<(TokenRequest, Token)>,
+    pub(crate) ecr: Option<(TokenRequest, EcrToken)>,
 }
 
 impl std::fmt::Debug for ResolvedCredential {
@@ -143,7 +143,7 @@ impl crate::registries::Registries {
         credential: &ResolvedCredential,
         failed: impl Fn(ValidationError) -> EngineError,
         call: F,
-    ) -> Result<(T, Option<Token>), EngineError>
+    ) -> Result<(T, Option<EcrToken>), EngineError>
     where
         F: Fn(BasicCredentials) -> Fut,
         Fut: std::future::Future<Output = Result<T, RegistryError>>,
@@ -183,7 +183,7 @@ impl ResolvedCredential {
         registry: RegistryName,
         verify_tls: bool,
         request: TokenRequest,
-        token: Token,
+        token: EcrToken,
     ) -> Self {
         ResolvedCredential {
             registry,

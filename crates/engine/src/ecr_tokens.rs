@@ -71,9 +71,6 @@ pub struct TokenRequest {
     pub target: EcrTarget,
 }
 
-/// A token as the lifecycle hands it out.
-pub type Token = EcrToken;
-
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
@@ -88,11 +85,17 @@ pub enum TokenError {
     Store(#[source] Arc<StoreError>),
 }
 
+impl From<StoreError> for TokenError {
+    fn from(error: StoreError) -> Self {
+        TokenError::Store(Arc::new(error))
+    }
+}
+
 struct Entry {
     request: Mutex<TokenRequest>,
     /// The token in use. A std RwLock: read on every use, written on renewal, never held
     /// across an await.
-    current: RwLock<Option<Token>>,
+    current: RwLock<Option<EcrToken>>,
     /// Held while minting: one AWS call at a time per entry (single-flight).
     attempts: tokio::sync::Mutex<Attempts>,
     /// A background renewal has been started and has not finished: uses start no other.
@@ -114,14 +117,14 @@ struct Attempts {
 }
 
 impl Entry {
-    fn current(&self) -> Option<Token> {
+    fn current(&self) -> Option<EcrToken> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    fn set_current(&self, token: Option<Token>) {
+    fn set_current(&self, token: Option<EcrToken>) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = token;
     }
 
@@ -208,7 +211,7 @@ impl EcrTokens {
     ///
     /// # Errors
     /// [`TokenError`] when no usable token exists and none can be minted now.
-    pub async fn token(self: &Arc<Self>, request: &TokenRequest) -> Result<Token, TokenError> {
+    pub async fn token(self: &Arc<Self>, request: &TokenRequest) -> Result<EcrToken, TokenError> {
         loop {
             let entry = self.entry(request);
             let now = self.clock.now();
@@ -252,7 +255,7 @@ impl EcrTokens {
     ///
     /// # Errors
     /// [`EcrError`] as AWS answered.
-    pub async fn mint_now(self: &Arc<Self>, request: &TokenRequest) -> Result<Token, EcrError> {
+    pub async fn mint_now(self: &Arc<Self>, request: &TokenRequest) -> Result<EcrToken, EcrError> {
         loop {
             let entry = self.entry(request);
             let mut attempts = entry.attempts.lock().await;
@@ -273,8 +276,8 @@ impl EcrTokens {
     pub async fn renew_after_rejection(
         self: &Arc<Self>,
         request: &TokenRequest,
-        rejected: &Token,
-    ) -> Result<Token, TokenError> {
+        rejected: &EcrToken,
+    ) -> Result<EcrToken, TokenError> {
         let entry = self.entry(request);
         let mut attempts = entry.attempts.lock().await;
         if let Some(current) = entry.current() {
@@ -387,11 +390,7 @@ impl EcrTokens {
             Some(entry) => Some(entry.attempts.lock().await),
             None => None,
         };
-        let unused = self
-            .store
-            .release(key)
-            .await
-            .map_err(|e| TokenError::Store(Arc::new(e)))?;
+        let unused = self.store.release(key).await?;
         if let (true, Some(entry)) = (unused, &entry) {
             entry.released.store(true, Ordering::Release);
             entry.set_current(None);
@@ -411,8 +410,7 @@ impl EcrTokens {
     /// # Errors
     /// The token store's.
     pub async fn sweep_once(&self) -> Result<usize, TokenError> {
-        let store_err = |e| TokenError::Store(Arc::new(e));
-        let used = self.store.used_keys().await.map_err(store_err)?;
+        let used = self.store.used_keys().await?;
         let now = self.clock.now();
         let cutoff = Timestamp::from_unix(now.unix() - secs(self.settings.sweep_grace));
         let removed = {
@@ -426,7 +424,7 @@ impl EcrTokens {
             });
             before - entries.len()
         };
-        let rows = self.store.delete_unused(cutoff).await.map_err(store_err)?;
+        let rows = self.store.delete_unused(cutoff).await?;
         if removed > 0 || rows > 0 {
             info!(
                 entries = removed,
@@ -436,17 +434,21 @@ impl EcrTokens {
         Ok(removed)
     }
 
-    async fn load_persisted(&self, key: &str, now: Timestamp) -> Result<Option<Token>, TokenError> {
-        let stored = self
-            .store
-            .load(key)
-            .await
-            .map_err(|e| TokenError::Store(Arc::new(e)))?;
+    async fn load_persisted(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<EcrToken>, TokenError> {
+        let stored = self.store.load(key).await?;
         Ok(stored.filter(|t| now < t.usable_until))
     }
 
     /// One AWS call, with the entry's attempts lock held.
-    async fn mint_locked(&self, entry: &Entry, attempts: &mut Attempts) -> Result<Token, EcrError> {
+    async fn mint_locked(
+        &self,
+        entry: &Entry,
+        attempts: &mut Attempts,
+    ) -> Result<EcrToken, EcrError> {
         let request = entry.request();
         self.aws_calls.fetch_add(1, Ordering::Relaxed);
         let result = self.client.mint(&request.source, &request.target).await;
@@ -497,7 +499,7 @@ impl EcrTokens {
         password: Secret,
         expires_at: Timestamp,
         now: Timestamp,
-    ) -> Token {
+    ) -> EcrToken {
         let floor = secs(self.settings.floor);
         let margin = secs(self.settings.margin);
         let life = expires_at.unix() - now.unix();
@@ -515,7 +517,7 @@ impl EcrTokens {
                 Timestamp::from_unix(now.unix() + life / 2),
             )
         };
-        Token {
+        EcrToken {
             username,
             password,
             usable_until,

@@ -56,6 +56,7 @@ async fn basic_and_bearer_registries_are_validated_with_their_credentials() {
             .iter()
             .any(|r| r["registry"] == registry.authority.as_str()));
     }
+    app.assert_no_secrets(&[PASS, "not-the-password", "hermetic-bearer-token"]);
     app.stop().await;
 }
 
@@ -118,6 +119,7 @@ async fn ecr_keys_aws_refuses_are_refused_with_aws_words() {
     let (status, list) = app.get("/v1/registries").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list, json!([]), "nothing stored");
+    app.assert_no_secrets(&["hermetic-aws-secret"]);
     app.stop().await;
 }
 
@@ -153,5 +155,6 @@ async fn a_deleted_ecr_registry_is_never_renewed_by_the_running_server() {
     }
     assert_eq!(app.minter.calls(), 1, "no mint after the delete");
     assert_eq!(app.engine.ecr_tokens().kept(), 0);
+    app.assert_no_secrets(&["hermetic-aws-secret", "fake-ecr-token"]);
     app.stop().await;
 }

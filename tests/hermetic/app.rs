@@ -24,6 +24,7 @@ pub struct HermeticApp {
 
 impl HermeticApp {
     pub async fn spawn() -> HermeticApp {
+        crate::capture::capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let admin_pass = "hermetic-admin-pass".to_owned();
         let settings = Settings {
@@ -59,6 +60,27 @@ impl HermeticApp {
             shutdown: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// Fails when any of `secrets` is in the server's logs or, in plain text, in its database
+    /// files (SQLite and its journal).
+    pub fn assert_no_secrets(&self, secrets: &[&str]) {
+        let logs = crate::capture::captured_logs();
+        assert!(!logs.is_empty(), "the server's logs were captured");
+        crate::capture::assert_no_secrets("the logs", &logs, secrets);
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(self._dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().contains("regkeep.db") {
+                files.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        assert!(!files.is_empty(), "the database files were read");
+        crate::capture::assert_no_secrets(
+            "the database files",
+            &String::from_utf8_lossy(&files),
+            secrets,
+        );
     }
 
     pub async fn stop(mut self) {

@@ -3,6 +3,8 @@
 //! network namespace, no Python, no peer process. They run under plain `cargo test`.
 
 mod app;
+#[path = "../support/capture.rs"]
+mod capture;
 mod fake_registry;
 
 mod api;

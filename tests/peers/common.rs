@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use rand::RngCore;
 use regkeep_domain::Secret;
@@ -13,6 +13,10 @@ use regkeep_server::Application;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Connection;
+
+#[path = "../support/capture.rs"]
+mod capture;
+pub use capture::{assert_no_secrets, capture_logs, captured_logs};
 
 /// The peers `scripts/peers.sh start` runs, as its env file describes them.
 #[derive(Clone, Debug)]
@@ -172,42 +176,6 @@ impl TestDatabase {
     }
 }
 
-/// Logs of this test process, captured at debug level.
-pub fn captured_logs() -> String {
-    let buffer = log_buffer();
-    let bytes = buffer.lock().unwrap();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
-    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUFFER
-        .get_or_init(|| {
-            let buffer = Arc::new(Mutex::new(Vec::new()));
-            let writer = CaptureWriter(buffer.clone());
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter("debug,hyper=info,h2=info,sqlx=info,rustls=info,reqwest=debug")
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .try_init();
-            buffer
-        })
-        .clone()
-}
-
-#[derive(Clone)]
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A regkeep served in-process on a random port.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -254,7 +222,7 @@ impl TestApp {
 
     /// A fresh regkeep on `backend`, with settings adjusted by `adjust`.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        log_buffer();
+        capture_logs();
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         let database = TestDatabase::create(backend).await;
         let admin_pass = format!("admin-{}", random_hex(8));
@@ -409,14 +377,6 @@ pub fn enc(registry: &str) -> String {
         .replace('/', "%2F")
         .replace(':', "%3A")
         .replace('*', "%2A")
-}
-
-/// Fails when any of `secrets` appears in `text`, naming where.
-pub fn assert_no_secrets(place: &str, text: &str, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(!secret.is_empty());
-        assert!(!text.contains(secret), "a secret appeared in {place}");
-    }
 }
 
 /// Pushes a blob with the distribution API (monolithic upload) and gives its digest and size.

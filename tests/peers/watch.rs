@@ -417,7 +417,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
     let clock = Arc::new(ManualClock::at(Timestamp::from_unix(start)));
     let tls = TlsSettings::new(Some(std::path::Path::new(&var("REGKEEP_TEST_CA"))), None).unwrap();
     let engine = Engine::new(
-        store,
+        store.clone(),
         Arc::new(RegistryClient::new(
             Timeouts::default(),
             tls,
@@ -539,8 +539,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         Some(start + 72 * 3600)
     );
     // From the store (the engine's registry read cache may hold a record a few seconds old).
-    let record = engine
-        .store()
+    let record = store
         .get_registry(&admin, &ecr.parse().unwrap())
         .await
         .unwrap();

@@ -3,14 +3,13 @@
 
 use regkeep_domain::entities::{AccountRecord, UserRecord};
 use regkeep_domain::wire::{AccessCredential, AccountCreationRequest, UserCreationRequest};
-use regkeep_domain::{AccountName, AccountState, AccountType, Secret, UserName};
-use regkeep_store::StoreError;
+use regkeep_domain::{
+    AccountName, AccountState, AccountType, BoxFuture, Clock, Secret, Timestamp, UserName,
+};
+use regkeep_store::{AccountRepository, StoreError};
 use tracing::info;
 
 use std::sync::Arc;
-
-use regkeep_domain::Clock;
-use regkeep_store::Store;
 
 use crate::{passwords, Caller, EngineError, Entity, Named, Refusal, StateChange};
 
@@ -23,13 +22,107 @@ const ADMIN_SEEDED: &str = "admin_seeded";
 /// pool), the login cache and the login throttles. One job of the engine; [`crate::Engine::accounts`]
 /// gives it.
 pub struct Accounts {
-    pub(crate) store: Store,
+    /// Every write through it ends the remembered logins ([`ForgetOnWrite`]).
+    pub(crate) store: Arc<dyn AccountRepository>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) quotas: crate::Quotas,
-    pub(crate) logins: crate::logins::Logins,
+    pub(crate) logins: Arc<crate::logins::Logins>,
     pub(crate) hashers: Arc<passwords::PasswordHashers>,
-    /// The registries service's cache: an account's state change ends its cached records too.
+}
+
+/// The accounts' repository as the engine uses it: every write that changed a row ends the
+/// remembered logins (a password changed, a user deleted or an account disabled is refused from
+/// the next request on, whatever was in flight), and a write to an account's state ends the
+/// cached registry records too. The caches are forgotten here, in one place, instead of after
+/// each write by hand: a new write method cannot be added without deciding what it forgets.
+pub(crate) struct ForgetOnWrite {
+    pub(crate) inner: Arc<dyn AccountRepository>,
+    pub(crate) logins: Arc<crate::logins::Logins>,
     pub(crate) registry_cache: Arc<crate::registry_cache::RegistryCache>,
+}
+
+impl ForgetOnWrite {
+    /// Awaits `write`; when it changed a row, forgets the logins (and, for `account_state`, the
+    /// cached registries).
+    fn forgetting<'a, T: Send + 'a>(
+        &'a self,
+        account_state: bool,
+        write: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(async move {
+            let written = write.await?;
+            self.logins.invalidate();
+            if account_state {
+                self.registry_cache.clear();
+            }
+            Ok(written)
+        })
+    }
+}
+
+type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+impl AccountRepository for ForgetOnWrite {
+    fn has_marker<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        self.inner.has_marker(key)
+    }
+    fn set_marker<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        self.inner.set_marker(key)
+    }
+    fn insert_account<'a>(&'a self, account: &'a AccountRecord) -> StoreFuture<'a, ()> {
+        // A new account has no cached logins: nothing to forget.
+        self.inner.insert_account(account)
+    }
+    fn get_account<'a>(&'a self, name: &'a AccountName) -> StoreFuture<'a, AccountRecord> {
+        self.inner.get_account(name)
+    }
+    fn list_accounts(&self) -> StoreFuture<'_, Vec<AccountRecord>> {
+        self.inner.list_accounts()
+    }
+    fn set_account_state<'a>(
+        &'a self,
+        name: &'a AccountName,
+        state: AccountState,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        self.forgetting(true, self.inner.set_account_state(name, state, now))
+    }
+    fn delete_account<'a>(&'a self, name: &'a AccountName) -> StoreFuture<'a, ()> {
+        self.forgetting(true, self.inner.delete_account(name))
+    }
+    fn insert_user<'a>(&'a self, user: &'a UserRecord) -> StoreFuture<'a, ()> {
+        // A new user has no cached login: nothing to forget.
+        self.inner.insert_user(user)
+    }
+    fn get_user<'a>(&'a self, username: &'a UserName) -> StoreFuture<'a, UserRecord> {
+        self.inner.get_user(username)
+    }
+    fn list_users<'a>(&'a self, account: &'a AccountName) -> StoreFuture<'a, Vec<UserRecord>> {
+        self.inner.list_users(account)
+    }
+    fn set_user_password_hash<'a>(
+        &'a self,
+        account: &'a AccountName,
+        username: &'a UserName,
+        hash: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        self.forgetting(
+            false,
+            self.inner
+                .set_user_password_hash(account, username, hash, now),
+        )
+    }
+    fn delete_user<'a>(
+        &'a self,
+        account: &'a AccountName,
+        username: &'a UserName,
+    ) -> StoreFuture<'a, ()> {
+        self.forgetting(false, self.inner.delete_user(account, username))
+    }
+    fn count_users<'a>(&'a self, account: &'a AccountName) -> StoreFuture<'a, u64> {
+        self.inner.count_users(account)
+    }
 }
 
 impl Accounts {
@@ -271,11 +364,8 @@ impl Accounts {
             .set_account_state(&name, state, self.clock.now())
             .await;
         match changed {
-            Ok(()) => {
-                // A disabled account's users are refused from the next request on.
-                self.logins.invalidate();
-                self.account_record(&name).await
-            }
+            // A disabled account's users are refused from the next request on (ForgetOnWrite).
+            Ok(()) => self.account_record(&name).await,
             // Gone (404), or marked deleting by a request that raced this one.
             Err(StoreError::NotFound) => Err(EngineError::BadInput(format!(
                 "Invalid account state change requested: account {} is being deleted",
@@ -322,8 +412,6 @@ impl Accounts {
             .await;
         match changed {
             Ok(()) => {
-                self.registry_cache.clear();
-                self.logins.invalidate();
                 info!(account = %name, "account marked for deletion");
                 self.account_record(&name).await
             }
@@ -377,10 +465,10 @@ impl Accounts {
             )));
         }
         crate::check_quota(
-            &self.store,
-            &self.quotas,
+            self.quotas.users,
+            crate::QuotaKind::Users,
             &account,
-            regkeep_store::OwnedTable::Users,
+            self.store.count_users(&account),
         )
         .await?;
         let now = self.clock.now();
@@ -423,11 +511,8 @@ impl Accounts {
             ));
         }
         match self.store.delete_user(&account, &username).await {
-            Ok(()) => {
-                // Refused from the next request on, whatever was in flight.
-                self.logins.invalidate();
-                Ok(())
-            }
+            // Refused from the next request on, whatever was in flight (ForgetOnWrite).
+            Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(not_found_user(&account, &username)),
             Err(e) => Err(e.into()),
         }
@@ -457,8 +542,8 @@ impl Accounts {
             .set_user_password_hash(&account, &username, &hash, self.clock.now())
             .await
         {
-            // The old password is refused from the next request on, whatever was in flight.
-            Ok(()) => self.logins.invalidate(),
+            // The old password is refused from the next request on (ForgetOnWrite).
+            Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found_user(&account, &username)),
             Err(e) => return Err(e.into()),
         }
@@ -525,8 +610,8 @@ impl Accounts {
             .set_user_password_hash(&account, &username, "", self.clock.now())
             .await
         {
-            // Refused from the next request on, whatever was in flight.
-            Ok(()) => self.logins.invalidate(),
+            // Refused from the next request on (ForgetOnWrite).
+            Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found_user(&account, &username)),
             Err(e) => return Err(e.into()),
         }

@@ -16,7 +16,7 @@ use crate::{EngineError, ValidationError};
 /// resolved to (every tag of a digest), and the pull-through of manifests and blobs. One job of
 /// the engine; [`crate::Engine::images`] gives it.
 pub struct Images {
-    pub(crate) store: regkeep_store::Store,
+    pub(crate) store: std::sync::Arc<dyn regkeep_store::ImageRepository>,
     pub(crate) registry_client: std::sync::Arc<dyn regkeep_registry::RegistryApi>,
     pub(crate) clock: std::sync::Arc<dyn regkeep_domain::Clock>,
     pub(crate) quotas: crate::Quotas,
@@ -80,10 +80,10 @@ impl Images {
         };
         if is_new {
             crate::check_quota(
-                &self.store,
-                &self.quotas,
+                self.quotas.images,
+                crate::QuotaKind::Images,
                 account,
-                regkeep_store::OwnedTable::Images,
+                self.store.count_image_tags(account),
             )
             .await?;
         }

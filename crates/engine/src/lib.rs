@@ -41,7 +41,10 @@ pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, Val
 pub use images::Images;
 pub use logins::LoginLimits;
 pub use registries::Registries;
-use regkeep_store::{Store, StoreError};
+use regkeep_store::{
+    AccountRepository, Database, EcrTokenRepository, ImageRepository, RegistryRepository, Store,
+    StoreError, WatchRepository,
+};
 pub use tag_watch::TagWatch;
 pub use tag_watch::{PollSummary, WatchSettings};
 
@@ -87,29 +90,22 @@ impl Default for Quotas {
     }
 }
 
-/// Refuses a new row in `table` when `account` holds its quota already. (Concurrent adds can
-/// pass the check together and go over by a few; the bound is on disk use, not exact.)
+/// Refuses a new row when `account` holds `limit` of `kind` already; `held` (the count) is only
+/// asked when there is a limit. (Concurrent adds can pass the check together and go over by a
+/// few; the bound is on disk use, not exact.)
 ///
 /// # Errors
 /// [`Refusal::Quota`]; storage errors.
 pub(crate) async fn check_quota(
-    store: &Store,
-    quotas: &Quotas,
+    limit: u64,
+    kind: QuotaKind,
     account: &AccountName,
-    table: regkeep_store::OwnedTable,
+    held: impl std::future::Future<Output = Result<u64, StoreError>>,
 ) -> Result<(), EngineError> {
-    let (limit, kind) = match table {
-        regkeep_store::OwnedTable::Registries => (quotas.registries, QuotaKind::Registries),
-        regkeep_store::OwnedTable::Subscriptions => {
-            (quotas.subscriptions, QuotaKind::Subscriptions)
-        }
-        regkeep_store::OwnedTable::Images => (quotas.images, QuotaKind::Images),
-        regkeep_store::OwnedTable::Users => (quotas.users, QuotaKind::Users),
-    };
     if limit == 0 {
         return Ok(());
     }
-    if store.count_owned(table, account).await? >= limit {
+    if held.await? >= limit {
         return Err(EngineError::Refused(Refusal::Quota {
             account: account.clone(),
             kind,
@@ -119,10 +115,37 @@ pub(crate) async fn check_quota(
     Ok(())
 }
 
+/// The storage the services read and write: one repository per aggregate, and the database
+/// itself (health, closing). [`Store`] is every one of them; the unit tests use in-memory
+/// fakes ([`testing::MemoryRepositories`]).
+#[derive(Clone)]
+pub struct Repositories {
+    pub database: Arc<dyn Database>,
+    pub accounts: Arc<dyn AccountRepository>,
+    pub registries: Arc<dyn RegistryRepository>,
+    pub images: Arc<dyn ImageRepository>,
+    pub watch: Arc<dyn WatchRepository>,
+    pub ecr_tokens: Arc<dyn EcrTokenRepository>,
+}
+
+impl From<Store> for Repositories {
+    fn from(store: Store) -> Self {
+        let store = Arc::new(store);
+        Repositories {
+            database: store.clone(),
+            accounts: store.clone(),
+            registries: store.clone(),
+            images: store.clone(),
+            watch: store.clone(),
+            ecr_tokens: store,
+        }
+    }
+}
+
 /// The use-cases, with what they need. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    store: Store,
+    database: Arc<dyn Database>,
     config: EngineConfig,
     /// Registries, their credentials and the ECR token lifecycle.
     registries: Arc<registries::Registries>,
@@ -184,24 +207,30 @@ pub async fn open_store(
 }
 
 impl Engine {
+    /// Composes the services over `repositories` (a [`Store`] is all of them).
     pub fn new(
-        store: Store,
+        repositories: impl Into<Repositories>,
         registry_client: Arc<dyn RegistryApi>,
         ecr_client: Arc<dyn MintEcrTokens>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Self {
+        let repositories: Repositories = repositories.into();
         let registry_cache = Arc::new(registry_cache::RegistryCache::new(
             config.registry_cache_ttl,
         ));
+        let logins = Arc::new(logins::Logins::new(
+            config.login_cache_ttl,
+            config.login_limits,
+        ));
         let ecr_tokens = Arc::new(EcrTokens::new(
             ecr_client,
-            Arc::new(store.clone()),
+            repositories.ecr_tokens.clone(),
             clock.clone(),
             config.ecr.clone(),
         ));
         let registries = Arc::new(registries::Registries {
-            store: store.clone(),
+            store: repositories.registries.clone(),
             registry_client: registry_client.clone(),
             clock: clock.clone(),
             allow_awsecr_iam_auto: config.allow_awsecr_iam_auto,
@@ -210,14 +239,14 @@ impl Engine {
             ecr_tokens,
         });
         let images = Arc::new(images::Images {
-            store: store.clone(),
+            store: repositories.images.clone(),
             registry_client: registry_client.clone(),
             clock: clock.clone(),
             quotas: config.quotas,
             registries: registries.clone(),
         });
         let watch = Arc::new(tag_watch::TagWatch {
-            store: store.clone(),
+            store: repositories.watch.clone(),
             clock: clock.clone(),
             settings: config.watch.clone(),
             quotas: config.quotas,
@@ -229,15 +258,18 @@ impl Engine {
             heartbeat: Arc::default(),
         });
         let accounts = Arc::new(accounts::Accounts {
-            store: store.clone(),
+            store: Arc::new(accounts::ForgetOnWrite {
+                inner: repositories.accounts.clone(),
+                logins: logins.clone(),
+                registry_cache: registry_cache.clone(),
+            }),
             clock: clock.clone(),
             quotas: config.quotas,
-            logins: logins::Logins::new(config.login_cache_ttl, config.login_limits),
+            logins,
             hashers: passwords::PasswordHashers::per_core(),
-            registry_cache: registry_cache.clone(),
         });
         Engine {
-            store,
+            database: repositories.database,
             config,
             registries,
             images,
@@ -271,8 +303,9 @@ impl Engine {
         &self.accounts
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The database itself: whether it answers and can be written, closing it.
+    pub fn database(&self) -> &dyn Database {
+        self.database.as_ref()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -291,18 +324,20 @@ impl Engine {
     /// Storage errors (the accounts not yet removed stay marked and are tried again).
     pub async fn purge_deleted_accounts(&self) -> Result<usize, EngineError> {
         let mut purged = 0;
-        for account in self.store.list_accounts().await? {
+        for account in self.accounts.store.list_accounts().await? {
             if account.state != AccountState::Deleting {
                 continue;
             }
             let token_keys: Vec<String> = self
+                .registries
                 .store
                 .list_registries(&account.name)
                 .await?
                 .into_iter()
                 .filter_map(|r| r.token_key)
                 .collect();
-            match self.store.delete_account(&account.name).await {
+            // Through the accounts' repository, which forgets cached logins and registries.
+            match self.accounts.store.delete_account(&account.name).await {
                 Ok(()) | Err(StoreError::NotFound) => {
                     purged += 1;
                     info!(account = %account.name, "deleted account with its users, registries and records");
@@ -312,10 +347,6 @@ impl Engine {
             for key in token_keys {
                 self.registries.release_token(&key).await;
             }
-        }
-        if purged > 0 {
-            self.registries.registry_cache.clear();
-            self.accounts.logins.invalidate();
         }
         Ok(purged)
     }

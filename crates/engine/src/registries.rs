@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use regkeep_domain::Clock;
 use regkeep_registry::RegistryApi;
-use regkeep_store::Store;
 
 use crate::{EngineError, ValidationError};
 
@@ -128,7 +127,7 @@ pub struct Saved {
 /// token from the token lifecycle), and renew-once on a refused token. One job of the engine;
 /// [`crate::Engine::registries`] gives it.
 pub struct Registries {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<dyn regkeep_store::RegistryRepository>,
     pub(crate) registry_client: Arc<dyn RegistryApi>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) allow_awsecr_iam_auto: bool,
@@ -220,10 +219,10 @@ impl Registries {
             Err(e) => return Err(e.into()),
         }
         crate::check_quota(
-            &self.store,
-            &self.quotas,
+            self.quotas.registries,
+            crate::QuotaKind::Registries,
             account,
-            regkeep_store::OwnedTable::Registries,
+            self.store.count_registries(account),
         )
         .await?;
         let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;

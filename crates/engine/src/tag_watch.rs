@@ -118,7 +118,7 @@ impl RegistryLimiter {
 /// gives it. Cheap to clone (each poll runs on a clone).
 #[derive(Clone)]
 pub struct TagWatch {
-    pub(crate) store: regkeep_store::Store,
+    pub(crate) store: std::sync::Arc<dyn regkeep_store::WatchRepository>,
     pub(crate) clock: std::sync::Arc<dyn regkeep_domain::Clock>,
     pub(crate) settings: WatchSettings,
     pub(crate) quotas: crate::Quotas,
@@ -158,10 +158,10 @@ impl TagWatch {
         }
         let key = watched_tag(&request.subscription_key)?;
         crate::check_quota(
-            &self.store,
-            &self.quotas,
+            self.quotas.subscriptions,
+            crate::QuotaKind::Subscriptions,
             account,
-            regkeep_store::OwnedTable::Subscriptions,
+            self.store.count_subscriptions(account),
         )
         .await?;
         let now = self.clock.now();

@@ -238,7 +238,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let store = self.state.engine.store().clone();
+        let engine = self.state.engine.clone();
         // Background work: ECR token renewal and tag watching. Stopped (and awaited) after the
         // HTTP server.
         let cancel = CancellationToken::new();
@@ -274,7 +274,7 @@ impl Application {
             .context("the HTTP server failed")?;
         cancel.cancel();
         tasks.wait().await;
-        store.close().await;
+        engine.database().close().await;
         info!("regkeep stopped");
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! this module (opening, migrations, key check, queries).
 
 pub mod records;
+pub mod repositories;
 pub mod sealing;
 pub mod watch;
 
@@ -30,6 +31,10 @@ use regkeep_domain::entities::{
 };
 use sealing::{
     ecr_token_context, registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT,
+};
+
+pub use repositories::{
+    AccountRepository, Database, ImageRepository, RegistryRepository, WatchRepository,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

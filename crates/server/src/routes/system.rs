@@ -15,7 +15,7 @@ use crate::AppState;
 /// Liveness: the database answers and (SQLite) its file is the one opened. Fails only where a
 /// restart is the remedy.
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = state.engine.store();
+    let store = state.engine.database();
     let checked = match store.check_file() {
         Ok(()) => store.ping().await,
         Err(e) => Err(e),
@@ -51,7 +51,7 @@ async fn ready_now(state: &AppState) -> bool {
     let ready = match *last {
         Some((at, ready)) if at.elapsed() < std::time::Duration::from_secs(1) => ready,
         _ => {
-            let ready = match state.engine.store().check_writable().await {
+            let ready = match state.engine.database().check_writable().await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(error = %e, "readiness check failed");
@@ -75,7 +75,7 @@ pub async fn version(State(state): State<AppState>) -> Json<Version> {
             version: ANCHORE_API_VERSION.into(),
         },
         db: SchemaVersion {
-            schema_version: state.engine.store().schema_version().to_string(),
+            schema_version: state.engine.database().schema_version().to_string(),
         },
     })
 }
@@ -174,7 +174,7 @@ pub async fn system(
 
 /// The database's state: it answers and can be written (the readiness probe, cached 1 s).
 async fn database_state(state: &AppState) -> (bool, String) {
-    let store = state.engine.store();
+    let store = state.engine.database();
     if store.ping().await.is_err() {
         return (
             false,
@@ -207,7 +207,7 @@ fn detail(state: &AppState, up: bool, message: &str) -> StatusResponse {
         up,
         message: message.to_owned(),
         version: env!("CARGO_PKG_VERSION").into(),
-        db_version: state.engine.store().schema_version().to_string(),
+        db_version: state.engine.database().schema_version().to_string(),
         detail: json!({}),
     }
 }

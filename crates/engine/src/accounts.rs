@@ -722,3 +722,6 @@ fn ignore_exists(result: Result<(), StoreError>) -> Result<(), EngineError> {
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests;

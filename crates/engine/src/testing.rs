@@ -1,9 +1,10 @@
 //! In-process fakes of the engine's adapters, behind the same traits as the real ones, for the
 //! fast test tiers: a scripted ECR token minter ([`ScriptedMinter`], the real one is
-//! `regkeep_ecr::EcrClient` against AWS or moto) and an in-memory token repository
-//! ([`MemoryTokenRepository`], the real one is `regkeep_store::Store`). Built for this crate's unit
-//! tests and, with the `testing` feature, for the hermetic integration tests. Never used by the
-//! server.
+//! `regkeep_ecr::EcrClient` against AWS or moto), an in-memory token repository
+//! ([`MemoryTokenRepository`]) and every other repository in memory ([`MemoryRepositories`]; the
+//! real ones are `regkeep_store::Store`), and a fake registry ([`FakeRegistryApi`]). Built for this
+//! crate's unit tests and, with the `testing` feature, for the hermetic integration tests. Never
+//! used by the server.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,11 @@ use std::sync::{Arc, Mutex};
 use regkeep_domain::{BoxFuture, Clock, EcrToken, Secret, Timestamp};
 use regkeep_ecr::{AwsCredentialSource, EcrAuthorization, EcrError, EcrTarget, MintEcrTokens};
 use regkeep_store::{EcrTokenRepository, StoreError};
+
+#[cfg(test)]
+mod contract;
+mod memory;
+pub use memory::MemoryRepositories;
 
 /// What the scripted minter answers.
 #[derive(Clone, Debug)]
@@ -185,6 +191,19 @@ impl MemoryTokenRepository {
     /// Whether a row is kept under `key`.
     pub fn has_row(&self, key: &str) -> bool {
         self.rows_map().contains_key(key)
+    }
+
+    /// Exactly these keys are used by some registry (what [`MemoryRepositories`] keeps in step
+    /// with its registries).
+    pub fn set_used(&self, keys: HashSet<String>) {
+        *self.used_set() = keys;
+    }
+
+    /// The token and last error kept under `key`, when a row is.
+    pub fn row_status(&self, key: &str) -> Option<(Option<EcrToken>, Option<String>)> {
+        self.rows_map()
+            .get(key)
+            .map(|r| (r.token.clone(), r.last_error.clone()))
     }
 
     /// The last error recorded under `key`.

@@ -1,0 +1,231 @@
+//! Accounts and logins on the in-memory repositories: every write that changes who may log in
+//! ends the remembered logins at once (the cache is forgotten by the repository wrapper, not by
+//! each use-case), and a purge takes an account's registries and tokens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regkeep_domain::wire::{
+    AccessCredential, AccountCreationRequest, RegistryConfigurationRequest, UserCreationRequest,
+};
+use regkeep_domain::{ManualClock, Secret, Timestamp};
+
+use crate::testing::{FakeRegistryApi, MemoryRepositories, ScriptedMinter};
+use crate::{Caller, Engine, EngineConfig, EngineError};
+
+struct Rig {
+    engine: Engine,
+    repos: Arc<MemoryRepositories>,
+    minter: Arc<ScriptedMinter>,
+    clock: Arc<ManualClock>,
+    admin: Caller,
+}
+
+async fn rig() -> Rig {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
+    let repos = MemoryRepositories::new();
+    let minter = ScriptedMinter::new(clock.clone());
+    let engine = Engine::new(
+        repos.repositories(),
+        FakeRegistryApi::new(),
+        minter.clone(),
+        clock.clone(),
+        EngineConfig {
+            login_cache_ttl: Duration::from_secs(3600),
+            ..EngineConfig::default()
+        },
+    );
+    let admin_password = Secret::new("admin-password-1");
+    assert!(engine
+        .accounts()
+        .bootstrap_admin(&admin_password)
+        .await
+        .unwrap());
+    let admin = engine
+        .accounts()
+        .login("admin", &admin_password, None)
+        .await
+        .unwrap();
+    let accounts = engine.accounts();
+    accounts
+        .create_account(
+            &admin,
+            AccountCreationRequest {
+                name: "team-a".into(),
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+    accounts
+        .create_user(
+            &admin,
+            "team-a",
+            UserCreationRequest {
+                username: "alice".into(),
+                password: Secret::new("first-password"),
+            },
+        )
+        .await
+        .unwrap();
+    Rig {
+        engine,
+        repos,
+        minter,
+        clock,
+        admin,
+    }
+}
+
+impl Rig {
+    async fn login(&self, user: &str, password: &str) -> Result<Caller, EngineError> {
+        self.engine
+            .accounts()
+            .login(user, &Secret::new(password), None)
+            .await
+    }
+
+    fn verifications(&self) -> u64 {
+        self.engine.accounts().password_hashers().verifications()
+    }
+}
+
+#[tokio::test]
+async fn a_remembered_login_ends_when_the_password_changes() {
+    let rig = rig().await;
+    rig.login("alice", "first-password").await.unwrap();
+    let checked = rig.verifications();
+    rig.login("alice", "first-password").await.unwrap();
+    assert_eq!(
+        rig.verifications(),
+        checked,
+        "the second login is remembered"
+    );
+
+    rig.engine
+        .accounts()
+        .set_user_password(
+            &rig.admin,
+            "team-a",
+            "alice",
+            AccessCredential {
+                credential_type: "password".into(),
+                value: Secret::new("second-password"),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.login("alice", "first-password").await,
+        Err(EngineError::Unauthorized)
+    ));
+    rig.login("alice", "second-password").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_remembered_login_ends_when_the_user_or_its_password_is_deleted() {
+    let rig = rig().await;
+    rig.login("alice", "first-password").await.unwrap();
+    rig.engine
+        .accounts()
+        .delete_credential(&rig.admin, "team-a", "alice", "password")
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.login("alice", "first-password").await,
+        Err(EngineError::Unauthorized)
+    ));
+
+    let rig = self::rig().await;
+    rig.login("alice", "first-password").await.unwrap();
+    rig.engine
+        .accounts()
+        .delete_user(&rig.admin, "team-a", "alice")
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.login("alice", "first-password").await,
+        Err(EngineError::Unauthorized)
+    ));
+}
+
+#[tokio::test]
+async fn a_remembered_login_ends_when_the_account_is_disabled() {
+    let rig = rig().await;
+    rig.login("alice", "first-password").await.unwrap();
+    rig.engine
+        .accounts()
+        .set_account_state(&rig.admin, "team-a", "disabled")
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            rig.login("alice", "first-password").await,
+            Err(EngineError::Refused(_))
+        ),
+        "the right password of a disabled account's user is refused"
+    );
+    rig.engine
+        .accounts()
+        .set_account_state(&rig.admin, "team-a", "enabled")
+        .await
+        .unwrap();
+    rig.login("alice", "first-password").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_purged_account_takes_its_users_and_registries() {
+    let rig = rig().await;
+    let team: regkeep_domain::AccountName = "team-a".parse().unwrap();
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let registries = rig.engine.registries();
+    let request = RegistryConfigurationRequest {
+        registry: ecr.into(),
+        registry_user: "AKIAPURGED".into(),
+        registry_pass: Secret::new("unit-test-secret-access-key"),
+        registry_type: Some("awsecr".into()),
+        registry_verify: None,
+        registry_name: None,
+    };
+    registries
+        .add_registry(&team, request, false)
+        .await
+        .unwrap();
+    registries.resolve_credential(&team, ecr).await.unwrap();
+    assert_eq!(rig.minter.calls(), 1);
+    assert_eq!(rig.engine.ecr_tokens().kept(), 1);
+    let token_key = registries
+        .get_registry(&team, ecr)
+        .await
+        .unwrap()
+        .token_key
+        .unwrap();
+    assert!(rig.repos.tokens().has_row(&token_key));
+
+    let accounts = rig.engine.accounts();
+    accounts
+        .set_account_state(&rig.admin, "team-a", "disabled")
+        .await
+        .unwrap();
+    accounts.delete_account(&rig.admin, "team-a").await.unwrap();
+    assert_eq!(rig.engine.purge_deleted_accounts().await.unwrap(), 1);
+    assert!(matches!(
+        rig.login("alice", "first-password").await,
+        Err(EngineError::Unauthorized)
+    ));
+    assert!(rig
+        .repos
+        .stored_secret(&team, &ecr.parse().unwrap())
+        .is_none());
+    assert_eq!(rig.engine.ecr_tokens().kept(), 0, "its token was released");
+    assert!(!rig.repos.tokens().has_row(&token_key), "its token row too");
+    for _ in 0..2 {
+        rig.clock.advance(Duration::from_secs(6 * 3600 + 60));
+        rig.engine.ecr_tokens().renew_due_once().await;
+    }
+    assert_eq!(rig.minter.calls(), 1, "never renewed after the purge");
+    assert!(matches!(
+        accounts.get_account(&rig.admin, "team-a").await,
+        Err(EngineError::NotFound(_))
+    ));
+}

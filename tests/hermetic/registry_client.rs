@@ -148,7 +148,7 @@ async fn resolve(f: &Fixture) -> Result<String, RegistryError> {
     client
         .resolve_image(&endpoint, None, "r", "v1", &Platform::default_linux())
         .await
-        .map(|i| i.digest)
+        .map(|i| i.digest.to_string())
 }
 
 #[tokio::test]

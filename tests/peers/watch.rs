@@ -479,7 +479,7 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         .await
         .unwrap();
     assert_eq!(
-        sub.last_digest.as_deref(),
+        sub.last_digest.as_ref().map(regkeep_domain::Digest::as_str),
         Some(var("REGKEEP_TEST_IMAGE_DIGEST").as_str())
     );
     assert_eq!(sub.last_error, None);

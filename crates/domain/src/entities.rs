@@ -3,7 +3,7 @@
 //! column into these types); the server maps them to the wire types. No I/O here.
 
 use crate::{
-    AccountName, AccountState, AccountType, RegistryName, RegistryType, Timestamp, UserName,
+    AccountName, AccountState, AccountType, Digest, RegistryName, RegistryType, Timestamp, UserName,
 };
 
 /// An account.
@@ -71,16 +71,16 @@ pub struct TokenStatus {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageRecord {
     pub account: AccountName,
-    pub image_digest: String,
+    pub image_digest: Digest,
     /// `host[:port]`.
     pub registry: String,
     pub repository: String,
     pub tag: Option<String>,
     pub media_type: String,
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// `os/arch[/variant]`.
     pub platform: String,
-    pub config_digest: String,
+    pub config_digest: Digest,
     pub image_created: Option<String>,
     pub layer_count: i64,
     pub total_size: i64,
@@ -115,7 +115,7 @@ pub struct SubscriptionRecord {
     pub subscription_key: String,
     pub subscription_value: Option<String>,
     pub active: bool,
-    pub last_digest: Option<String>,
+    pub last_digest: Option<Digest>,
     pub last_polled_at: Option<Timestamp>,
     pub last_error: Option<String>,
     /// Polls failed in a row.
@@ -128,7 +128,7 @@ pub struct SubscriptionRecord {
 /// What one poll found, to store.
 #[derive(Clone, Debug)]
 pub struct PollOutcome {
-    pub last_digest: Option<String>,
+    pub last_digest: Option<Digest>,
     pub last_error: Option<String>,
     pub failures: i64,
     pub polled_at: Timestamp,

@@ -4,7 +4,7 @@
 
 use regkeep_domain::entities::ImageRecord;
 use regkeep_domain::oci::Platform;
-use regkeep_domain::{AccountName, ImageReference, RegistryName, Timestamp};
+use regkeep_domain::{AccountName, Digest, ImageReference, RegistryName, Timestamp};
 use regkeep_registry::manifests::ResolvedImage;
 use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 use regkeep_store::StoreError;
@@ -109,7 +109,9 @@ impl Images {
         // A digest recorded before keeps its first created_at; the answer lists all its tags.
         record.created_at = self.store.upsert_image(&record).await?;
         info!(image = %image, digest = %record.image_digest, "image resolved");
-        let record = self.get_image(account, &record.image_digest).await?;
+        let record = self
+            .get_image(account, record.image_digest.as_str())
+            .await?;
         Ok(AddedImage {
             record,
             tag_points_at,
@@ -123,7 +125,7 @@ impl Images {
         account: &AccountName,
         image: &ImageReference,
         tag: &str,
-    ) -> Option<String> {
+    ) -> Option<Digest> {
         let client = &self.registry_client;
         let answer = self
             .with_image_credential(account, image, |endpoint, basic| async move {
@@ -133,7 +135,7 @@ impl Images {
             })
             .await;
         match answer {
-            Ok(digest) => Some(digest.to_string()),
+            Ok(digest) => Some(digest),
             Err(e) => {
                 info!(image = %image, error = %e, "the tag's current digest could not be had");
                 None
@@ -293,7 +295,8 @@ impl Images {
                 regkeep_domain::untrusted_text::sanitize(image_id, 80)
             )));
         }
-        let config_digest = format!("sha256:{}", image_id.to_ascii_lowercase());
+        let config_digest = Digest::parse(&format!("sha256:{}", image_id.to_ascii_lowercase()))
+            .map_err(|e| EngineError::BadInput(e.to_string()))?;
         let found = self.store.images_by_config(account, &config_digest).await?;
         if found.is_empty() {
             return Err(EngineError::not_found(
@@ -313,7 +316,7 @@ impl Images {
         &self,
         account: &AccountName,
         image_id: &str,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<Vec<Digest>, EngineError> {
         let mut deleted = Vec::new();
         for image in self.images_by_id(account, image_id).await? {
             match self.store.delete_image(account, &image.image_digest).await {
@@ -332,7 +335,11 @@ impl Images {
         account: &AccountName,
         digest: &str,
     ) -> Result<ImageRecord, EngineError> {
-        match self.store.get_image(account, digest).await {
+        // Text that is no digest names no image (404, as for any digest not recorded).
+        let Ok(parsed) = Digest::parse(digest) else {
+            return Err(image_not_found(account, digest));
+        };
+        match self.store.get_image(account, &parsed).await {
             Ok(r) => Ok(r),
             Err(StoreError::NotFound) => Err(image_not_found(account, digest)),
             Err(e) => Err(e.into()),
@@ -346,7 +353,10 @@ impl Images {
         account: &AccountName,
         digest: &str,
     ) -> Result<(), EngineError> {
-        match self.store.delete_image(account, digest).await {
+        let Ok(parsed) = Digest::parse(digest) else {
+            return Err(image_not_found(account, digest));
+        };
+        match self.store.delete_image(account, &parsed).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(image_not_found(account, digest)),
             Err(e) => Err(e.into()),
@@ -360,7 +370,7 @@ pub struct AddedImage {
     /// The record, with every tag of its digest.
     pub record: ImageRecord,
     /// When a digest was given and the tag points at another one now: that one.
-    pub tag_points_at: Option<String>,
+    pub tag_points_at: Option<Digest>,
 }
 
 /// Anchore's image ID: the 64 hex digits of the config digest.

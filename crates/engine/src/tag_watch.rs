@@ -445,7 +445,7 @@ impl TagWatch {
         limiter.wait(image.authority()).await;
         let result = async {
             let digest = self.current_digest(account, &image).await?;
-            if subscription.last_digest.as_deref() == Some(digest.as_str()) {
+            if subscription.last_digest.as_ref() == Some(&digest) {
                 return Ok((digest, false));
             }
             // A new digest: record the image (resolved at that digest) before telling anyone.
@@ -504,7 +504,7 @@ impl TagWatch {
                         account,
                         &subscription.subscription_id,
                         &PollOutcome {
-                            last_digest: Some(digest.to_string()),
+                            last_digest: Some(digest.clone()),
                             last_error: None,
                             failures: 0,
                             polled_at: now,

@@ -327,7 +327,7 @@ impl FakeRegistryApi {
     /// Serves `authority/repository:tag` as a single-platform linux/amd64 image whose digests
     /// derive from `seed`.
     pub fn serve(&self, authority: &str, repository: &str, tag: &str, seed: u8) {
-        let digest = |b: u8| regkeep_domain::oci::sha256_digest_text([b; 32]);
+        let digest = |b: u8| regkeep_domain::Digest::of_sha256([b; 32]);
         let image = regkeep_registry::manifests::ResolvedImage {
             digest: digest(seed),
             media_type: regkeep_domain::oci::OCI_MANIFEST.into(),
@@ -412,7 +412,9 @@ impl FakeRegistryApi {
             .get(&key)
             .or_else(|| {
                 state.images.iter().find_map(|((a, r, _), image)| {
-                    (*a == endpoint.authority && r == repository && image.digest == reference)
+                    (*a == endpoint.authority
+                        && r == repository
+                        && image.digest.as_str() == reference)
                         .then_some(image)
                 })
             })
@@ -481,14 +483,7 @@ impl regkeep_registry::RegistryApi for FakeRegistryApi {
         let answer = self
             .enter(endpoint, credentials, "manifest_digest", Some(repository))
             .and_then(|()| self.image(endpoint, repository, reference))
-            .and_then(|image| {
-                regkeep_domain::Digest::parse(&image.digest).map_err(|e| {
-                    regkeep_registry::RegistryError::Protocol {
-                        url: endpoint.authority.clone(),
-                        detail: e.to_string(),
-                    }
-                })
-            });
+            .map(|image| image.digest);
         Box::pin(async move { answer })
     }
 

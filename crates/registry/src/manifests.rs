@@ -17,7 +17,7 @@ use regkeep_domain::Digest;
 use reqwest::{header, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use crate::blobs::{hex_digest, open_in};
+use crate::blobs::open_in;
 use crate::session::Session;
 use crate::{
     read_capped, refused, shown_url, unexpected, BasicCredentials, Endpoint, Limits,
@@ -30,7 +30,7 @@ use crate::{
 pub struct RawManifest {
     pub bytes: Vec<u8>,
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
     pub manifest: Manifest,
 }
 
@@ -38,12 +38,12 @@ pub struct RawManifest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedImage {
     /// The digest of what the tag points at (the index, for multi-platform images).
-    pub digest: String,
+    pub digest: Digest,
     /// Its media type.
     pub media_type: String,
     /// The platform image's manifest digest (equal to `digest` for single-platform images).
-    pub manifest_digest: String,
-    pub config_digest: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
     pub platform: Platform,
     pub created: Option<String>,
     pub layers: Vec<Descriptor>,
@@ -134,13 +134,7 @@ impl RegistryClient {
             match digest {
                 Some(d) if status.is_success() => Ok(d),
                 // Not found, no header, an odd answer: the GET says what is what.
-                _ => {
-                    let manifest = manifest_in(&session, reference, limits).await?;
-                    Digest::parse(&manifest.digest).map_err(|e| RegistryError::Protocol {
-                        url: session.base.to_string(),
-                        detail: e.to_string(),
-                    })
-                }
+                _ => Ok(manifest_in(&session, reference, limits).await?.digest),
             }
         })
         .await
@@ -195,7 +189,11 @@ async fn resolve_in(
         digest: top.digest,
         media_type: top.media_type,
         manifest_digest,
-        config_digest: config.digest,
+        // Every digest of a validated manifest is one (`Manifest::validate`).
+        config_digest: Digest::parse(&config.digest).map_err(|e| RegistryError::Protocol {
+            url: shown_url(&session.base),
+            detail: e.to_string(),
+        })?,
         platform: Platform {
             os: image_config.os.unwrap_or_else(|| platform.os.clone()),
             architecture: image_config
@@ -267,14 +265,14 @@ async fn manifest_in(
             ),
         });
     };
-    let digest = hex_digest(Sha256::new_with_prefix(&bytes));
+    let digest = Digest::of_sha256(Sha256::digest(&bytes).into());
     let expected = if reference.starts_with("sha256:") {
         Some(reference.to_owned())
     } else {
         header_digest
     };
     if let Some(expected) = expected {
-        if expected.starts_with("sha256:") && expected != digest {
+        if expected.starts_with("sha256:") && expected != digest.as_str() {
             return Err(RegistryError::Protocol {
                 url,
                 detail: format!("the manifest's digest is {digest}, not {expected}: refusing it"),
@@ -324,6 +322,7 @@ fn too_large(url: String, max: usize) -> RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blobs::hex_digest;
 
     #[test]
     fn digests() {

@@ -20,7 +20,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use regkeep_domain::{
-    AccountName, AccountState, BoxFuture, EcrToken, RegistryName, Secret, Timestamp, UserName,
+    AccountName, AccountState, BoxFuture, Digest, EcrToken, RegistryName, Secret, Timestamp,
+    UserName,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -776,14 +777,14 @@ impl Store {
              RETURNING created_at",
         )
         .bind(image.account.as_str())
-        .bind(image.image_digest.clone())
+        .bind(image.image_digest.as_str())
         .bind(image.registry.clone())
         .bind(image.repository.clone())
         .bind(image.tag.clone())
         .bind(image.media_type.clone())
-        .bind(image.manifest_digest.clone())
+        .bind(image.manifest_digest.as_str())
         .bind(image.platform.clone())
-        .bind(image.config_digest.clone())
+        .bind(image.config_digest.as_str())
         .bind(image.image_created.clone())
         .bind(image.layer_count)
         .bind(image.total_size)
@@ -799,7 +800,7 @@ impl Store {
              DO UPDATE SET last_updated = excluded.last_updated",
         )
         .bind(image.account.as_str())
-        .bind(image.image_digest.clone())
+        .bind(image.image_digest.as_str())
         .bind(image.registry.clone())
         .bind(image.repository.clone())
         .bind(image.tag.clone().unwrap_or_default())
@@ -813,12 +814,12 @@ impl Store {
 
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn get_image(&self, account: &AccountName, digest: &str) -> Result<ImageRecord> {
+    pub async fn get_image(&self, account: &AccountName, digest: &Digest) -> Result<ImageRecord> {
         let row = sqlx::query(&format!(
             "{IMAGE_SELECT} WHERE account = $1 AND image_digest = $2"
         ))
         .bind(account.as_str())
-        .bind(digest)
+        .bind(digest.as_str())
         .fetch_one(&self.pool)
         .await?;
         let mut images = vec![ImageRecord::from_row(&row)?];
@@ -854,14 +855,14 @@ impl Store {
     pub async fn images_by_config(
         &self,
         account: &AccountName,
-        config_digest: &str,
+        config_digest: &Digest,
     ) -> Result<Vec<ImageRecord>> {
         let rows = sqlx::query(&format!(
             "{IMAGE_SELECT} WHERE account = $1 AND config_digest = $2 \
              ORDER BY created_at, image_digest"
         ))
         .bind(account.as_str())
-        .bind(config_digest)
+        .bind(config_digest.as_str())
         .fetch_all(&self.pool)
         .await?;
         let mut images = rows
@@ -881,7 +882,7 @@ impl Store {
         &self,
         account: &AccountName,
         images: &mut [ImageRecord],
-        digest: Option<&str>,
+        digest: Option<&Digest>,
     ) -> Result<()> {
         let select = "SELECT image_digest, registry, repository, tag, created_at, last_updated \
                       FROM image_tags WHERE account = $1";
@@ -890,7 +891,7 @@ impl Store {
             Some(d) => {
                 sqlx::query(&format!("{select} AND image_digest = $2 {order}"))
                     .bind(account.as_str())
-                    .bind(d)
+                    .bind(d.as_str())
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -901,7 +902,7 @@ impl Store {
                     .await?
             }
         };
-        let mut by_digest: std::collections::HashMap<String, Vec<ImageTagRecord>> =
+        let mut by_digest: std::collections::HashMap<Digest, Vec<ImageTagRecord>> =
             std::collections::HashMap::new();
         for row in &rows {
             let (digest, tag) = records::image_tag_from_row(row)?;
@@ -917,18 +918,18 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn delete_image(&self, account: &AccountName, digest: &str) -> Result<()> {
+    pub async fn delete_image(&self, account: &AccountName, digest: &Digest) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // The tags go first and explicitly: a SQLite connection without foreign keys on would
         // otherwise keep them.
         sqlx::query("DELETE FROM image_tags WHERE account = $1 AND image_digest = $2")
             .bind(account.as_str())
-            .bind(digest)
+            .bind(digest.as_str())
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query("DELETE FROM images WHERE account = $1 AND image_digest = $2")
             .bind(account.as_str())
-            .bind(digest)
+            .bind(digest.as_str())
             .execute(&mut *tx)
             .await?;
         expect_one(done.rows_affected())?;
@@ -1114,6 +1115,19 @@ where
     let text: String = row.try_get(column)?;
     text.parse()
         .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// A nullable column parsed into its type.
+pub(crate) fn optional_column<T: FromStr>(row: &AnyRow, column: &str) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+    })
+    .transpose()
 }
 
 /// The file path of a `sqlite:` URL, if it names one.

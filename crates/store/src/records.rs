@@ -4,7 +4,7 @@
 use regkeep_domain::entities::{
     AccountRecord, ImageRecord, ImageTagRecord, RegistryRecord, TokenStatus, UserRecord,
 };
-use regkeep_domain::{AccountState, AccountType, RegistryType, Timestamp};
+use regkeep_domain::{AccountState, AccountType, Digest, RegistryType, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -92,10 +92,10 @@ impl FromRow for RegistryRecord {
 }
 
 /// A row of `image_tags`: the digest and one tag it was added under.
-pub(crate) fn image_tag_from_row(row: &AnyRow) -> Result<(String, ImageTagRecord), StoreError> {
+pub(crate) fn image_tag_from_row(row: &AnyRow) -> Result<(Digest, ImageTagRecord), StoreError> {
     let tag: String = row.try_get("tag")?;
     Ok((
-        row.try_get("image_digest")?,
+        parse_column(row, "image_digest")?,
         ImageTagRecord {
             registry: row.try_get("registry")?,
             repository: row.try_get("repository")?,
@@ -110,14 +110,14 @@ impl FromRow for ImageRecord {
     fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
         Ok(ImageRecord {
             account: parse_column(row, "account")?,
-            image_digest: row.try_get("image_digest")?,
+            image_digest: parse_column(row, "image_digest")?,
             registry: row.try_get("registry")?,
             repository: row.try_get("repository")?,
             tag: row.try_get("tag")?,
             media_type: row.try_get("media_type")?,
-            manifest_digest: row.try_get("manifest_digest")?,
+            manifest_digest: parse_column(row, "manifest_digest")?,
             platform: row.try_get("platform")?,
-            config_digest: row.try_get("config_digest")?,
+            config_digest: parse_column(row, "config_digest")?,
             image_created: row.try_get("image_created")?,
             layer_count: row.try_get("layer_count")?,
             total_size: row.try_get("total_size")?,

@@ -11,7 +11,7 @@ use regkeep_domain::entities::{
     SubscriptionRecord, UserRecord,
 };
 use regkeep_domain::{
-    AccountName, AccountState, BoxFuture, RegistryName, Secret, Timestamp, UserName,
+    AccountName, AccountState, BoxFuture, Digest, RegistryName, Secret, Timestamp, UserName,
 };
 
 use crate::{OwnedTable, Result, Store};
@@ -114,7 +114,7 @@ pub trait ImageRepository: Send + Sync + 'static {
     fn get_image<'a>(
         &'a self,
         account: &'a AccountName,
-        digest: &'a str,
+        digest: &'a Digest,
     ) -> BoxFuture<'a, Result<ImageRecord>>;
     /// Every image of the account, oldest first, each with its tags.
     fn list_images<'a>(
@@ -125,13 +125,13 @@ pub trait ImageRepository: Send + Sync + 'static {
     fn images_by_config<'a>(
         &'a self,
         account: &'a AccountName,
-        config_digest: &'a str,
+        config_digest: &'a Digest,
     ) -> BoxFuture<'a, Result<Vec<ImageRecord>>>;
     /// Removes the image with its tags. [`StoreError::NotFound`].
     fn delete_image<'a>(
         &'a self,
         account: &'a AccountName,
-        digest: &'a str,
+        digest: &'a Digest,
     ) -> BoxFuture<'a, Result<()>>;
     /// How many `image_detail` entries (tags) the account has (quotas).
     fn count_image_tags<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>>;
@@ -357,7 +357,7 @@ impl ImageRepository for Store {
     fn get_image<'a>(
         &'a self,
         account: &'a AccountName,
-        digest: &'a str,
+        digest: &'a Digest,
     ) -> BoxFuture<'a, Result<ImageRecord>> {
         Box::pin(Store::get_image(self, account, digest))
     }
@@ -370,14 +370,14 @@ impl ImageRepository for Store {
     fn images_by_config<'a>(
         &'a self,
         account: &'a AccountName,
-        config_digest: &'a str,
+        config_digest: &'a Digest,
     ) -> BoxFuture<'a, Result<Vec<ImageRecord>>> {
         Box::pin(Store::images_by_config(self, account, config_digest))
     }
     fn delete_image<'a>(
         &'a self,
         account: &'a AccountName,
-        digest: &'a str,
+        digest: &'a Digest,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(Store::delete_image(self, account, digest))
     }

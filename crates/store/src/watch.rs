@@ -1,12 +1,12 @@
 //! Tag watching's storage: subscriptions with the poller's state, and the event log.
 
 use regkeep_domain::entities::{EventFilter, EventRecord, PollOutcome, SubscriptionRecord};
-use regkeep_domain::{AccountName, Timestamp};
+use regkeep_domain::{AccountName, Digest, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::records::{optional_time, time, FromRow};
-use crate::{expect_one, parse_column, Result, Store, StoreError};
+use crate::{expect_one, optional_column, parse_column, Result, Store, StoreError};
 
 const SUBSCRIPTION_SELECT: &str = "SELECT account, subscription_id, subscription_type, \
      subscription_key, subscription_value, active, last_digest, last_polled_at, last_error, \
@@ -21,7 +21,7 @@ impl FromRow for SubscriptionRecord {
             subscription_key: row.try_get("subscription_key")?,
             subscription_value: row.try_get("subscription_value")?,
             active: row.try_get::<i64, _>("active")? != 0,
-            last_digest: row.try_get("last_digest")?,
+            last_digest: optional_column(row, "last_digest")?,
             last_polled_at: optional_time(row, "last_polled_at")?,
             last_error: row.try_get("last_error")?,
             failures: row.try_get("failures")?,
@@ -64,7 +64,7 @@ impl Store {
         .bind(s.subscription_key.clone())
         .bind(s.subscription_value.clone())
         .bind(i64::from(s.active))
-        .bind(s.last_digest.clone())
+        .bind(s.last_digest.as_ref().map(Digest::to_string))
         .bind(s.last_polled_at.map(Timestamp::unix))
         .bind(s.last_error.clone())
         .bind(s.failures)
@@ -212,7 +212,7 @@ impl Store {
         )
         .bind(account.as_str())
         .bind(id)
-        .bind(outcome.last_digest.clone())
+        .bind(outcome.last_digest.as_ref().map(Digest::to_string))
         .bind(outcome.last_error.clone())
         .bind(outcome.failures)
         .bind(outcome.polled_at.unix())

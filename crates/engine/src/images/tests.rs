@@ -130,7 +130,7 @@ async fn an_unregistered_registry_is_reached_anonymously_with_tls_verified() {
     let added = rig.add("other.example.com/x:1").await.unwrap();
     assert_eq!(
         added.record.image_digest,
-        regkeep_domain::oci::sha256_digest_text([3; 32])
+        regkeep_domain::Digest::of_sha256([3; 32])
     );
     let call = rig.resolutions().pop().unwrap();
     assert_eq!(call.user, None);

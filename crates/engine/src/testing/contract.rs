@@ -8,7 +8,7 @@ use regkeep_domain::entities::{
     SubscriptionRecord, UserRecord,
 };
 use regkeep_domain::{
-    AccountName, AccountState, AccountType, EcrToken, RegistryType, Secret, Timestamp,
+    AccountName, AccountState, AccountType, Digest, EcrToken, RegistryType, Secret, Timestamp,
 };
 use regkeep_store::{KeySource, Store};
 
@@ -65,14 +65,14 @@ fn registry(account: &str, host: &str, token_key: Option<&str>) -> RegistryRecor
 fn image(account: &str, digest: u8, config: u8, tag: &str, at: i64) -> ImageRecord {
     ImageRecord {
         account: account.parse().unwrap(),
-        image_digest: format!("sha256:{}", format!("{digest:02x}").repeat(32)),
+        image_digest: Digest::of_sha256([digest; 32]),
         registry: "r.example:5000".into(),
         repository: "team/app".into(),
         tag: Some(tag.into()),
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-        manifest_digest: format!("sha256:{}", format!("{digest:02x}").repeat(32)),
+        manifest_digest: Digest::of_sha256([digest; 32]),
         platform: "linux/amd64".into(),
-        config_digest: format!("sha256:{}", format!("{config:02x}").repeat(32)),
+        config_digest: Digest::of_sha256([config; 32]),
         image_created: None,
         layer_count: 2,
         total_size: 1234,
@@ -279,7 +279,7 @@ async fn scenario(repos: Repositories) -> Vec<String> {
     say!(watch.claim_poll(&a, "s3", t(50), t(400)).await);
     say!(watch.claim_poll(&a, "s3", t(50), t(500)).await);
     let outcome = PollOutcome {
-        last_digest: Some("sha256:ab".into()),
+        last_digest: Some(Digest::of_sha256([0xab; 32])),
         last_error: None,
         failures: 0,
         polled_at: t(101),

@@ -12,7 +12,7 @@ use regkeep_domain::entities::{
     RegistryRecord, SubscriptionRecord, TokenStatus, UserRecord,
 };
 use regkeep_domain::{
-    AccountName, AccountState, BoxFuture, RegistryName, Secret, Timestamp, UserName,
+    AccountName, AccountState, BoxFuture, Digest, RegistryName, Secret, Timestamp, UserName,
 };
 use regkeep_store::{
     AccountRepository, Database, ImageRepository, RegistryRepository, StoreError, WatchRepository,
@@ -38,7 +38,7 @@ struct State {
     users: BTreeMap<UserName, UserRecord>,
     registries: BTreeMap<(AccountName, RegistryName), (RegistryRecord, Secret)>,
     /// By account and digest; tags in the record, in the order they were first added.
-    images: BTreeMap<(AccountName, String), ImageRecord>,
+    images: BTreeMap<(AccountName, Digest), ImageRecord>,
     subscriptions: Vec<SubscriptionRecord>,
     /// In insertion order (the database's `seq`).
     events: Vec<EventRecord>,
@@ -370,9 +370,9 @@ impl ImageRepository for MemoryRepositories {
     fn get_image<'a>(
         &'a self,
         account: &'a AccountName,
-        digest: &'a str,
+        digest: &'a Digest,
     ) -> BoxFuture<'a, Result<ImageRecord>> {
-        let key = (account.clone(), digest.to_owned());
+        let key = (account.clone(), digest.clone());
         ready(found(self.state().images.get(&key).cloned()))
     }
     fn list_images<'a>(
@@ -384,19 +384,19 @@ impl ImageRepository for MemoryRepositories {
     fn images_by_config<'a>(
         &'a self,
         account: &'a AccountName,
-        config_digest: &'a str,
+        config_digest: &'a Digest,
     ) -> BoxFuture<'a, Result<Vec<ImageRecord>>> {
         let state = self.state();
         ready(Ok(images_where(&state, account, |i| {
-            i.config_digest == config_digest
+            &i.config_digest == config_digest
         })))
     }
     fn delete_image<'a>(
         &'a self,
         account: &'a AccountName,
-        digest: &'a str,
+        digest: &'a Digest,
     ) -> BoxFuture<'a, Result<()>> {
-        let key = (account.clone(), digest.to_owned());
+        let key = (account.clone(), digest.clone());
         ready(found(self.state().images.remove(&key)).map(|_| ()))
     }
     fn count_image_tags<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {

@@ -73,7 +73,7 @@ pub async fn get(
             if let Ok(v) = HeaderValue::from_str(&manifest.media_type) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
-            if let Ok(v) = HeaderValue::from_str(&manifest.digest) {
+            if let Ok(v) = HeaderValue::from_str(manifest.digest.as_str()) {
                 headers.insert("docker-content-digest", v);
             }
             Ok(response)

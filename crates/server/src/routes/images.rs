@@ -30,7 +30,7 @@ pub async fn add(
         )
         .await?;
     let mut answer = to_wire(&added.record);
-    answer.tag_points_at = added.tag_points_at;
+    answer.tag_points_at = added.tag_points_at.map(|d| d.to_string());
     Ok(Json(vec![answer]))
 }
 
@@ -120,6 +120,7 @@ pub async fn delete_by_id(
         .images()
         .delete_images_by_id(&auth.account, &image_id)
         .await?;
+    let digests: Vec<String> = digests.iter().map(ToString::to_string).collect();
     let mut answer = deleted(digests.first().cloned().unwrap_or_default());
     if digests.len() > 1 {
         answer.detail = Some(format!(
@@ -139,11 +140,7 @@ fn deleted(digest: String) -> DeleteImageResponse {
 }
 
 fn to_wire(record: &ImageRecord) -> WireImage {
-    let image_id = record
-        .config_digest
-        .strip_prefix("sha256:")
-        .unwrap_or(&record.config_digest)
-        .to_owned();
+    let image_id = record.config_digest.hex().to_owned();
     let image_detail = record
         .tags
         .iter()
@@ -154,9 +151,9 @@ fn to_wire(record: &ImageRecord) -> WireImage {
                 repo: t.repository.clone(),
                 tag: t.tag.clone(),
                 fulltag: t.tag.as_ref().map(|tag| format!("{name}:{tag}")),
-                digest: record.image_digest.clone(),
+                digest: record.image_digest.to_string(),
                 fulldigest: format!("{name}@{}", record.image_digest),
-                image_digest: record.image_digest.clone(),
+                image_digest: record.image_digest.to_string(),
                 image_id: image_id.clone(),
                 user_id: record.account.to_string(),
                 tag_detected_at: t.created_at,
@@ -166,8 +163,8 @@ fn to_wire(record: &ImageRecord) -> WireImage {
         })
         .collect();
     WireImage {
-        image_digest: record.image_digest.clone(),
-        parent_digest: record.image_digest.clone(),
+        image_digest: record.image_digest.to_string(),
+        parent_digest: record.image_digest.to_string(),
         user_id: record.account.to_string(),
         analysis_status: NOT_ANALYZED.into(),
         image_status: "active".into(),
@@ -178,9 +175,9 @@ fn to_wire(record: &ImageRecord) -> WireImage {
         resolution_status: "resolved".into(),
         image_detail,
         media_type: record.media_type.clone(),
-        manifest_digest: record.manifest_digest.clone(),
+        manifest_digest: record.manifest_digest.to_string(),
         platform: record.platform.clone(),
-        config_digest: record.config_digest.clone(),
+        config_digest: record.config_digest.to_string(),
         image_created: record.image_created.clone(),
         layer_count: record.layer_count,
         image_size: record.total_size,

@@ -349,7 +349,7 @@ fn to_wire(r: &SubscriptionRecord) -> Subscription {
         subscription_value: r.subscription_value.clone(),
         active: r.active,
         user_id: r.account.to_string(),
-        last_digest: r.last_digest.clone(),
+        last_digest: r.last_digest.as_ref().map(ToString::to_string),
         last_polled_at: r.last_polled_at,
         last_error: r.last_error.clone(),
         failures: r.failures,

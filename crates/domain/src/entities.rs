@@ -1,9 +1,10 @@
-//! regkeep's entities: accounts, users, registries, images, subscriptions and events, as the
+//! regkeep's entities: accounts, users, API keys, registries, images, subscriptions and events, as the
 //! use-cases read and write them. The store maps them to and from its rows (and re-parses every
 //! column into these types); the server maps them to the wire types. No I/O here.
 
 use crate::{
-    AccountName, AccountState, AccountType, Digest, RegistryName, RegistryType, Timestamp, UserName,
+    AccountName, AccountState, AccountType, ApiKeyId, Digest, RegistryName, RegistryType, Scopes,
+    Timestamp, UserName,
 };
 
 /// An account.
@@ -164,4 +165,38 @@ pub struct EventFilter {
     pub before: Option<Timestamp>,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// An API key, as kept: never the key itself, only its keyed hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub key_id: ApiKeyId,
+    pub account: AccountName,
+    /// The user who made it.
+    pub created_by: UserName,
+    pub description: String,
+    pub scopes: Scopes,
+    /// Keyed hash of the secret (hex), compared in constant time.
+    pub key_hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    /// Recorded at most once a minute per key.
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("key_id", &self.key_id)
+            .field("account", &self.account)
+            .field("created_by", &self.created_by)
+            .field("description", &self.description)
+            .field("scopes", &self.scopes)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("last_used_at", &self.last_used_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }

@@ -19,6 +19,7 @@
 //! - [`untrusted_text`]: text from outside made safe to show, store, log and print.
 
 pub mod account;
+pub mod api_key;
 pub mod backoff;
 pub mod clock;
 pub mod digest;
@@ -36,6 +37,7 @@ pub mod untrusted_text;
 pub mod wire;
 
 pub use account::{AccountName, AccountState, AccountType, UserName};
+pub use api_key::{ApiKeyId, ApiKeyToken, Scope, Scopes};
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use digest::Digest;

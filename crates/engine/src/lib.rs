@@ -42,8 +42,8 @@ pub use images::Images;
 pub use logins::LoginLimits;
 pub use registries::Registries;
 use regkeep_store::{
-    AccountRepository, Database, EcrTokenRepository, ImageRepository, RegistryRepository, Store,
-    StoreError, WatchRepository,
+    AccountRepository, ApiKeyRepository, Database, EcrTokenRepository, ImageRepository,
+    RegistryRepository, Store, StoreError, WatchRepository,
 };
 pub use tag_watch::TagWatch;
 pub use tag_watch::{PollSummary, WatchSettings};
@@ -122,6 +122,7 @@ pub(crate) async fn check_quota(
 pub struct Repositories {
     pub database: Arc<dyn Database>,
     pub accounts: Arc<dyn AccountRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
     pub registries: Arc<dyn RegistryRepository>,
     pub images: Arc<dyn ImageRepository>,
     pub watch: Arc<dyn WatchRepository>,
@@ -134,6 +135,7 @@ impl From<Store> for Repositories {
         Repositories {
             database: store.clone(),
             accounts: store.clone(),
+            api_keys: store.clone(),
             registries: store.clone(),
             images: store.clone(),
             watch: store.clone(),

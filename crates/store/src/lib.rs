@@ -9,6 +9,7 @@
 //! Layout: [`sealing`] (key handling, AES-256-GCM), [`records`] (the rows as typed values),
 //! this module (opening, migrations, key check, queries).
 
+pub mod api_keys;
 pub mod records;
 pub mod repositories;
 pub mod sealing;
@@ -35,7 +36,8 @@ use sealing::{
 };
 
 pub use repositories::{
-    AccountRepository, Database, ImageRepository, RegistryRepository, WatchRepository,
+    AccountRepository, ApiKeyRepository, Database, ImageRepository, RegistryRepository,
+    WatchRepository,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -160,6 +162,7 @@ pub enum OwnedTable {
     /// Counted by tag: every `image_detail` entry (a digest added under one more tag) is a row.
     Images,
     Users,
+    ApiKeys,
 }
 
 impl OwnedTable {
@@ -169,6 +172,7 @@ impl OwnedTable {
             OwnedTable::Subscriptions => "subscriptions",
             OwnedTable::Images => "image_tags",
             OwnedTable::Users => "users",
+            OwnedTable::ApiKeys => "api_keys",
         }
     }
 }
@@ -497,7 +501,7 @@ impl Store {
     /// [`StoreError::NotFound`].
     pub async fn delete_account(&self, name: &AccountName) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for table in ["image_tags", "images", "registries", "users"] {
+        for table in ["image_tags", "images", "registries", "api_keys", "users"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account = $1"))
                 .bind(name.as_str())
                 .execute(&mut *tx)

@@ -7,11 +7,12 @@
 //! which holds the SQL.
 
 use regkeep_domain::entities::{
-    AccountRecord, EventFilter, EventRecord, ImageRecord, PollOutcome, RegistryRecord,
-    SubscriptionRecord, UserRecord,
+    AccountRecord, ApiKeyRecord, EventFilter, EventRecord, ImageRecord, PollOutcome,
+    RegistryRecord, SubscriptionRecord, UserRecord,
 };
 use regkeep_domain::{
-    AccountName, AccountState, BoxFuture, Digest, RegistryName, Secret, Timestamp, UserName,
+    AccountName, AccountState, ApiKeyId, BoxFuture, Digest, RegistryName, Secret, Timestamp,
+    UserName,
 };
 
 use crate::{OwnedTable, Result, Store};
@@ -219,6 +220,37 @@ pub trait WatchRepository: Send + Sync + 'static {
     fn prune_events<'a>(&'a self, before: Timestamp) -> BoxFuture<'a, Result<u64>>;
     /// How many subscriptions the account has (quotas).
     fn count_subscriptions<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>>;
+}
+
+/// API keys of every account (the key itself is never kept: only its keyed hash).
+pub trait ApiKeyRepository: Send + Sync + 'static {
+    /// [`StoreError::AlreadyExists`] when the id is taken.
+    fn insert_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<()>>;
+    /// [`StoreError::NotFound`].
+    fn get_api_key<'a>(&'a self, key_id: &'a ApiKeyId) -> BoxFuture<'a, Result<ApiKeyRecord>>;
+    /// The account's keys, oldest first.
+    fn list_api_keys<'a>(
+        &'a self,
+        account: &'a AccountName,
+    ) -> BoxFuture<'a, Result<Vec<ApiKeyRecord>>>;
+    /// Marks the key revoked (the first revocation time stays). [`StoreError::NotFound`] unless
+    /// the key is the account's.
+    fn revoke_api_key<'a>(
+        &'a self,
+        account: &'a AccountName,
+        key_id: &'a ApiKeyId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Records that the key was used at `now`.
+    fn touch_api_key<'a>(
+        &'a self,
+        key_id: &'a ApiKeyId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// How many keys the account has, revoked ones included (quotas).
+    fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>>;
+    /// The keyed hash a key's secret is kept as (hex).
+    fn hash_api_key(&self, secret: &[u8]) -> String;
 }
 
 /// What the composition asks of the database itself: whether it answers and can be written,
@@ -488,6 +520,42 @@ impl WatchRepository for Store {
     }
     fn count_subscriptions<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {
         Box::pin(self.count_owned(OwnedTable::Subscriptions, account))
+    }
+}
+
+impl ApiKeyRepository for Store {
+    fn insert_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Store::insert_api_key(self, key))
+    }
+    fn get_api_key<'a>(&'a self, key_id: &'a ApiKeyId) -> BoxFuture<'a, Result<ApiKeyRecord>> {
+        Box::pin(Store::get_api_key(self, key_id))
+    }
+    fn list_api_keys<'a>(
+        &'a self,
+        account: &'a AccountName,
+    ) -> BoxFuture<'a, Result<Vec<ApiKeyRecord>>> {
+        Box::pin(Store::list_api_keys(self, account))
+    }
+    fn revoke_api_key<'a>(
+        &'a self,
+        account: &'a AccountName,
+        key_id: &'a ApiKeyId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Store::revoke_api_key(self, account, key_id, now))
+    }
+    fn touch_api_key<'a>(
+        &'a self,
+        key_id: &'a ApiKeyId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Store::touch_api_key(self, key_id, now))
+    }
+    fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(self.count_owned(OwnedTable::ApiKeys, account))
+    }
+    fn hash_api_key(&self, secret: &[u8]) -> String {
+        Store::hash_api_key(self, secret)
     }
 }
 

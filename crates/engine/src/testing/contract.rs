@@ -4,8 +4,8 @@
 //! (an order, a `NotFound`, a cascade) fails here, not in a unit test that trusted it.
 
 use regkeep_domain::entities::{
-    AccountRecord, EventFilter, EventRecord, ImageRecord, PollOutcome, RegistryRecord,
-    SubscriptionRecord, UserRecord,
+    AccountRecord, ApiKeyRecord, EventFilter, EventRecord, ImageRecord, PollOutcome,
+    RegistryRecord, SubscriptionRecord, UserRecord,
 };
 use regkeep_domain::{
     AccountName, AccountState, AccountType, Digest, EcrToken, RegistryType, Secret, Timestamp,
@@ -39,6 +39,21 @@ fn user(name: &str, account: &str) -> UserRecord {
         password_hash: format!("hash-of-{name}"),
         created_at: t(1),
         last_updated: t(1),
+    }
+}
+
+fn api_key(n: u8, account: &str, at: i64) -> ApiKeyRecord {
+    ApiKeyRecord {
+        key_id: regkeep_domain::ApiKeyId::from_bytes([n; 8]),
+        account: account.parse().unwrap(),
+        created_by: "alice".parse().unwrap(),
+        description: format!("key {n}"),
+        scopes: regkeep_domain::Scopes::parse("credentials:read,read").unwrap(),
+        key_hash: format!("hash-{n}"),
+        created_at: t(at),
+        expires_at: (n % 2 == 0).then(|| t(1000)),
+        last_used_at: None,
+        revoked_at: None,
     }
 }
 
@@ -168,6 +183,23 @@ async fn scenario(repos: Repositories) -> Vec<String> {
     say!(accounts.delete_user(&b, &"bob".parse().unwrap()).await);
     say!(accounts.delete_user(&a, &"bob".parse().unwrap()).await);
     say!(accounts.delete_user(&a, &"bob".parse().unwrap()).await);
+
+    let keys = repos.api_keys.clone();
+    let key_id = |n: u8| regkeep_domain::ApiKeyId::from_bytes([n; 8]);
+    for (n, account, at) in [(2, "team-a", 3), (1, "team-a", 3), (3, "gone", 1)] {
+        say!(keys.insert_api_key(&api_key(n, account, at)).await);
+    }
+    say!(keys.insert_api_key(&api_key(1, "team-b", 9)).await);
+    say!(keys.get_api_key(&key_id(1)).await);
+    say!(keys.get_api_key(&key_id(9)).await);
+    say!(keys.list_api_keys(&a).await);
+    say!(keys.count_api_keys(&a).await);
+    say!(keys.revoke_api_key(&b, &key_id(1), t(7)).await);
+    say!(keys.revoke_api_key(&a, &key_id(1), t(7)).await);
+    say!(keys.revoke_api_key(&a, &key_id(1), t(8)).await);
+    say!(keys.touch_api_key(&key_id(2), t(9)).await);
+    say!(keys.touch_api_key(&key_id(9), t(9)).await);
+    say!(keys.list_api_keys(&a).await);
 
     let registries = repos.registries.clone();
     let pass = Secret::new("registry-pass");
@@ -366,6 +398,7 @@ async fn scenario(repos: Repositories) -> Vec<String> {
     say!(accounts.delete_account(&gone).await);
     say!(accounts.delete_account(&gone).await);
     say!(accounts.get_user(&"carol".parse().unwrap()).await);
+    say!(keys.get_api_key(&key_id(3)).await);
     say!(registries.list_registries(&gone).await);
     say!(repos.ecr_tokens.used_keys().await.map(sorted));
     say!(

@@ -8,14 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use regkeep_domain::entities::{
-    AccountRecord, EventFilter, EventRecord, ImageRecord, ImageTagRecord, PollOutcome,
-    RegistryRecord, SubscriptionRecord, TokenStatus, UserRecord,
+    AccountRecord, ApiKeyRecord, EventFilter, EventRecord, ImageRecord, ImageTagRecord,
+    PollOutcome, RegistryRecord, SubscriptionRecord, TokenStatus, UserRecord,
 };
 use regkeep_domain::{
-    AccountName, AccountState, BoxFuture, Digest, RegistryName, Secret, Timestamp, UserName,
+    AccountName, AccountState, ApiKeyId, BoxFuture, Digest, RegistryName, Secret, Timestamp,
+    UserName,
 };
 use regkeep_store::{
-    AccountRepository, Database, ImageRepository, RegistryRepository, StoreError, WatchRepository,
+    AccountRepository, ApiKeyRepository, Database, ImageRepository, RegistryRepository, StoreError,
+    WatchRepository,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -36,6 +38,7 @@ struct State {
     markers: Vec<String>,
     accounts: BTreeMap<AccountName, AccountRecord>,
     users: BTreeMap<UserName, UserRecord>,
+    api_keys: BTreeMap<ApiKeyId, ApiKeyRecord>,
     registries: BTreeMap<(AccountName, RegistryName), (RegistryRecord, Secret)>,
     /// By account and digest; tags in the record, in the order they were first added.
     images: BTreeMap<(AccountName, Digest), ImageRecord>,
@@ -54,6 +57,7 @@ impl MemoryRepositories {
         Repositories {
             database: self.clone(),
             accounts: self.clone(),
+            api_keys: self.clone(),
             registries: self.clone(),
             images: self.clone(),
             watch: self.clone(),
@@ -162,6 +166,7 @@ impl AccountRepository for MemoryRepositories {
             return ready(Err(StoreError::NotFound));
         }
         state.users.retain(|_, u| &u.account != name);
+        state.api_keys.retain(|_, k| &k.account != name);
         state.registries.retain(|(a, _), _| a != name);
         state.images.retain(|(a, _), _| a != name);
         state.subscriptions.retain(|s| &s.account != name);
@@ -231,6 +236,76 @@ impl AccountRepository for MemoryRepositories {
                 .filter(|u| &u.account == account)
                 .count(),
         )
+    }
+}
+
+impl ApiKeyRepository for MemoryRepositories {
+    fn insert_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<()>> {
+        let mut state = self.state();
+        if !state.accounts.contains_key(&key.account) {
+            return ready(Err(StoreError::NotFound));
+        }
+        if state.api_keys.contains_key(&key.key_id) {
+            return ready(Err(StoreError::AlreadyExists));
+        }
+        state.api_keys.insert(key.key_id.clone(), key.clone());
+        ready(Ok(()))
+    }
+    fn get_api_key<'a>(&'a self, key_id: &'a ApiKeyId) -> BoxFuture<'a, Result<ApiKeyRecord>> {
+        ready(found(self.state().api_keys.get(key_id).cloned()))
+    }
+    fn list_api_keys<'a>(
+        &'a self,
+        account: &'a AccountName,
+    ) -> BoxFuture<'a, Result<Vec<ApiKeyRecord>>> {
+        let mut keys: Vec<ApiKeyRecord> = self
+            .state()
+            .api_keys
+            .values()
+            .filter(|k| &k.account == account)
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+        ready(Ok(keys))
+    }
+    fn revoke_api_key<'a>(
+        &'a self,
+        account: &'a AccountName,
+        key_id: &'a ApiKeyId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>> {
+        let mut state = self.state();
+        let key = state
+            .api_keys
+            .get_mut(key_id)
+            .filter(|k| &k.account == account);
+        ready(found(key).map(|k| {
+            k.revoked_at.get_or_insert(now);
+        }))
+    }
+    fn touch_api_key<'a>(
+        &'a self,
+        key_id: &'a ApiKeyId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<()>> {
+        if let Some(k) = self.state().api_keys.get_mut(key_id) {
+            k.last_used_at = Some(now);
+        }
+        ready(Ok(()))
+    }
+    fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {
+        count(
+            self.state()
+                .api_keys
+                .values()
+                .filter(|k| &k.account == account)
+                .count(),
+        )
+    }
+    fn hash_api_key(&self, secret: &[u8]) -> String {
+        // Unkeyed here, as `fingerprint` (tests need only tell keys apart).
+        let hash = Sha256::digest([b"api key\0".as_slice(), secret].concat());
+        hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 }
 

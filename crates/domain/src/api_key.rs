@@ -198,9 +198,61 @@ impl ApiKeyToken {
     }
 }
 
+/// Longest lifetime a key may be given: ten years.
+pub const MAX_LIFETIME_DAYS: u64 = 3650;
+
+/// Parses a key's lifetime: a whole number and a unit, `d` (days), `h` (hours) or `m`
+/// (minutes), e.g. `90d`.
+///
+/// # Errors
+/// A sentence saying what is wrong and what to give.
+pub fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let wrong = || {
+        format!(
+            "`{}` is not a key lifetime: give a whole number and d, h or m (e.g. 90d), at most {MAX_LIFETIME_DAYS}d",
+            crate::untrusted_text::sanitize(text, 40)
+        )
+    };
+    let split = text.len().checked_sub(1).ok_or_else(wrong)?;
+    let (number, unit) = text.split_at(split);
+    let seconds_per = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        _ => return Err(wrong()),
+    };
+    let n: u64 = number.parse().map_err(|_| wrong())?;
+    let seconds = n.checked_mul(seconds_per).ok_or_else(wrong)?;
+    if n == 0 || seconds > MAX_LIFETIME_DAYS * 86_400 {
+        return Err(wrong());
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_lifetime("90d").unwrap().as_secs(), 90 * 86_400);
+        assert_eq!(parse_lifetime(" 12h").unwrap().as_secs(), 12 * 3_600);
+        assert_eq!(parse_lifetime("30m").unwrap().as_secs(), 1_800);
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "-1d",
+            "1.5d",
+            "90",
+            "90s",
+            "3651d",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn scopes_parse_and_print() {

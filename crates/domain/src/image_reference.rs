@@ -112,6 +112,52 @@ impl ImageReference {
     }
 }
 
+/// Which of `registries` serves every repository of `authority` (`host[:port]`), for callers that
+/// know a host but no repository (docker's credential helpers): the entry of the whole host
+/// (`host`), else a wildcard over it (`host*`, `host/*`). A repository-scoped entry never serves
+/// a whole host. `None`: no entry does.
+pub fn select_for_host<'a>(
+    authority: &str,
+    registries: &'a [RegistryName],
+) -> Option<&'a RegistryName> {
+    let authority = normalise_authority(&authority.to_ascii_lowercase());
+    let whole_host =
+        |r: &&RegistryName| normalise_authority(r.authority()) == authority && r.path().is_none();
+    registries
+        .iter()
+        .filter(whole_host)
+        .min_by_key(|r| r.is_wildcard())
+}
+
+/// What a registry entry covers, as the credential handout and the kubelet see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryScope {
+    /// Every repository of the host.
+    Host,
+    /// One repository.
+    Repository,
+    /// The repositories under a prefix.
+    Wildcard,
+}
+
+impl EntryScope {
+    pub fn of(registry: &RegistryName) -> EntryScope {
+        match (registry.is_wildcard(), registry.path()) {
+            (false, None) => EntryScope::Host,
+            (false, Some(_)) => EntryScope::Repository,
+            (true, _) => EntryScope::Wildcard,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryScope::Host => "host",
+            EntryScope::Repository => "repository",
+            EntryScope::Wildcard => "wildcard",
+        }
+    }
+}
+
 /// `:443` is the default for HTTPS: the same registry as no port.
 fn normalise_authority(authority: &str) -> String {
     authority
@@ -307,6 +353,39 @@ mod tests {
         parse(image)
             .select_credential(list)
             .map(ToString::to_string)
+    }
+
+    #[test]
+    fn selects_the_entry_of_a_whole_host() {
+        let names: Vec<RegistryName> = [
+            "reg.example.com/team/app",
+            "reg.example.com*",
+            "other.example.com:5000",
+            "reg.example.com",
+        ]
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+        let pick = |host: &str| select_for_host(host, &names).map(RegistryName::as_str);
+        assert_eq!(pick("reg.example.com"), Some("reg.example.com"));
+        assert_eq!(pick("REG.example.com:443"), Some("reg.example.com"));
+        assert_eq!(
+            pick("other.example.com:5000"),
+            Some("other.example.com:5000")
+        );
+        assert_eq!(pick("other.example.com"), None);
+        assert_eq!(pick("unknown.example.com"), None);
+        // Only a repository-scoped entry: it serves no whole host.
+        let scoped: Vec<RegistryName> = vec!["reg.example.com/team/app".parse().unwrap()];
+        assert_eq!(select_for_host("reg.example.com", &scoped), None);
+        let wild: Vec<RegistryName> = vec!["reg.example.com*".parse().unwrap()];
+        assert_eq!(
+            select_for_host("reg.example.com", &wild).map(RegistryName::as_str),
+            Some("reg.example.com*")
+        );
+        assert_eq!(EntryScope::of(&names[0]), EntryScope::Repository);
+        assert_eq!(EntryScope::of(&names[1]), EntryScope::Wildcard);
+        assert_eq!(EntryScope::of(&names[3]), EntryScope::Host);
     }
 
     #[test]

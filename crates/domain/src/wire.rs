@@ -441,3 +441,59 @@ mod tests {
         .is_err());
     }
 }
+
+/// `POST /v1/apikeys`: a key for machines. `scopes` from `credentials:read`, `registries:write`,
+/// `read`; `expires_in` a lifetime such as `90d` (none: the key does not expire).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiKeyCreationRequest {
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+}
+
+/// An API key as listed (never the key itself; `key` only in the answer that made it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub key_id: String,
+    pub account: String,
+    pub created_by: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    /// The key, once: in the answer to its creation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+}
+
+/// `POST /v1/credentials/resolve`: which credential is wanted, by image or by registry host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CredentialRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+}
+
+/// The credential handout's answer: the one answer that carries a secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CredentialHandout {
+    /// The registry entry that serves the request (as registered: host, host/repo or a wildcard).
+    pub registry: String,
+    /// The host to present the credential to.
+    pub host: String,
+    /// What the entry covers: `host` (every repository of the host), `repository` (one) or
+    /// `wildcard` (those under a prefix).
+    pub scope: String,
+    pub username: String,
+    pub secret: Secret,
+    /// Until when the secret may be used (ECR tokens); none for stored passwords.
+    pub expires_at: Option<Timestamp>,
+    pub registry_type: String,
+}

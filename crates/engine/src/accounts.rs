@@ -1,12 +1,12 @@
 //! Accounts and users (docs/design.md §2): the admin bootstrap, authentication, who may act in which
 //! account, and account and user management.
 
-use regkeep_domain::entities::{AccountRecord, UserRecord};
+use regkeep_domain::entities::{AccountRecord, ApiKeyRecord, UserRecord};
 use regkeep_domain::wire::{AccessCredential, AccountCreationRequest, UserCreationRequest};
 use regkeep_domain::{
-    AccountName, AccountState, AccountType, BoxFuture, Clock, Secret, Timestamp, UserName,
+    AccountName, AccountState, AccountType, ApiKeyId, BoxFuture, Clock, Secret, Timestamp, UserName,
 };
-use regkeep_store::{AccountRepository, StoreError};
+use regkeep_store::{AccountRepository, ApiKeyRepository, StoreError};
 use tracing::info;
 
 use std::sync::Arc;
@@ -24,6 +24,8 @@ const ADMIN_SEEDED: &str = "admin_seeded";
 pub struct Accounts {
     /// Every write through it ends the remembered logins ([`ForgetOnWrite`]).
     pub(crate) store: Arc<dyn AccountRepository>,
+    /// Revoking through it ends remembered keys ([`ForgetKeysOnRevoke`]).
+    pub(crate) api_keys: Arc<dyn ApiKeyRepository>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) quotas: crate::Quotas,
     pub(crate) logins: Arc<crate::logins::Logins>,
@@ -57,6 +59,47 @@ impl ForgetOnWrite {
             }
             Ok(written)
         })
+    }
+}
+
+/// The API keys' repository as the engine uses it: a revocation ends the remembered keys at
+/// once (as [`ForgetOnWrite`] does for logins). A new key needs nothing forgotten; a last-use
+/// time changes nobody's rights.
+pub(crate) struct ForgetKeysOnRevoke {
+    pub(crate) inner: Arc<dyn ApiKeyRepository>,
+    pub(crate) logins: Arc<crate::logins::Logins>,
+}
+
+impl ApiKeyRepository for ForgetKeysOnRevoke {
+    fn insert_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> StoreFuture<'a, ()> {
+        self.inner.insert_api_key(key)
+    }
+    fn get_api_key<'a>(&'a self, key_id: &'a ApiKeyId) -> StoreFuture<'a, ApiKeyRecord> {
+        self.inner.get_api_key(key_id)
+    }
+    fn list_api_keys<'a>(&'a self, account: &'a AccountName) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
+        self.inner.list_api_keys(account)
+    }
+    fn revoke_api_key<'a>(
+        &'a self,
+        account: &'a AccountName,
+        key_id: &'a ApiKeyId,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner.revoke_api_key(account, key_id, now).await?;
+            self.logins.invalidate();
+            Ok(())
+        })
+    }
+    fn touch_api_key<'a>(&'a self, key_id: &'a ApiKeyId, now: Timestamp) -> StoreFuture<'a, ()> {
+        self.inner.touch_api_key(key_id, now)
+    }
+    fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> StoreFuture<'a, u64> {
+        self.inner.count_api_keys(account)
+    }
+    fn hash_api_key(&self, secret: &[u8]) -> String {
+        self.inner.hash_api_key(secret)
     }
 }
 
@@ -218,6 +261,7 @@ impl Accounts {
             account: user.account,
             account_type: account.account_type,
             account_state: account.state,
+            api_key: None,
         })
     }
 

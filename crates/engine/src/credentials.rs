@@ -2,7 +2,11 @@
 //! — its user and password for `docker_v2`, a live ECR token for `awsecr` — and a check that
 //! logs in to the registry with it, renewing a refused ECR token once and retrying once.
 
-use regkeep_domain::{AccountName, EcrToken, RegistryName, RegistryType, Secret, Timestamp};
+use regkeep_domain::image_reference::{select_for_host, EntryScope};
+use regkeep_domain::wire::CredentialRequest;
+use regkeep_domain::{
+    AccountName, EcrToken, ImageReference, RegistryName, RegistryType, Secret, Timestamp,
+};
 use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 
 use crate::ecr_tokens::{TokenError, TokenRequest};
@@ -30,6 +34,16 @@ impl std::fmt::Debug for ResolvedCredential {
             .field("usable_until", &self.usable_until)
             .finish_non_exhaustive()
     }
+}
+
+/// What the credential handout answers: the entry that serves, and its credential now.
+#[derive(Debug)]
+pub struct Handout {
+    pub credential: ResolvedCredential,
+    /// The host (`host[:port]`) the credential is for.
+    pub host: String,
+    pub scope: EntryScope,
+    pub registry_type: RegistryType,
 }
 
 /// What a check found.
@@ -93,6 +107,74 @@ impl crate::registries::Registries {
                 ))
             }
         }
+    }
+
+    /// The credential handout (docs/design.md §3.8): the credential of the registry entry that
+    /// serves `request`'s image (the matching rules of §3.5) or whole host, for a caller whose
+    /// API key has `credentials:read`. ECR tokens come from the token lifecycle (no AWS call
+    /// when a live one is kept); a stored docker_v2 password only when the server allows it.
+    ///
+    /// # Errors
+    /// Refused (no key, no scope, a stored password the server keeps), BadInput (neither or both
+    /// of image and registry, or one that does not parse), NotFound (no entry serves it), and
+    /// as [`crate::Registries::resolve_credential`].
+    pub async fn hand_out(
+        &self,
+        caller: &crate::Caller,
+        account: &AccountName,
+        request: &CredentialRequest,
+    ) -> Result<Handout, EngineError> {
+        caller.require(regkeep_domain::Scope::CredentialsRead)?;
+        let names = self.registry_names(account).await?;
+        let (wanted, entry) = match (&request.image, &request.registry) {
+            (Some(image), None) => {
+                let reference: ImageReference = image.trim().parse().map_err(
+                    |e: regkeep_domain::ImageReferenceError| EngineError::BadInput(e.to_string()),
+                )?;
+                (image.trim(), reference.select_credential(&names).cloned())
+            }
+            (None, Some(host)) => {
+                let authority: RegistryName = host.trim().parse().map_err(
+                    |e: regkeep_domain::RegistryNameError| EngineError::BadInput(e.to_string()),
+                )?;
+                if authority.path().is_some() || authority.is_wildcard() {
+                    return Err(EngineError::BadInput(format!(
+                        "registry `{authority}` is not a host: give host[:port], or ask by image for a repository"
+                    )));
+                }
+                (
+                    host.trim(),
+                    select_for_host(authority.authority(), &names).cloned(),
+                )
+            }
+            _ => {
+                return Err(EngineError::BadInput(
+                    "give either image (host/repository[:tag]) or registry (host[:port]), not both and not neither".into(),
+                ))
+            }
+        };
+        let Some(entry) = entry else {
+            return Err(EngineError::NotFound(crate::Named::new(
+                crate::Entity::RegistryFor,
+                regkeep_domain::untrusted_text::sanitize(wanted, 300),
+                Some(account),
+            )));
+        };
+        let record = self.get_registry(account, entry.as_str()).await?;
+        if record.registry_type == RegistryType::DockerV2 && !self.handout_static_passwords {
+            return Err(EngineError::Refused(
+                crate::Refusal::StaticPasswordHandout {
+                    registry: record.registry,
+                },
+            ));
+        }
+        let credential = self.resolve_credential(account, entry.as_str()).await?;
+        Ok(Handout {
+            scope: EntryScope::of(&entry),
+            host: entry.authority().to_owned(),
+            registry_type: record.registry_type,
+            credential,
+        })
     }
 
     /// Logs in to the registry with its credential now (`/v2/` ping). A 401/403 to an ECR
@@ -220,3 +302,6 @@ fn token_failed(registry: &RegistryName, error: TokenError) -> EngineError {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests;

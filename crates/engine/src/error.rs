@@ -2,7 +2,9 @@
 //! which rule refused, what the registry or AWS answered. The server turns these into status
 //! codes and messages; the CLI adds its own hints. No HTTP paths and no CLI words here.
 
-use regkeep_domain::{AccountName, AccountState, UserName};
+use regkeep_domain::{
+    AccountName, AccountState, ApiKeyId, RegistryName, Scope, Timestamp, UserName,
+};
 use regkeep_ecr::EcrError;
 use regkeep_registry::RegistryError;
 use regkeep_store::StoreError;
@@ -26,6 +28,9 @@ pub enum Entity {
     ImageId,
     Subscription,
     Event,
+    ApiKey,
+    /// A registry entry that serves an image or host (the credential handout).
+    RegistryFor,
 }
 
 impl Entity {
@@ -41,6 +46,8 @@ impl Entity {
             Entity::ImageId => "image_id",
             Entity::Subscription => "subscription",
             Entity::Event => "event",
+            Entity::ApiKey => "api_key",
+            Entity::RegistryFor => "registry_for",
         }
     }
 }
@@ -72,6 +79,7 @@ pub enum QuotaKind {
     /// Image tags (`image_detail` entries).
     Images,
     Users,
+    ApiKeys,
 }
 
 /// Why an authenticated caller may not do what it asked (403).
@@ -102,6 +110,32 @@ pub enum Refusal {
         kind: QuotaKind,
         limit: u64,
     },
+    /// An API key asked for what its scopes do not name (`needed`: the scope that would allow
+    /// it; none when no key may do it: managing users, accounts and keys is for people).
+    KeyScope {
+        key_id: ApiKeyId,
+        needed: Option<Scope>,
+    },
+    /// The credential handout answers API keys only (a password login never gets a secret).
+    HandoutNeedsApiKey { user: UserName },
+    /// A stored registry password is handed out only when the server allows it.
+    StaticPasswordHandout { registry: RegistryName },
+}
+
+/// Why a known API key cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    Expired(Timestamp),
+    Revoked(Timestamp),
+}
+
+impl std::fmt::Display for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyState::Expired(at) => write!(f, "expired at {at}"),
+            KeyState::Revoked(at) => write!(f, "was revoked at {at}"),
+        }
+    }
 }
 
 /// An account state change that cannot be made (Anchore answers these with 400).
@@ -119,6 +153,8 @@ impl std::fmt::Display for Named {
             Entity::PasswordCredential => "the password credential of user",
             Entity::ImageTag => "an image recorded under",
             Entity::ImageId => "an image with ID",
+            Entity::ApiKey => "API key",
+            Entity::RegistryFor => "a registry entry that serves",
             other => other.as_str(),
         };
         write!(f, "{what} {}", self.name)?;
@@ -140,6 +176,7 @@ impl QuotaKind {
                 "quotas.images_per_account",
             ),
             QuotaKind::Users => ("users", "quotas.users_per_account"),
+            QuotaKind::ApiKeys => ("API keys", "quotas.api_keys_per_account"),
         }
     }
 }
@@ -161,6 +198,10 @@ impl std::fmt::Display for Refusal {
                 let (what, setting) = kind.what_and_setting();
                 write!(f, "account {account} holds {limit} {what}, its quota ({setting}): delete some first, or ask an operator to raise {setting}")
             }
+            Refusal::KeyScope { key_id, needed: Some(scope) } => write!(f, "API key {key_id} does not have scope {}: use a key made with that scope", scope.as_str()),
+            Refusal::KeyScope { key_id, needed: None } => write!(f, "API key {key_id} cannot do this: managing accounts, users and API keys needs a user's password login"),
+            Refusal::HandoutNeedsApiKey { user } => write!(f, "user {user} logged in with a password: credentials are handed out only to API keys with scope credentials:read"),
+            Refusal::StaticPasswordHandout { registry } => write!(f, "registry {registry} has a stored password, and this server hands out only short-lived tokens: an operator may set handout.static_passwords: true to hand out stored passwords too"),
         }
     }
 }
@@ -219,6 +260,9 @@ pub enum EngineError {
         #[source]
         source: ValidationError,
     },
+    /// An API key whose secret matched, but which may no longer be used.
+    #[error("API key {key_id} {state}: make a new key")]
+    KeyUnusable { key_id: ApiKeyId, state: KeyState },
     /// Too many failed logins from this address or for this user: the seconds to wait.
     #[error("too many failed logins: wait {retry_after} s and try again with the right password")]
     Throttled { retry_after: u64 },

@@ -13,6 +13,7 @@
 //! [`Engine`]'s. The server reaches a service through its accessor; none of this sees HTTP.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod content;
 pub mod credentials;
 pub mod ecr_tokens;
@@ -36,8 +37,11 @@ use regkeep_registry::RegistryApi;
 use tracing::info;
 
 pub use accounts::Accounts;
+pub use api_keys::{ApiKeyGrant, NewApiKey};
 pub use ecr_tokens::{EcrTokens, LifecycleSettings};
-pub use error::{EngineError, Entity, Named, QuotaKind, Refusal, StateChange, ValidationError};
+pub use error::{
+    EngineError, Entity, KeyState, Named, QuotaKind, Refusal, StateChange, ValidationError,
+};
 pub use images::Images;
 pub use logins::LoginLimits;
 pub use registries::Registries;
@@ -54,6 +58,9 @@ pub struct EngineConfig {
     /// Whether `awsecr` registries may use the host's own AWS identity (`awsauto`, `_iam_role`).
     /// Anchore's name and meaning; off by default.
     pub allow_awsecr_iam_auto: bool,
+    /// Whether the credential handout gives out stored docker_v2 passwords (ECR tokens always):
+    /// `handout.static_passwords`, off by default.
+    pub handout_static_passwords: bool,
     /// How long a read registry record is reused before the database is asked again (writes
     /// through this process take effect at once; other replicas within this time). Zero: off.
     pub registry_cache_ttl: Duration,
@@ -77,6 +84,8 @@ pub struct Quotas {
     /// Counted by tag (`image_detail` entries).
     pub images: u64,
     pub users: u64,
+    /// Revoked keys included (they stay listed).
+    pub api_keys: u64,
 }
 
 impl Default for Quotas {
@@ -86,6 +95,7 @@ impl Default for Quotas {
             subscriptions: 1_000,
             images: 10_000,
             users: 1_000,
+            api_keys: 100,
         }
     }
 }
@@ -168,6 +178,9 @@ pub struct Caller {
     /// The account's state when the login was checked (every state change ends remembered
     /// logins): only an enabled account's users are let in.
     pub account_state: regkeep_domain::AccountState,
+    /// For a request authenticated by an API key: which key, and what it may do. `None`: a
+    /// password login.
+    pub api_key: Option<api_keys::ApiKeyGrant>,
 }
 
 impl Caller {
@@ -236,6 +249,7 @@ impl Engine {
             registry_client: registry_client.clone(),
             clock: clock.clone(),
             allow_awsecr_iam_auto: config.allow_awsecr_iam_auto,
+            handout_static_passwords: config.handout_static_passwords,
             quotas: config.quotas,
             registry_cache: registry_cache.clone(),
             ecr_tokens,
@@ -264,6 +278,10 @@ impl Engine {
                 inner: repositories.accounts.clone(),
                 logins: logins.clone(),
                 registry_cache: registry_cache.clone(),
+            }),
+            api_keys: Arc::new(accounts::ForgetKeysOnRevoke {
+                inner: repositories.api_keys.clone(),
+                logins: logins.clone(),
             }),
             clock: clock.clone(),
             quotas: config.quotas,

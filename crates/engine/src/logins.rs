@@ -21,7 +21,8 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use regkeep_domain::{Secret, TtlMap, WhenFull};
+use regkeep_domain::entities::ApiKeyRecord;
+use regkeep_domain::{ApiKeyId, Secret, TtlMap, WhenFull};
 use sha2::Sha256;
 
 use crate::{Caller, EngineError};
@@ -66,6 +67,9 @@ struct Remembered {
     /// (user, address) pairs that logged in, for [`KNOWN_ADDRESS_TTL`]. When full, a new pair is
     /// not kept (never everyone's exemption at once).
     known: TtlMap<(String, IpAddr), ()>,
+    /// API keys looked up (their records and the callers they make), until the login cache's
+    /// time is up; the secret is checked against the record on every request.
+    keys: TtlMap<ApiKeyId, Arc<KnownKey>>,
     /// Bumped by every invalidation; a verification inserts only under the generation it began in.
     generation: u64,
 }
@@ -76,6 +80,7 @@ impl Default for Remembered {
             valid: TtlMap::new(MAX_ENTRIES, WhenFull::Clear),
             wrong: TtlMap::new(MAX_ENTRIES, WhenFull::Clear),
             known: TtlMap::new(MAX_ENTRIES, WhenFull::Refuse),
+            keys: TtlMap::new(MAX_ENTRIES, WhenFull::Clear),
             generation: 0,
         }
     }
@@ -96,6 +101,14 @@ pub struct Logins {
     blocked_users: Mutex<TtlMap<String, ()>>,
     /// Unfinished checks per user and per address.
     in_progress: Mutex<HashMap<Running, usize>>,
+    /// API keys whose last use was written in the last [`crate::api_keys::TOUCH_EVERY`].
+    touched: Mutex<TtlMap<ApiKeyId, ()>>,
+}
+
+/// An API key as remembered: its record (hash, expiry, revocation) and the caller it makes.
+pub(crate) struct KnownKey {
+    pub(crate) record: ApiKeyRecord,
+    pub(crate) caller: Caller,
 }
 
 impl std::fmt::Debug for Logins {
@@ -130,6 +143,7 @@ impl Logins {
             blocked_addresses: Mutex::new(TtlMap::new(MAX_ENTRIES, WhenFull::Clear)),
             blocked_users: Mutex::new(TtlMap::new(MAX_ENTRIES, WhenFull::Clear)),
             in_progress: Mutex::default(),
+            touched: Mutex::new(TtlMap::new(MAX_ENTRIES, WhenFull::Clear)),
         }
     }
 
@@ -165,10 +179,46 @@ impl Logins {
         r.generation += 1;
         r.valid.clear();
         r.wrong.clear();
+        r.keys.clear();
+    }
+
+    /// The invalidation generation now (a lookup remembers its answer only under the generation
+    /// it began in).
+    pub(crate) fn generation(&self) -> u64 {
+        self.remembered().generation
+    }
+
+    /// The remembered API key `id`, if any.
+    pub(crate) fn known_key(&self, id: &ApiKeyId) -> Option<Arc<KnownKey>> {
+        self.remembered().keys.get(id, Instant::now()).cloned()
+    }
+
+    /// Remembers a key looked up under `generation` (not when an invalidation came between);
+    /// gives it back to use.
+    pub(crate) fn remember_key(&self, key: KnownKey, generation: u64) -> Arc<KnownKey> {
+        let key = Arc::new(key);
+        let mut r = self.remembered();
+        if r.generation == generation && !self.ttl.is_zero() {
+            let now = Instant::now();
+            let until = regkeep_domain::ttl_map::deadline(now, self.ttl);
+            r.keys
+                .insert(key.record.key_id.clone(), key.clone(), until, now);
+        }
+        key
+    }
+
+    /// Whether the key's last use is due to be written (then it is counted as written).
+    pub(crate) fn touch_due(&self, id: &ApiKeyId, now: Instant) -> bool {
+        let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        if touched.get(id, now).is_some() {
+            return false;
+        }
+        touched.insert(id.clone(), (), now + crate::api_keys::TOUCH_EVERY, now);
+        true
     }
 
     /// How long `address` (and `user`, unless `address` logged in as it before) must wait.
-    fn blocked(&self, user: &str, address: Option<IpAddr>) -> Option<Duration> {
+    pub(crate) fn blocked(&self, user: &str, address: Option<IpAddr>) -> Option<Duration> {
         if let Some(address) = address {
             if let Some(wait) = wait_of(&self.blocked_addresses, &address) {
                 return Some(wait);
@@ -187,7 +237,7 @@ impl Logins {
 
     /// Counts a failure against `address` and `user`; past their quota they are blocked. An
     /// address that logged in as `user` before is not counted against the user.
-    fn failed(&self, user: &str, address: Option<IpAddr>) {
+    pub(crate) fn failed(&self, user: &str, address: Option<IpAddr>) {
         let clock = DefaultClock::default();
         let mut exempt = false;
         if let Some(address) = address {
@@ -213,6 +263,26 @@ impl Logins {
         }
         if self.by_user.len() > MAX_ENTRIES {
             self.by_user.retain_recent();
+        }
+    }
+
+    /// How long `address` must wait before presenting an API key again.
+    pub(crate) fn blocked_address(&self, address: Option<IpAddr>) -> Option<Duration> {
+        address.and_then(|a| wait_of(&self.blocked_addresses, &a))
+    }
+
+    /// Counts a failed API key against `address` only. Never against the key: its id is not
+    /// secret, and a 256-bit secret is not guessed, so a per-key block would only let anyone who
+    /// saw an id lock its machines out.
+    pub(crate) fn failed_key(&self, address: Option<IpAddr>) {
+        let Some(address) = address else { return };
+        if let Err(not_until) = self.by_address.check_key(&address) {
+            let clock = DefaultClock::default();
+            let until = Instant::now() + not_until.wait_time_from(clock.now());
+            block(&self.blocked_addresses, address, until);
+        }
+        if self.by_address.len() > MAX_ENTRIES {
+            self.by_address.retain_recent();
         }
     }
 
@@ -291,13 +361,13 @@ impl Drop for Attempt<'_> {
 }
 
 /// Whole seconds, rounded up (a `Retry-After` that is waited out must be enough), at least 1.
-fn seconds_up(wait: Duration) -> u64 {
+pub(crate) fn seconds_up(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// The key a client address is throttled under: IPv4 as it is, IPv6 by its /64 (one host
 /// usually holds a whole /64).
-fn client_key(address: IpAddr) -> IpAddr {
+pub(crate) fn client_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -414,7 +484,7 @@ impl crate::accounts::Accounts {
 /// A right password of a user whose account is not enabled is refused with 403, as Anchore
 /// does (the credential is right; the account's state refuses it). It is not a failed login:
 /// it is remembered like any verified one, so repeating it costs no hash check.
-fn enabled_only(caller: Caller) -> Result<Caller, EngineError> {
+pub(crate) fn enabled_only(caller: Caller) -> Result<Caller, EngineError> {
     use regkeep_domain::AccountState;
     let account = &caller.account;
     match caller.account_state {

@@ -131,6 +131,8 @@ pub struct Registries {
     pub(crate) registry_client: Arc<dyn RegistryApi>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) allow_awsecr_iam_auto: bool,
+    /// Whether the credential handout gives out stored docker_v2 passwords too.
+    pub(crate) handout_static_passwords: bool,
     pub(crate) quotas: crate::Quotas,
     pub(crate) registry_cache: Arc<crate::registry_cache::RegistryCache>,
     pub(crate) ecr_tokens: Arc<crate::EcrTokens>,

@@ -1,0 +1,340 @@
+//! API keys on the in-memory repositories and a manual clock: made once, verified by a keyed hash,
+//! scoped, revoked and expired at once, throttled like passwords, last use written at most once
+//! a minute.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regkeep_domain::wire::{AccountCreationRequest, ApiKeyCreationRequest, UserCreationRequest};
+use regkeep_domain::{AccountName, Clock, ManualClock, Scope, Secret, Timestamp};
+use regkeep_store::ApiKeyRepository;
+
+use crate::testing::{FakeRegistryApi, MemoryRepositories, ScriptedMinter};
+use crate::{Caller, Engine, EngineConfig, EngineError, KeyState, LoginLimits, Refusal};
+
+struct Rig {
+    engine: Engine,
+    repos: Arc<MemoryRepositories>,
+    clock: Arc<ManualClock>,
+    admin: Caller,
+    alice: Caller,
+}
+
+fn team() -> AccountName {
+    "team-a".parse().unwrap()
+}
+
+async fn rig() -> Rig {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
+    let repos = MemoryRepositories::new();
+    let engine = Engine::new(
+        repos.repositories(),
+        FakeRegistryApi::new(),
+        ScriptedMinter::new(clock.clone()),
+        clock.clone(),
+        EngineConfig {
+            login_cache_ttl: Duration::from_secs(3600),
+            login_limits: LoginLimits {
+                address_burst: 3,
+                address_period: Duration::from_secs(3600),
+                user_burst: 3,
+                user_period: Duration::from_secs(3600),
+            },
+            ..EngineConfig::default()
+        },
+    );
+    let accounts = engine.accounts();
+    accounts
+        .bootstrap_admin(&Secret::new("admin-password-1"))
+        .await
+        .unwrap();
+    let admin = accounts
+        .login("admin", &Secret::new("admin-password-1"), None)
+        .await
+        .unwrap();
+    for name in ["team-a", "team-b"] {
+        accounts
+            .create_account(
+                &admin,
+                AccountCreationRequest {
+                    name: name.into(),
+                    email: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    accounts
+        .create_user(
+            &admin,
+            "team-a",
+            UserCreationRequest {
+                username: "alice".into(),
+                password: Secret::new("alice-password"),
+            },
+        )
+        .await
+        .unwrap();
+    let alice = accounts
+        .login("alice", &Secret::new("alice-password"), None)
+        .await
+        .unwrap();
+    Rig {
+        engine,
+        repos,
+        clock,
+        admin,
+        alice,
+    }
+}
+
+fn request(scopes: &[&str], expires_in: Option<&str>) -> ApiKeyCreationRequest {
+    ApiKeyCreationRequest {
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        description: Some("ci runner".into()),
+        expires_in: expires_in.map(str::to_owned),
+    }
+}
+
+impl Rig {
+    async fn key(&self, scopes: &[&str], expires_in: Option<&str>) -> Secret {
+        self.engine
+            .accounts()
+            .create_api_key(&self.alice, &team(), request(scopes, expires_in))
+            .await
+            .unwrap()
+            .key
+    }
+
+    async fn use_key(&self, key: &Secret) -> Result<Caller, EngineError> {
+        self.use_key_from(key, None).await
+    }
+
+    async fn use_key_from(
+        &self,
+        key: &Secret,
+        address: Option<IpAddr>,
+    ) -> Result<Caller, EngineError> {
+        self.engine
+            .accounts()
+            .login_with_api_key(key, address)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_key_is_shown_once_kept_as_a_hash_and_carries_its_scopes() {
+    let rig = rig().await;
+    let made = rig
+        .engine
+        .accounts()
+        .create_api_key(&rig.alice, &team(), request(&["credentials:read"], None))
+        .await
+        .unwrap();
+    let key = made.key.expose().to_owned();
+    assert!(key.starts_with("rk_"), "{key}");
+    assert!(
+        !format!("{made:?}").contains(&key[20..]),
+        "Debug shows no key"
+    );
+    let stored = rig.repos.get_api_key(&made.record.key_id).await.unwrap();
+    assert!(!stored.key_hash.contains(&key[20..]));
+    assert_ne!(stored.key_hash, key);
+
+    let caller = rig.use_key(&made.key).await.unwrap();
+    assert_eq!(caller.account, team());
+    let grant = caller.api_key.clone().unwrap();
+    assert_eq!(grant.key_id, made.record.key_id);
+    caller.require(Scope::CredentialsRead).unwrap();
+    for scope in [Scope::Read, Scope::RegistriesWrite] {
+        assert!(matches!(
+            caller.require(scope),
+            Err(EngineError::Refused(Refusal::KeyScope { needed: Some(s), .. })) if s == scope
+        ));
+    }
+    assert!(caller.require_person().is_err());
+    // A password login may do everything its user may, but never take credentials out.
+    rig.alice.require(Scope::RegistriesWrite).unwrap();
+    assert!(matches!(
+        rig.alice.require(Scope::CredentialsRead),
+        Err(EngineError::Refused(Refusal::HandoutNeedsApiKey { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn keys_cannot_make_keys_nor_reach_another_account() {
+    let rig = rig().await;
+    let key = rig.key(&["read", "registries:write"], None).await;
+    let caller = rig.use_key(&key).await.unwrap();
+    assert!(matches!(
+        rig.engine
+            .accounts()
+            .create_api_key(&caller, &team(), request(&["credentials:read"], None))
+            .await,
+        Err(EngineError::Refused(Refusal::KeyScope { needed: None, .. }))
+    ));
+    assert!(matches!(
+        rig.engine
+            .accounts()
+            .acting_account(&caller, Some("team-b"))
+            .await,
+        Err(EngineError::Refused(Refusal::OtherAccount { .. }))
+    ));
+    // The admin may make a key for another account, which acts there only.
+    let made = rig
+        .engine
+        .accounts()
+        .create_api_key(
+            &rig.admin,
+            &"team-b".parse().unwrap(),
+            request(&["read"], None),
+        )
+        .await
+        .unwrap();
+    let other = rig.use_key(&made.key).await.unwrap();
+    assert_eq!(other.account.as_str(), "team-b");
+    assert!(!other.is_admin());
+}
+
+#[tokio::test]
+async fn wrong_unknown_and_malformed_keys_are_refused_and_throttled() {
+    let rig = rig().await;
+    let key = rig.key(&["read"], None).await;
+    let text = key.expose().to_owned();
+    let mut wrong = text.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'A' { 'B' } else { 'A' });
+    let unknown = format!("rk_0000000000000000_{}", &text[20..]);
+    for bad in [wrong.as_str(), unknown.as_str(), "rk_nothing", "Basic abc"] {
+        assert!(
+            matches!(
+                rig.use_key(&Secret::new(bad)).await,
+                Err(EngineError::Unauthorized)
+            ),
+            "{bad}"
+        );
+    }
+    // Guesses from one address: past the burst (3), refused without a check.
+    let address: IpAddr = "203.0.113.7".parse().unwrap();
+    let mut throttled = false;
+    for _ in 0..5 {
+        if let Err(EngineError::Throttled { retry_after }) =
+            rig.use_key_from(&Secret::new(&wrong), Some(address)).await
+        {
+            assert!(retry_after >= 1);
+            throttled = true;
+        }
+    }
+    assert!(throttled, "repeated wrong keys are throttled");
+    assert!(matches!(
+        rig.use_key_from(&key, Some(address)).await,
+        Err(EngineError::Throttled { .. })
+    ));
+    // The key itself is not blocked: from another address it still works.
+    rig.use_key_from(&key, Some("198.51.100.1".parse().unwrap()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn revocation_and_expiry_take_effect_at_once() {
+    let rig = rig().await;
+    let key = rig.key(&["read"], None).await;
+    let caller = rig.use_key(&key).await.unwrap();
+    let id = caller.api_key.unwrap().key_id;
+    rig.use_key(&key).await.unwrap();
+    let revoked = rig
+        .engine
+        .accounts()
+        .revoke_api_key(&rig.alice, &team(), id.as_str())
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(matches!(
+        rig.use_key(&key).await,
+        Err(EngineError::KeyUnusable {
+            state: KeyState::Revoked(_),
+            ..
+        })
+    ));
+    // Another account's key cannot be revoked by its id.
+    let other = rig
+        .engine
+        .accounts()
+        .create_api_key(
+            &rig.admin,
+            &"team-b".parse().unwrap(),
+            request(&["read"], None),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.engine
+            .accounts()
+            .revoke_api_key(&rig.alice, &team(), other.record.key_id.as_str())
+            .await,
+        Err(EngineError::NotFound(_))
+    ));
+
+    let short = rig.key(&["read"], Some("1h")).await;
+    rig.use_key(&short).await.unwrap();
+    rig.clock.advance(Duration::from_secs(3600));
+    assert!(matches!(
+        rig.use_key(&short).await,
+        Err(EngineError::KeyUnusable {
+            state: KeyState::Expired(_),
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_disabled_account_s_keys_are_refused() {
+    let rig = rig().await;
+    let key = rig.key(&["read"], None).await;
+    rig.use_key(&key).await.unwrap();
+    rig.engine
+        .accounts()
+        .set_account_state(&rig.admin, "team-a", "disabled")
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.use_key(&key).await,
+        Err(EngineError::Refused(Refusal::AccountNotEnabled { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn last_use_is_written_at_most_once_a_minute() {
+    let rig = rig().await;
+    let key = rig.key(&["read"], None).await;
+    let id = rig.use_key(&key).await.unwrap().api_key.unwrap().key_id;
+    let first = rig.repos.get_api_key(&id).await.unwrap().last_used_at;
+    assert_eq!(first, Some(rig.clock.now()));
+    rig.clock.advance(Duration::from_secs(30));
+    for _ in 0..10 {
+        rig.use_key(&key).await.unwrap();
+    }
+    let after = rig.repos.get_api_key(&id).await.unwrap().last_used_at;
+    assert_eq!(after, first, "no write within the minute");
+}
+
+#[tokio::test]
+async fn bad_requests_say_what_to_give() {
+    let rig = rig().await;
+    let accounts = rig.engine.accounts();
+    for (scopes, expires, words) in [
+        (vec![], None, "no scope given"),
+        (vec!["admin"], None, "not a scope"),
+        (vec!["read"], Some("forever"), "not a key lifetime"),
+    ] {
+        match accounts
+            .create_api_key(&rig.alice, &team(), request(&scopes, expires))
+            .await
+        {
+            Err(EngineError::BadInput(message)) => assert!(message.contains(words), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

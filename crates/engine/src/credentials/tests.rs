@@ -1,0 +1,276 @@
+//! The credential handout on the in-memory repositories, the fake registry and the scripted
+//! minter: which entry serves, ECR tokens from the lifecycle (no AWS call per handout), stored
+//! passwords only when the server allows, and only to keys with `credentials:read`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regkeep_domain::image_reference::EntryScope;
+use regkeep_domain::wire::{
+    AccountCreationRequest, ApiKeyCreationRequest, CredentialRequest, RegistryConfigurationRequest,
+    UserCreationRequest,
+};
+use regkeep_domain::{AccountName, Clock, ManualClock, Secret, Timestamp};
+
+use crate::testing::{FakeRegistryApi, MemoryRepositories, ScriptedMinter};
+use crate::{Caller, Engine, EngineConfig, EngineError, Refusal};
+
+const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+struct Rig {
+    engine: Engine,
+    minter: Arc<ScriptedMinter>,
+    clock: Arc<ManualClock>,
+    alice: Caller,
+}
+
+fn team() -> AccountName {
+    "team-a".parse().unwrap()
+}
+
+async fn rig(static_passwords: bool) -> Rig {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
+    let minter = ScriptedMinter::new(clock.clone());
+    let registry = FakeRegistryApi::new();
+    registry.accept("reg.example.com", "robot", "robot-pass");
+    let engine = Engine::new(
+        MemoryRepositories::new().repositories(),
+        registry,
+        minter.clone(),
+        clock.clone(),
+        EngineConfig {
+            handout_static_passwords: static_passwords,
+            ..EngineConfig::default()
+        },
+    );
+    let accounts = engine.accounts();
+    accounts
+        .bootstrap_admin(&Secret::new("admin-password-1"))
+        .await
+        .unwrap();
+    let admin = accounts
+        .login("admin", &Secret::new("admin-password-1"), None)
+        .await
+        .unwrap();
+    accounts
+        .create_account(
+            &admin,
+            AccountCreationRequest {
+                name: "team-a".into(),
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+    accounts
+        .create_user(
+            &admin,
+            "team-a",
+            UserCreationRequest {
+                username: "alice".into(),
+                password: Secret::new("alice-password"),
+            },
+        )
+        .await
+        .unwrap();
+    let alice = accounts
+        .login("alice", &Secret::new("alice-password"), None)
+        .await
+        .unwrap();
+    let registries = engine.registries();
+    for (host, user, pass, kind) in [
+        (ECR, "AKIAHANDOUT", "unit-test-secret-access-key", "awsecr"),
+        ("reg.example.com", "robot", "robot-pass", "docker_v2"),
+        (
+            "reg.example.com/team/app",
+            "robot",
+            "robot-pass",
+            "docker_v2",
+        ),
+    ] {
+        registries
+            .add_registry(
+                &team(),
+                RegistryConfigurationRequest {
+                    registry: host.into(),
+                    registry_user: user.into(),
+                    registry_pass: Secret::new(pass),
+                    registry_type: Some(kind.into()),
+                    registry_verify: None,
+                    registry_name: None,
+                },
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    Rig {
+        engine,
+        minter,
+        clock,
+        alice,
+    }
+}
+
+impl Rig {
+    async fn key(&self, scopes: &[&str]) -> Caller {
+        let made = self
+            .engine
+            .accounts()
+            .create_api_key(
+                &self.alice,
+                &team(),
+                ApiKeyCreationRequest {
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                    description: None,
+                    expires_in: None,
+                },
+            )
+            .await
+            .unwrap();
+        self.engine
+            .accounts()
+            .login_with_api_key(&made.key, None)
+            .await
+            .unwrap()
+    }
+}
+
+fn by_image(image: &str) -> CredentialRequest {
+    CredentialRequest {
+        image: Some(image.into()),
+        registry: None,
+    }
+}
+
+fn by_host(host: &str) -> CredentialRequest {
+    CredentialRequest {
+        image: None,
+        registry: Some(host.into()),
+    }
+}
+
+#[tokio::test]
+async fn ecr_tokens_come_from_the_lifecycle_without_an_aws_call_per_handout() {
+    let rig = rig(false).await;
+    let key = rig.key(&["credentials:read"]).await;
+    let registries = rig.engine.registries();
+    let first = registries
+        .hand_out(&key, &team(), &by_image(&format!("{ECR}/team/app:1")))
+        .await
+        .unwrap();
+    assert_eq!(first.credential.registry.as_str(), ECR);
+    assert_eq!(first.host, ECR);
+    assert_eq!(first.scope, EntryScope::Host);
+    assert_eq!(first.credential.username, "AWS");
+    let expires = first.credential.usable_until.unwrap();
+    assert!(expires > rig.clock.now());
+    for _ in 0..100 {
+        let again = registries
+            .hand_out(&key, &team(), &by_host(ECR))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.credential.password.expose(),
+            first.credential.password.expose()
+        );
+    }
+    assert_eq!(rig.minter.calls(), 1, "one AWS call for 101 handouts");
+    // Past the renewal point, the lifecycle renews: the next handout gets the new token.
+    rig.clock.advance(Duration::from_secs(6 * 3600 + 60));
+    rig.engine.ecr_tokens().renew_due_once().await;
+    let renewed = registries
+        .hand_out(&key, &team(), &by_host(ECR))
+        .await
+        .unwrap();
+    assert_ne!(
+        renewed.credential.password.expose(),
+        first.credential.password.expose()
+    );
+    assert_eq!(rig.minter.calls(), 2);
+}
+
+#[tokio::test]
+async fn stored_passwords_only_when_the_server_allows() {
+    let rig = rig(false).await;
+    let key = rig.key(&["credentials:read"]).await;
+    let refused = rig
+        .engine
+        .registries()
+        .hand_out(&key, &team(), &by_host("reg.example.com"))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(EngineError::Refused(Refusal::StaticPasswordHandout { .. }))
+    ));
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("handout.static_passwords"));
+
+    let rig = self::rig(true).await;
+    let key = rig.key(&["credentials:read"]).await;
+    let registries = rig.engine.registries();
+    let host = registries
+        .hand_out(&key, &team(), &by_host("reg.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(host.credential.password.expose(), "robot-pass");
+    assert_eq!(host.credential.usable_until, None);
+    // The longest match: the repository's own entry.
+    let repo = registries
+        .hand_out(&key, &team(), &by_image("reg.example.com/team/app:2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.credential.registry.as_str(),
+        "reg.example.com/team/app"
+    );
+    assert_eq!(repo.scope, EntryScope::Repository);
+}
+
+#[tokio::test]
+async fn only_keys_with_the_scope_and_only_what_an_entry_serves() {
+    let rig = rig(true).await;
+    let registries = rig.engine.registries();
+    assert!(matches!(
+        registries
+            .hand_out(&rig.alice, &team(), &by_host(ECR))
+            .await,
+        Err(EngineError::Refused(Refusal::HandoutNeedsApiKey { .. }))
+    ));
+    let reader = rig.key(&["read", "registries:write"]).await;
+    assert!(matches!(
+        registries.hand_out(&reader, &team(), &by_host(ECR)).await,
+        Err(EngineError::Refused(Refusal::KeyScope { .. }))
+    ));
+    let key = rig.key(&["credentials:read"]).await;
+    for unknown in [
+        by_host("unknown.example.com"),
+        by_image("unknown.example.com/x:1"),
+    ] {
+        assert!(matches!(
+            registries.hand_out(&key, &team(), &unknown).await,
+            Err(EngineError::NotFound(_))
+        ));
+    }
+    for bad in [
+        CredentialRequest::default(),
+        CredentialRequest {
+            image: Some("reg.example.com/x".into()),
+            registry: Some("reg.example.com".into()),
+        },
+        by_host("https://reg.example.com"),
+        by_host("reg.example.com/team/app"),
+        by_image("UPPER/Case:1"),
+    ] {
+        assert!(
+            matches!(
+                registries.hand_out(&key, &team(), &bad).await,
+                Err(EngineError::BadInput(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(rig.minter.calls(), 0, "nothing minted for refusals");
+}

@@ -140,13 +140,12 @@ impl Accounts {
         )
         .await?;
         let now = self.clock.now();
-        let expires_at = match lifetime {
-            Some(d) => Some(Timestamp::from_unix(
+        let expires_at = lifetime.map(|d| {
+            Timestamp::from_unix(
                 now.unix()
                     .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-            )),
-            None => None,
-        };
+            )
+        });
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut id);

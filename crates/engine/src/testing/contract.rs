@@ -51,7 +51,7 @@ fn api_key(n: u8, account: &str, at: i64) -> ApiKeyRecord {
         scopes: regkeep_domain::Scopes::parse("credentials:read,read").unwrap(),
         key_hash: format!("hash-{n}"),
         created_at: t(at),
-        expires_at: (n % 2 == 0).then(|| t(1000)),
+        expires_at: n.is_multiple_of(2).then(|| t(1000)),
         last_used_at: None,
         revoked_at: None,
     }

@@ -24,10 +24,15 @@ pub struct HermeticApp {
 
 impl HermeticApp {
     pub async fn spawn() -> HermeticApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// As [`HermeticApp::spawn`], with the settings changed by `adjust` first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> HermeticApp {
         crate::capture::capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let admin_pass = "hermetic-admin-pass".to_owned();
-        let settings = Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             default_admin_password: Some(Secret::new(&admin_pass)),
@@ -38,6 +43,7 @@ impl HermeticApp {
             },
             ..Settings::default()
         };
+        adjust(&mut settings);
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         let minter = ScriptedMinter::new(clock.clone());
         let app = Application::build_with(&settings, clock.clone(), minter.clone())
@@ -106,15 +112,48 @@ impl HermeticApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request reaches regkeep");
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        answer(request).await
+    }
+
+    /// A request with an API key (`Authorization: Bearer`), and `x-anchore-account` when given.
+    pub async fn with_key(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        as_account: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(account) = as_account {
+            request = request.header("x-anchore-account", account);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
+    }
+
+    /// A request as `user` with `password`.
+    pub async fn as_user(
+        &self,
+        user: &str,
+        password: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(user, Some(password));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -128,6 +167,19 @@ impl HermeticApp {
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.request(Method::DELETE, path, None).await
     }
+}
+
+/// The answer's status and JSON body (text as a JSON string).
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("request reaches regkeep");
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
 }
 
 /// A registry string percent-encoded for a path, as anchore-cli sends it.

@@ -8,4 +8,5 @@ mod capture;
 mod fake_registry;
 
 mod api;
+mod api_keys;
 mod registry_client;

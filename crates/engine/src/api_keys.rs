@@ -104,6 +104,11 @@ pub fn key_state(record: &ApiKeyRecord, now: Timestamp) -> Option<KeyState> {
 }
 
 impl Accounts {
+    /// The engine's time now (an answer that shows a key's state shows it at this time).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Makes an API key for `account` (the caller's, or for an admin any): answers it once.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! The audit log: one structured line (target `regkeep::audit`, level info) per authentication
-//! failure and per change to accounts, users, passwords and registries, naming who acted, in
-//! which account, on what. Only names and addresses: never a password, token or key.
+//! failure, per change to accounts, users, passwords, API keys and registries, and per credential
+//! handed out, naming who acted, in which account, on what. Only names, ids and addresses: never
+//! a password, token or key.
 
 use std::net::IpAddr;
 
@@ -29,6 +30,24 @@ pub fn login_refused(user: &str, client: Option<IpAddr>, reason: &str) {
         user = %user,
         client = %client.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into()),
         reason,
+        "audit"
+    );
+}
+
+/// A credential handed out to `caller`'s API key: which key, in which account, for which registry
+/// entry. Never the credential.
+pub fn handout(caller: &Caller, account: &AccountName, registry: &str) {
+    let key_id = caller
+        .api_key
+        .as_ref()
+        .map_or_else(String::new, |grant| grant.key_id.to_string());
+    tracing::info!(
+        target: "regkeep::audit",
+        action = "credential.handed_out",
+        key_id = %key_id,
+        actor = %caller.user,
+        account = %account,
+        registry,
         "audit"
     );
 }

@@ -1,17 +1,19 @@
-//! HTTP Basic authentication. The work behind it (the verified-credential cache, single-flight,
-//! the bound on Argon2id, throttling of failures) is the engine's (`engine::logins`), beside the
-//! writes that must end a login; this module parses the header and finds the client's address
-//! (the peer, or `X-Forwarded-For` when the peer is one of `trusted_proxies`).
+//! Authentication: HTTP Basic for people, `Authorization: Bearer rk_…` for API keys. The work
+//! behind it (the verified-credential cache, single-flight, the bound on Argon2id, key hashes,
+//! throttling of failures) is the engine's (`engine::logins`, `engine::api_keys`), beside the
+//! writes that must end a login; this module parses the header, finds the client's address (the
+//! peer, or `X-Forwarded-For` when the peer is one of `trusted_proxies`), and holds an API key to
+//! what its scopes name for the route asked ([`needed_scope`]).
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use regkeep_domain::outbound::IpNetwork;
-use regkeep_domain::{AccountName, Secret};
+use regkeep_domain::{AccountName, ApiKeyToken, Scope, Secret};
 use regkeep_engine::{Caller, EngineError};
 
 use crate::audit;
@@ -85,6 +87,83 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         audit::login_refused("", address, "oversized_authorization");
         return Err(ApiError::unauthorized());
     }
+    let caller = match parse_bearer(header) {
+        Some(key) => key_login(&key, address, state).await?,
+        None => password_login(header, address, state).await?,
+    };
+    // Every route says what an API key needs to call it; a password login passes all but the
+    // credential handout, which is for keys alone.
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let allowed = match needed_scope(&parts.method, route) {
+        Some(scope) => caller.require(scope),
+        None => caller.require_person(),
+    };
+    if let Err(refused) = allowed {
+        if let Some(grant) = &caller.api_key {
+            audit::login_refused(
+                &format!("apikey:{}", grant.key_id),
+                address,
+                "api_key_scope",
+            );
+        }
+        return Err(refused.into());
+    }
+    Ok(caller)
+}
+
+/// What an API key needs to call `method` on `route` (the matched route pattern): the handout
+/// needs `credentials:read`; every GET `read`; registry writes `registries:write`. `None`: no key
+/// may (accounts, users, passwords, API keys, images and subscriptions are changed by people).
+pub fn needed_scope(method: &Method, route: Option<&str>) -> Option<Scope> {
+    match (method, route) {
+        (&Method::POST, Some("/v1/credentials/resolve")) => Some(Scope::CredentialsRead),
+        (&Method::GET | &Method::HEAD, _) => Some(Scope::Read),
+        (
+            &Method::POST | &Method::PUT | &Method::DELETE,
+            Some("/v1/registries" | "/v1/registries/{*registry}"),
+        ) => Some(Scope::RegistriesWrite),
+        _ => None,
+    }
+}
+
+async fn key_login(
+    key: &Secret,
+    address: Option<IpAddr>,
+    state: &AppState,
+) -> Result<Caller, ApiError> {
+    match state
+        .engine
+        .accounts()
+        .login_with_api_key(key, address)
+        .await
+    {
+        Ok(caller) => Ok(caller),
+        Err(err) => {
+            // The id is public (it names the key in lists); a key that does not parse is named
+            // by nothing it holds.
+            let name = ApiKeyToken::parse(key.expose())
+                .map_or_else(|| "apikey:".to_owned(), |t| format!("apikey:{}", t.id));
+            let reason = match &err {
+                EngineError::Unauthorized => "wrong_api_key",
+                EngineError::KeyUnusable { .. } => "api_key_unusable",
+                EngineError::Throttled { .. } => "throttled",
+                EngineError::Refused(_) => "account_not_enabled",
+                _ => "error",
+            };
+            audit::login_refused(&name, address, reason);
+            Err(err.into())
+        }
+    }
+}
+
+async fn password_login(
+    header: &str,
+    address: Option<IpAddr>,
+    state: &AppState,
+) -> Result<Caller, ApiError> {
     let Some((user, password)) = parse_basic(header) else {
         audit::login_refused("", address, "malformed_authorization");
         return Err(ApiError::unauthorized());
@@ -146,6 +225,14 @@ fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNetwork]) ->
         }
     }
     Some(client)
+}
+
+/// `Bearer <key>` → the key (whatever it holds: the engine parses it).
+fn parse_bearer(header: &str) -> Option<Secret> {
+    let (scheme, key) = header.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| Secret::new(key.trim()))
 }
 
 /// `Basic base64(user:password)` → (user, password).

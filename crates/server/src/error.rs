@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use regkeep_domain::wire::ErrorBody;
 use regkeep_domain::AccountState;
-use regkeep_engine::{EngineError, Entity, Named, Refusal, StateChange, ValidationError};
+use regkeep_engine::{EngineError, Entity, KeyState, Named, Refusal, StateChange, ValidationError};
 use serde_json::{json, Value};
 use tracing::error;
 
@@ -93,6 +93,16 @@ impl From<EngineError> for ApiError {
                     "Cannot delete credential used for authentication of the request: set a new password instead (POST /v1/user/credentials)",
                 )
             },
+            EngineError::KeyUnusable { ref key_id, state } => ApiError {
+                detail: json!({
+                    "reason": match state {
+                        KeyState::Expired(_) => "api_key_expired",
+                        KeyState::Revoked(_) => "api_key_revoked",
+                    },
+                    "key_id": key_id.as_str(),
+                }),
+                ..ApiError::new(StatusCode::UNAUTHORIZED, err.to_string())
+            },
             EngineError::Throttled { retry_after } => ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
@@ -164,6 +174,8 @@ fn not_found_message(named: &Named) -> String {
         Entity::ImageId => format!("no image with ID {name} is recorded in account {account}: GET /v1/images lists the recorded ones"),
         Entity::Subscription => format!("subscription {name} does not exist in account {account}: GET /v1/subscriptions lists them"),
         Entity::Event => format!("event {name} does not exist in account {account}: GET /v1/events lists its events"),
+        Entity::ApiKey => format!("API key {name} does not exist in account {account}: GET /v1/apikeys lists its keys"),
+        Entity::RegistryFor => format!("no registry of account {account} serves {name}: register one (POST /v1/registries); a repository-scoped entry serves only its repository"),
     }
 }
 
@@ -189,7 +201,17 @@ fn refusal_detail(refusal: &Refusal) -> Value {
         Refusal::OtherAccount { account, .. }
         | Refusal::OtherAccountsUsers { account, .. }
         | Refusal::Quota { account, .. } => detail["account"] = account.as_str().into(),
-        Refusal::NotAdmin { .. } | Refusal::DisableAdminAccount => {}
+        Refusal::KeyScope { key_id, needed } => {
+            detail["key_id"] = key_id.as_str().into();
+            detail["needed_scope"] = needed.map(regkeep_domain::Scope::as_str).into();
+        }
+        Refusal::StaticPasswordHandout { registry } => {
+            detail["registry"] = registry.as_str().into();
+            detail["setting"] = "handout.static_passwords".into();
+        }
+        Refusal::NotAdmin { .. }
+        | Refusal::DisableAdminAccount
+        | Refusal::HandoutNeedsApiKey { .. } => {}
     }
     detail
 }
@@ -202,6 +224,12 @@ fn refusal_reason(refusal: &Refusal) -> &'static str {
         Refusal::DisableAdminAccount => "admin_account",
         Refusal::AccountNotEnabled { .. } => "account_not_enabled",
         Refusal::Quota { .. } => "quota",
+        Refusal::KeyScope {
+            needed: Some(_), ..
+        } => "api_key_scope",
+        Refusal::KeyScope { needed: None, .. } => "people_only",
+        Refusal::HandoutNeedsApiKey { .. } => "handout_needs_api_key",
+        Refusal::StaticPasswordHandout { .. } => "static_password_handout",
     }
 }
 
@@ -213,10 +241,13 @@ fn refusal_message(refusal: &Refusal) -> String {
         Refusal::OtherAccount { user, account } => format!("user {user} may not act in account {account}: only admin users may use x-anchore-account (--as-account)"),
         Refusal::AccountNotEnabled { account, state: AccountState::Deleting } => format!("Not authorized. Account not enabled: account {account} is being deleted, and its users can no longer use the API"),
         Refusal::AccountNotEnabled { account, .. } => format!("Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it (PUT /v1/accounts/{account}/state)"),
+        Refusal::HandoutNeedsApiKey { user } => format!("user {user} logged in with a password: credentials are handed out only to API keys with scope credentials:read (make one with POST /v1/apikeys)"),
         Refusal::NotAdmin { .. }
         | Refusal::OtherAccountsUsers { .. }
         | Refusal::DisableAdminAccount
-        | Refusal::Quota { .. } => refusal.to_string(),
+        | Refusal::Quota { .. }
+        | Refusal::KeyScope { .. }
+        | Refusal::StaticPasswordHandout { .. } => refusal.to_string(),
     }
 }
 

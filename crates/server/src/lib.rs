@@ -151,7 +151,9 @@ impl Application {
                     subscriptions: settings.quotas.subscriptions_per_account,
                     images: settings.quotas.images_per_account,
                     users: settings.quotas.users_per_account,
+                    api_keys: settings.quotas.api_keys_per_account,
                 },
+                handout_static_passwords: settings.handout.static_passwords,
             },
         );
         let tls = match (&settings.server_tls.cert_file, &settings.server_tls.key_file) {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 23] = [
     "listen",
     "data_dir",
     "database_url",
@@ -36,6 +36,7 @@ const KEYS: [&str; 22] = [
     "quotas",
     "server_tls",
     "account_purge_seconds",
+    "handout",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -91,6 +92,17 @@ pub struct Settings {
     /// How often accounts deleted by an admin (state `deleting`) are removed with their users,
     /// registries and records; also once at start.
     pub account_purge_seconds: u64,
+    /// The credential handout (`POST /v1/credentials/resolve`).
+    pub handout: HandoutConfig,
+}
+
+/// What the credential handout gives out: ECR tokens always; stored docker_v2 passwords only
+/// when `static_passwords` is on (a long-lived password is a different risk than a 12-hour
+/// token).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoutConfig {
+    pub static_passwords: bool,
 }
 
 /// The listener's certificate chain and key, PEM; reloaded when they change or on SIGHUP.
@@ -109,6 +121,8 @@ pub struct QuotaConfig {
     pub subscriptions_per_account: u64,
     pub images_per_account: u64,
     pub users_per_account: u64,
+    /// Revoked keys included (they stay listed).
+    pub api_keys_per_account: u64,
 }
 
 impl Default for QuotaConfig {
@@ -119,6 +133,7 @@ impl Default for QuotaConfig {
             subscriptions_per_account: q.subscriptions,
             images_per_account: q.images,
             users_per_account: q.users,
+            api_keys_per_account: q.api_keys,
         }
     }
 }
@@ -323,6 +338,7 @@ impl Default for Settings {
             quotas: QuotaConfig::default(),
             server_tls: ServerTlsConfig::default(),
             account_purge_seconds: 30,
+            handout: HandoutConfig::default(),
         }
     }
 }

@@ -1,16 +1,19 @@
 //! The HTTP routes: [`system`] (`/health`, `/version`, `GET /v1`), [`registries`]
 //! (`/v1/registries`), [`accounts`] (`/v1/account`, `/v1/user`, `/v1/accounts/...`), [`images`]
 //! (`/v1/images`), [`content`] (`/v1/content/...`, the pull-through), [`watch`]
-//! (`/v1/subscriptions`, `/v1/events`).
+//! (`/v1/subscriptions`, `/v1/events`), [`api_keys`] (`/v1/apikeys`), [`credentials`]
+//! (`/v1/credentials/resolve`, the handout).
 
 pub mod accounts;
+pub mod api_keys;
 pub mod content;
+pub mod credentials;
 pub mod images;
 pub mod registries;
 pub mod system;
 pub mod watch;
 
-use axum::routing::{get, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::AppState;
@@ -101,5 +104,8 @@ fn routes() -> Router<AppState> {
             "/v1/user/credentials",
             get(accounts::own_credentials).post(accounts::set_own_password),
         )
+        .route("/v1/apikeys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/apikeys/{key_id}", delete(api_keys::revoke))
+        .route("/v1/credentials/resolve", post(credentials::resolve))
         .fallback(crate::error::unknown_route)
 }

@@ -1,0 +1,36 @@
+//! `POST /v1/credentials/resolve`: the credential handout (docs/design.md §3.8), the one answer
+//! that carries a secret, only to API keys with `credentials:read`. Every handout is an audit
+//! line (key, account, registry entry; never the secret).
+
+use axum::extract::State;
+use axum::Json;
+use regkeep_domain::wire::{CredentialHandout, CredentialRequest};
+
+use crate::audit;
+use crate::auth::Authenticated;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    JsonBody(request): JsonBody<CredentialRequest>,
+) -> Result<Json<CredentialHandout>, ApiError> {
+    let handout = state
+        .engine
+        .registries()
+        .hand_out(&auth.caller, &auth.account, &request)
+        .await?;
+    let credential = handout.credential;
+    audit::handout(&auth.caller, &auth.account, credential.registry.as_str());
+    Ok(Json(CredentialHandout {
+        registry: credential.registry.to_string(),
+        host: handout.host,
+        scope: handout.scope.as_str().into(),
+        username: credential.username,
+        secret: credential.password,
+        expires_at: credential.usable_until,
+        registry_type: handout.registry_type.as_str().into(),
+    }))
+}

@@ -1,0 +1,398 @@
+//! API keys and the credential handout over HTTP on the real server: every scope against every
+//! route family, another account, revocation and expiry at once, the handout's rules, and no
+//! key, token or password in the logs or the database.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::app::{enc, HermeticApp};
+
+const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const ALICE_PASS: &str = "alice-hermetic-pass";
+const AWS_SECRET: &str = "hermetic-handout-aws-secret";
+const ROBOT_PASS: &str = "hermetic-robot-pass";
+
+/// An app with account team-a, its user alice, and in team-a an ECR registry and a docker_v2
+/// one (added without validation: the registries themselves are not what is tested here).
+async fn app_with_team(static_passwords: bool) -> HermeticApp {
+    let app = HermeticApp::spawn_with(|s| s.handout.static_passwords = static_passwords).await;
+    assert_eq!(
+        app.post("/v1/accounts", json!({"name": "team-a"})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post("/v1/accounts", json!({"name": "team-b"})).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = app
+        .post(
+            "/v1/accounts/team-a/users",
+            json!({"username": "alice", "password": ALICE_PASS}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (registry, user, pass, kind) in [
+        (ECR, "AKIAHANDOUT", AWS_SECRET, "awsecr"),
+        ("reg.example.com:5000", "robot", ROBOT_PASS, "docker_v2"),
+    ] {
+        let (status, body) = alice(
+            &app,
+            Method::POST,
+            "/v1/registries?validate=false",
+            Some(
+                json!({"registry": registry, "registry_user": user, "registry_pass": pass,
+                        "registry_type": kind}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    app
+}
+
+async fn alice(
+    app: &HermeticApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    app.as_user("alice", ALICE_PASS, method, path, body).await
+}
+
+/// Makes a key as alice; gives the key and its id.
+async fn make_key(
+    app: &HermeticApp,
+    scopes: &[&str],
+    expires_in: Option<&str>,
+) -> (String, String) {
+    let mut body = json!({"scopes": scopes, "description": "hermetic"});
+    if let Some(e) = expires_in {
+        body["expires_in"] = e.into();
+    }
+    let (status, made) = alice(app, Method::POST, "/v1/apikeys", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    (
+        made["key"].as_str().unwrap().to_owned(),
+        made["key_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// One call of each route family, and the scope a key needs for it (`None`: people only).
+fn route_families(key_id: &str) -> Vec<(Method, String, Option<Value>, Option<&'static str>)> {
+    let registry = json!({"registry": "new.example.com", "registry_user": "u",
+                          "registry_pass": "p", "registry_type": "docker_v2"});
+    vec![
+        (Method::GET, "/v1/registries".into(), None, Some("read")),
+        (
+            Method::GET,
+            format!("/v1/registries/{}", enc(ECR)),
+            None,
+            Some("read"),
+        ),
+        (
+            Method::POST,
+            "/v1/registries?validate=false".into(),
+            Some(registry.clone()),
+            Some("registries:write"),
+        ),
+        (
+            Method::PUT,
+            "/v1/registries/new.example.com?validate=false".into(),
+            Some(registry),
+            Some("registries:write"),
+        ),
+        (
+            Method::DELETE,
+            "/v1/registries/nothing.example.com".into(),
+            None,
+            Some("registries:write"),
+        ),
+        (
+            Method::POST,
+            "/v1/credentials/resolve".into(),
+            Some(json!({"registry": ECR})),
+            Some("credentials:read"),
+        ),
+        (Method::GET, "/v1/images".into(), None, Some("read")),
+        (
+            Method::POST,
+            "/v1/images".into(),
+            Some(json!({"tag": "reg.example.com:5000/x:1"})),
+            None,
+        ),
+        (Method::GET, "/v1/subscriptions".into(), None, Some("read")),
+        (
+            Method::POST,
+            "/v1/subscriptions".into(),
+            Some(
+                json!({"subscription_type": "tag_update", "subscription_key": "reg.example.com:5000/x:1"}),
+            ),
+            None,
+        ),
+        (Method::GET, "/v1/events".into(), None, Some("read")),
+        (Method::DELETE, "/v1/events".into(), None, None),
+        (Method::GET, "/v1/account".into(), None, Some("read")),
+        (Method::GET, "/v1/apikeys".into(), None, Some("read")),
+        (
+            Method::POST,
+            "/v1/apikeys".into(),
+            Some(json!({"scopes": ["read"]})),
+            None,
+        ),
+        (Method::DELETE, format!("/v1/apikeys/{key_id}"), None, None),
+        (
+            Method::POST,
+            "/v1/accounts/team-a/users".into(),
+            Some(json!({"username": "mallory", "password": "mallory-pass-1"})),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/user/credentials".into(),
+            Some(json!({"type": "password", "value": "new-pass-123"})),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/v1/accounts/team-a/state".into(),
+            Some(json!({"state": "disabled"})),
+            None,
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_can_do_only_what_its_scopes_name_on_every_route() {
+    let app = app_with_team(false).await;
+    let mut checked = 0;
+    for scope in ["credentials:read", "registries:write", "read"] {
+        let (key, key_id) = make_key(&app, &[scope], None).await;
+        for (method, path, body, needed) in route_families(&key_id) {
+            let (status, answer) = app.with_key(&key, method.clone(), &path, body, None).await;
+            let what = format!("{scope} key, {method} {path}: {status} {answer}");
+            if needed == Some(scope) {
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "allowed: {what}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "refused: {what}");
+                let reason = answer["detail"]["reason"].as_str().unwrap_or_default();
+                let expected = if needed.is_some() {
+                    "api_key_scope"
+                } else {
+                    "people_only"
+                };
+                assert_eq!(reason, expected, "{what}");
+                assert_eq!(answer["detail"]["needed_scope"], json!(needed), "{what}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3 * route_families("x").len());
+    // A key with every scope still manages nothing of people.
+    let (all, all_id) = make_key(
+        &app,
+        &["credentials:read", "registries:write", "read"],
+        None,
+    )
+    .await;
+    let (status, _) = app
+        .with_key(
+            &all,
+            Method::DELETE,
+            &format!("/v1/apikeys/{all_id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The account was not disabled, nothing was added by a refused call.
+    let (status, users) = app.get("/v1/accounts/team-a/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!users.to_string().contains("mallory"), "{users}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_stay_in_their_account_and_end_at_once() {
+    let app = app_with_team(false).await;
+    let (key, key_id) = make_key(&app, &["read", "credentials:read"], Some("1h")).await;
+    // Never another account: not by x-anchore-account, not by its registries.
+    let (status, body) = app
+        .with_key(&key, Method::GET, "/v1/registries", None, Some("team-b"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, list) = app
+        .with_key(&key, Method::GET, "/v1/registries", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 2, "team-a's own: {list}");
+
+    // Listed (never the key), with its last use.
+    let (_, keys) = alice(&app, Method::GET, "/v1/apikeys", None).await;
+    let listed = &keys.as_array().unwrap()[0];
+    assert_eq!(listed["key_id"], key_id.as_str());
+    assert_eq!(listed["state"], "active");
+    assert!(listed["last_used_at"].is_string(), "{listed}");
+    assert!(listed.get("key").is_none(), "{listed}");
+    assert!(!keys.to_string().contains(&key[20..]));
+
+    // Expiry, on the server's clock.
+    app.clock.advance(Duration::from_secs(3600));
+    let (status, body) = app
+        .with_key(&key, Method::GET, "/v1/registries", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["detail"]["reason"], "api_key_expired", "{body}");
+
+    // Revocation, effective on the next request although the key was just used.
+    let (key, key_id) = make_key(&app, &["read"], None).await;
+    assert_eq!(
+        app.with_key(&key, Method::GET, "/v1/registries", None, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, revoked) =
+        alice(&app, Method::DELETE, &format!("/v1/apikeys/{key_id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["state"], "revoked");
+    let (status, body) = app
+        .with_key(&key, Method::GET, "/v1/registries", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"]["reason"], "api_key_revoked", "{body}");
+
+    // A wrong key says nothing of any key.
+    let wrong = format!("rk_{key_id}_{}", "A".repeat(43));
+    let (status, body) = app
+        .with_key(&wrong, Method::GET, "/v1/registries", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["detail"].get("key_id").is_none(), "{body}");
+    // Another account's key id cannot be revoked from here.
+    let (status, _) = app
+        .as_user(
+            "admin",
+            &app.admin_pass,
+            Method::DELETE,
+            &format!("/v1/apikeys/{key_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "admin's own account has no such key"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handout_gives_live_ecr_tokens_to_keys_and_nothing_else() {
+    let app = app_with_team(false).await;
+    let (key, key_id) = make_key(&app, &["credentials:read"], None).await;
+    let (status, first) = app
+        .with_key(
+            &key,
+            Method::POST,
+            "/v1/credentials/resolve",
+            Some(json!({"image": format!("{ECR}/team/app:1")})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["registry"], ECR);
+    assert_eq!(first["host"], ECR);
+    assert_eq!(first["scope"], "host");
+    assert_eq!(first["username"], "AWS");
+    assert_eq!(first["registry_type"], "awsecr");
+    assert!(first["expires_at"].is_string(), "{first}");
+    let token = first["secret"].as_str().unwrap().to_owned();
+    let calls = app.minter.calls();
+    for _ in 0..20 {
+        let (status, again) = app
+            .with_key(
+                &key,
+                Method::POST,
+                "/v1/credentials/resolve",
+                Some(json!({"registry": ECR})),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again["secret"], token.as_str());
+    }
+    assert_eq!(app.minter.calls(), calls, "no AWS call per handout");
+
+    // A stored password: refused by default, naming the setting.
+    let (status, body) = app
+        .with_key(
+            &key,
+            Method::POST,
+            "/v1/credentials/resolve",
+            Some(json!({"registry": "reg.example.com:5000"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["detail"]["reason"], "static_password_handout");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("handout.static_passwords"));
+    // Nothing serves an unknown host; a password login gets nothing.
+    let (status, body) = app
+        .with_key(
+            &key,
+            Method::POST,
+            "/v1/credentials/resolve",
+            Some(json!({"registry": "unknown.example.com"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["detail"]["kind"], "registry_for");
+    let (status, body) = alice(
+        &app,
+        Method::POST,
+        "/v1/credentials/resolve",
+        Some(json!({"registry": ECR})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["detail"]["reason"], "handout_needs_api_key");
+
+    // Every handout is an audit line naming the key, never the secret.
+    let logs = crate::capture::captured_logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("credential.handed_out") && l.contains(&key_id) && l.contains(ECR)),
+        "an audit line per handout"
+    );
+    app.assert_no_secrets(&[&key[20..], &token, AWS_SECRET, ROBOT_PASS, ALICE_PASS]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_passwords_are_handed_out_when_the_server_allows() {
+    let app = app_with_team(true).await;
+    let (key, _) = make_key(&app, &["credentials:read"], None).await;
+    let (status, body) = app
+        .with_key(
+            &key,
+            Method::POST,
+            "/v1/credentials/resolve",
+            Some(json!({"image": "reg.example.com:5000/team/app:1"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["username"], "robot");
+    assert_eq!(body["secret"], ROBOT_PASS);
+    assert_eq!(body["expires_at"], Value::Null);
+    app.stop().await;
+}

@@ -20,6 +20,8 @@ pub struct Client {
     user: Option<String>,
     pass: Option<regkeep_domain::Secret>,
     as_account: Option<String>,
+    /// Presented instead of the user and password when set (`Authorization: Bearer`).
+    api_key: Option<regkeep_domain::Secret>,
 }
 
 /// A server answer that is not a success: printed, then turned into an exit code.
@@ -166,7 +168,36 @@ impl Client {
                 .or_else(|| env_either("REGKEEP_PASS", "ANCHORE_CLI_PASS"))
                 .map(regkeep_domain::Secret::new),
             as_account: global.as_account.clone(),
+            api_key: None,
         })
+    }
+
+    /// A client that presents the API key in `path` (its first line) instead of a password.
+    pub fn with_api_key_file(
+        global: &GlobalArgs,
+        path: &std::path::Path,
+    ) -> anyhow::Result<Client> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the API key file {}: give a file holding a key made with `regkeep apikey create --scope credentials:read --output FILE`",
+                path.display()
+            )
+        })?;
+        let key = text.lines().next().unwrap_or_default().trim().to_owned();
+        if key.is_empty() {
+            anyhow::bail!("the API key file {} is empty", path.display());
+        }
+        let mut client = Client::new(global)?;
+        client.api_key = Some(regkeep_domain::Secret::new(key));
+        Ok(client)
+    }
+
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match (&self.api_key, &self.user) {
+            (Some(key), _) => request.bearer_auth(key.expose()),
+            (None, Some(user)) => request.basic_auth(user, self.pass.as_ref().map(|p| p.expose())),
+            (None, None) => request,
+        }
     }
 
     /// Starts a GET whose answer is read as it arrives (pull content): the whole-request
@@ -180,9 +211,7 @@ impl Client {
             .http
             .get(&url)
             .timeout(std::time::Duration::from_secs(6 * 3600));
-        if let Some(user) = &self.user {
-            request = request.basic_auth(user, self.pass.as_ref().map(|p| p.expose()));
-        }
+        request = self.authorize(request);
         if let Some(account) = &self.as_account {
             request = request.header("x-anchore-account", account);
         }
@@ -209,10 +238,7 @@ impl Client {
         body: Option<&B>,
     ) -> anyhow::Result<Result<T, Refusal>> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url);
-        if let Some(user) = &self.user {
-            request = request.basic_auth(user, self.pass.as_ref().map(|p| p.expose()));
-        }
+        let mut request = self.authorize(self.http.request(method, &url));
         if let Some(account) = &self.as_account {
             request = request.header("x-anchore-account", account);
         }

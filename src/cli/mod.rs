@@ -5,6 +5,7 @@
 //! [`image`], [`watch`] (the client commands), [`pull`] (writing an OCI image layout), [`serve`] (the service).
 
 mod account;
+mod apikey;
 mod client;
 mod image;
 mod output;
@@ -42,7 +43,9 @@ const EXAMPLES: &str = "Examples:
   regkeep registry add 123456789012.dkr.ecr.us-east-1.amazonaws.com AKIA... --password-stdin
   regkeep registry list --json
   regkeep image add registry.example.com:5000/team/app:1.2
-  regkeep image pull registry.example.com:5000/team/app:1.2 --output ./app-layout";
+  regkeep image pull registry.example.com:5000/team/app:1.2 --output ./app-layout
+  regkeep apikey create --scope credentials:read --expires 90d --output node.key
+  regkeep auth export --format authjson --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com --api-key-file node.key";
 
 /// Options every client command takes.
 #[derive(Args, Debug, Clone)]
@@ -87,6 +90,12 @@ pub enum Command {
     /// Read the event log (watched tags that moved, lookups that failed).
     #[command(subcommand)]
     Event(watch::EventCommand),
+    /// Manage API keys: credentials for machines (credential helpers, the kubelet, CI).
+    #[command(subcommand)]
+    Apikey(apikey::ApikeyCommand),
+    /// Hand out registry credentials to files other tools read (needs an API key).
+    #[command(subcommand)]
+    Auth(apikey::AuthCommand),
 }
 
 /// Parses arguments and runs the command.
@@ -120,6 +129,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Command::Event(cmd) => {
                 watch::run_event(&client::Client::new(&cli.global)?, &cli.global, cmd).await
             }
+            Command::Apikey(cmd) => {
+                apikey::run_apikey(&client::Client::new(&cli.global)?, &cli.global, cmd).await
+            }
+            Command::Auth(cmd) => apikey::run_auth(&cli.global, cmd).await,
         }
     })
 }

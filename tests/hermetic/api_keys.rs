@@ -396,3 +396,88 @@ async fn stored_passwords_are_handed_out_when_the_server_allows() {
     assert_eq!(body["expires_at"], Value::Null);
     app.stop().await;
 }
+
+/// The CLI as a person and a CI job use it: `apikey create --output`, `apikey list`,
+/// `auth export` with the key file, `apikey revoke`, and the export refused afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_makes_keys_and_exports_what_they_may_take() {
+    let app = app_with_team(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("ci.key");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_regkeep"))
+            .args(args)
+            .env_clear()
+            .env("REGKEEP_URL", &app.base)
+            .env("REGKEEP_USER", "alice")
+            .env("REGKEEP_PASS", ALICE_PASS)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let key_path = key_file.to_str().unwrap();
+    let (code, out, err) = cli(&[
+        "apikey",
+        "create",
+        "--scope",
+        "credentials:read",
+        "--expires",
+        "90d",
+        "--description",
+        "ci",
+        "--output",
+        key_path,
+    ]);
+    assert_eq!(code, 0, "{out} {err}");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(key.starts_with("rk_"), "the key is in the file");
+    assert!(!out.contains(key.trim()), "and not on the terminal: {out}");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Never over an existing file.
+    let (code, _, err) = cli(&["apikey", "create", "--scope", "read", "--output", key_path]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, out, _) = cli(&["apikey", "list", "--json"]);
+    assert_eq!(code, 0);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let key_id = listed[0]["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["scopes"], json!(["credentials:read"]));
+    assert!(!out.contains(key.trim()));
+
+    let export = |format: &str| {
+        cli(&[
+            "auth",
+            "export",
+            "--format",
+            format,
+            "--registry",
+            ECR,
+            "--api-key-file",
+            key_path,
+        ])
+    };
+    let (code, out, err) = export("authjson");
+    assert_eq!(code, 0, "{err}");
+    let auth: Value = serde_json::from_str(&out).unwrap();
+    assert!(auth["auths"][ECR]["auth"].is_string(), "{auth}");
+    assert!(err.contains("expires at"), "{err}");
+    let (code, out, _) = export("dockerconfigjson");
+    assert_eq!(code, 0);
+    let secret: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+
+    let (code, _, _) = cli(&["apikey", "revoke", &key_id]);
+    assert_eq!(code, 0);
+    let (code, out, err) = export("authjson");
+    assert_eq!(code, 2, "a revoked key is a failed authentication: {out}");
+    assert!(err.contains("revoked"), "{err}");
+    app.stop().await;
+}

@@ -15,7 +15,7 @@ fn var(name: &str) -> String {
 }
 
 /// Points the AWS SDK at the loopback peers and removes any ambient identity.
-fn aws_environment(ecr_endpoint: &str) {
+pub(crate) fn aws_environment(ecr_endpoint: &str) {
     for name in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",

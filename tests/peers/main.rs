@@ -11,6 +11,7 @@
 mod common;
 
 mod api;
+mod bridges;
 mod cli;
 mod ecr;
 mod ecr_aws;

@@ -231,6 +231,44 @@ async fn keys_stay_in_their_account_and_end_at_once() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list.as_array().unwrap().len(), 2, "team-a's own: {list}");
 
+    // A key of the admin account is no admin: its own account only, no account management.
+    let (status, made) = app
+        .post(
+            "/v1/apikeys",
+            json!({"scopes": ["read", "credentials:read", "registries:write"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let admin_key = made["key"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v1/credentials/resolve",
+            Some(json!({"registry": ECR})),
+        ),
+        (Method::GET, "/v1/registries", None),
+        (
+            Method::DELETE,
+            "/v1/registries/reg.example.com%3A5000",
+            None,
+        ),
+    ] {
+        let (status, body) = app
+            .with_key(&admin_key, method.clone(), path, body, Some("team-a"))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{method} {path} as team-a: {body}"
+        );
+    }
+    for path in ["/v1/accounts", "/v1/accounts/team-a/users"] {
+        let (status, body) = app
+            .with_key(&admin_key, Method::GET, path, None, None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+
     // Listed (never the key), with its last use.
     let (_, keys) = alice(&app, Method::GET, "/v1/apikeys", None).await;
     let listed = &keys.as_array().unwrap()[0];

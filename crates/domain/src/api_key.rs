@@ -214,14 +214,19 @@ pub fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
             crate::untrusted_text::sanitize(text, 40)
         )
     };
-    let split = text.len().checked_sub(1).ok_or_else(wrong)?;
-    let (number, unit) = text.split_at(split);
-    let seconds_per = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        _ => return Err(wrong()),
+    // By suffix, never by byte position: the text is anyone's, multi-byte characters included.
+    let (number, seconds_per) = if let Some(n) = text.strip_suffix('d') {
+        (n, 86_400)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3_600)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60)
+    } else {
+        return Err(wrong());
     };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(wrong());
+    }
     let n: u64 = number.parse().map_err(|_| wrong())?;
     let seconds = n.checked_mul(seconds_per).ok_or_else(wrong)?;
     if n == 0 || seconds > MAX_LIFETIME_DAYS * 86_400 {
@@ -249,6 +254,11 @@ mod tests {
             "90s",
             "3651d",
             "99999999999999999999d",
+            "9é",
+            "1€",
+            "é",
+            "+1d",
+            "1 d",
         ] {
             assert!(parse_lifetime(bad).is_err(), "{bad}");
         }

@@ -65,7 +65,9 @@ fn push(out: &mut String, c: char, kept: &mut usize, max: usize, truncated: &mut
 /// Invisible formatting characters that reorder, hide or break what a reader sees: bidirectional
 /// controls, zero-width characters, line and paragraph separators, the byte-order mark, tag
 /// characters, soft hyphen.
-fn is_bidi_control(c: char) -> bool {
+/// Whether `c` is an invisible formatting character that changes how text around it reads
+/// (bidirectional overrides and isolates, zero-width characters, the soft hyphen).
+pub fn is_bidi_control(c: char) -> bool {
     matches!(
         c,
         '\u{ad}'

@@ -85,11 +85,14 @@ impl ApiKeyRepository for ForgetKeysOnRevoke {
         account: &'a AccountName,
         key_id: &'a ApiKeyId,
         now: Timestamp,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            self.inner.revoke_api_key(account, key_id, now).await?;
-            self.logins.invalidate();
-            Ok(())
+            let revoked = self.inner.revoke_api_key(account, key_id, now).await?;
+            if revoked {
+                // Keys only: remembered password logins stay (no Argon2 re-checks for all).
+                self.logins.forget_keys();
+            }
+            Ok(revoked)
         })
     }
     fn touch_api_key<'a>(&'a self, key_id: &'a ApiKeyId, now: Timestamp) -> StoreFuture<'a, ()> {
@@ -555,8 +558,12 @@ impl Accounts {
             ));
         }
         match self.store.delete_user(&account, &username).await {
-            // Refused from the next request on, whatever was in flight (ForgetOnWrite).
-            Ok(()) => Ok(()),
+            // Refused from the next request on, whatever was in flight (ForgetOnWrite); the
+            // keys the user made end with it (offboarding leaves no working key behind).
+            Ok(()) => {
+                self.revoke_keys_made_by(&account, &username).await?;
+                Ok(())
+            }
             Err(StoreError::NotFound) => Err(not_found_user(&account, &username)),
             Err(e) => Err(e.into()),
         }

@@ -17,8 +17,11 @@ use base64::Engine as _;
 use rand::RngCore;
 use regkeep_domain::api_key::parse_lifetime;
 use regkeep_domain::entities::ApiKeyRecord;
+use regkeep_domain::untrusted_text::is_bidi_control;
 use regkeep_domain::wire::ApiKeyCreationRequest;
-use regkeep_domain::{AccountName, ApiKeyId, ApiKeyToken, Scope, Scopes, Secret, Timestamp};
+use regkeep_domain::{
+    AccountName, AccountState, ApiKeyId, ApiKeyToken, Scope, Scopes, Secret, Timestamp,
+};
 use regkeep_store::StoreError;
 use subtle::ConstantTimeEq;
 use tracing::info;
@@ -32,6 +35,10 @@ use crate::{Caller, EngineError, Entity, Named, QuotaKind, Refusal};
 pub struct ApiKeyGrant {
     pub key_id: ApiKeyId,
     pub scopes: Scopes,
+    pub expires_at: Option<Timestamp>,
+    /// The login generation the key was checked under: a revocation or an account change
+    /// since moves it on, and [`Accounts::recheck`] then asks the database again.
+    pub generation: u64,
 }
 
 /// A key just made: its record, and the key itself (shown once, never again).
@@ -131,12 +138,16 @@ impl Accounts {
             .map_err(EngineError::BadInput)?;
         let description = request.description.unwrap_or_default();
         if description.chars().count() > MAX_DESCRIPTION
-            || description.chars().any(char::is_control)
+            || description
+                .chars()
+                .any(|c| c.is_control() || is_bidi_control(c))
         {
             return Err(EngineError::BadInput(format!(
-                "the description is longer than {MAX_DESCRIPTION} characters or holds control characters: give a shorter line of text"
+                "the description is longer than {MAX_DESCRIPTION} characters or holds control or invisible formatting characters: give a shorter line of plain text"
             )));
         }
+        // Active keys count (revoked ones stay listed but not against the quota, so rotating keys
+        // never runs out).
         crate::check_quota(
             self.quotas.api_keys,
             QuotaKind::ApiKeys,
@@ -217,8 +228,9 @@ impl Accounts {
             .revoke_api_key(account, &id, self.clock.now())
             .await
         {
-            // Remembered keys are forgotten by the repository wrapper (ForgetOnWrite).
-            Ok(()) => {}
+            // Remembered keys are forgotten by the repository wrapper (ForgetKeysOnRevoke) when
+            // this revoked it; revoking a revoked key changes nothing.
+            Ok(_) => {}
             Err(StoreError::NotFound) => {
                 return Err(EngineError::NotFound(Named::new(
                     Entity::ApiKey,
@@ -230,6 +242,75 @@ impl Accounts {
         }
         info!(key_id = %id, account = %account, user = %caller.user, "API key revoked");
         Ok(self.api_keys.get_api_key(&id).await?)
+    }
+
+    /// Checks again, just before a secret is handed out, that the caller's key may still be
+    /// used: a request authenticated before a revocation, an expiry or an account change (a
+    /// body that took its time to arrive) gets nothing. Cheap when nothing changed since the
+    /// key was checked (the login generation is the same); else the database is asked.
+    ///
+    /// # Errors
+    /// KeyUnusable, Refused (account not enabled), Unauthorized (the key is gone).
+    pub async fn recheck(&self, caller: &Caller) -> Result<(), EngineError> {
+        let Some(grant) = &caller.api_key else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        if let Some(at) = grant.expires_at.filter(|at| *at <= now) {
+            return Err(EngineError::KeyUnusable {
+                key_id: grant.key_id.clone(),
+                state: KeyState::Expired(at),
+            });
+        }
+        if self.logins.generation() == grant.generation {
+            return Ok(());
+        }
+        let record = match self.api_keys.get_api_key(&grant.key_id).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound) => return Err(EngineError::Unauthorized),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(state) = key_state(&record, now) {
+            return Err(EngineError::KeyUnusable {
+                key_id: grant.key_id.clone(),
+                state,
+            });
+        }
+        let account = self.store.get_account(&record.account).await?;
+        if account.state != AccountState::Enabled {
+            return Err(EngineError::Refused(Refusal::AccountNotEnabled {
+                account: account.name,
+                state: account.state,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Revokes every key `user` made in `account` (a deleted user's keys end with it: deleting a
+    /// user is how people are offboarded). Gives how many.
+    pub(crate) async fn revoke_keys_made_by(
+        &self,
+        account: &AccountName,
+        user: &regkeep_domain::UserName,
+    ) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let mut revoked = 0;
+        for key in self.api_keys.list_api_keys(account).await? {
+            if &key.created_by == user && key.revoked_at.is_none() {
+                match self
+                    .api_keys
+                    .revoke_api_key(account, &key.key_id, now)
+                    .await
+                {
+                    Ok(_) | Err(StoreError::NotFound) => revoked += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        if revoked > 0 {
+            info!(account = %account, user = %user, revoked, "revoked the API keys a deleted user made");
+        }
+        Ok(revoked)
     }
 
     /// Authenticates a request that presents an API key (`Authorization: Bearer`).
@@ -244,18 +325,29 @@ impl Accounts {
     ) -> Result<Caller, EngineError> {
         let logins = &self.logins;
         let address = address.map(crate::logins::client_key);
-        if let Some(wait) = logins.blocked_address(address) {
-            return Err(EngineError::Throttled {
-                retry_after: crate::logins::seconds_up(wait),
-            });
-        }
+        // A blocked address is refused before any work, except for a key remembered as verified
+        // whose secret matches: others' failures from a shared address (a NAT, an IPv6 /64)
+        // never lock out a working machine.
+        let throttled = |logins: &crate::logins::Logins| {
+            logins
+                .blocked_address(address)
+                .map(|wait| EngineError::Throttled {
+                    retry_after: crate::logins::seconds_up(wait),
+                })
+        };
         let Some(token) = ApiKeyToken::parse(presented.expose()) else {
+            if let Some(refused) = throttled(logins) {
+                return Err(refused);
+            }
             logins.failed_key(address);
             return Err(EngineError::Unauthorized);
         };
         let known = match logins.known_key(&token.id) {
             Some(known) => known,
             None => {
+                if let Some(refused) = throttled(logins) {
+                    return Err(refused);
+                }
                 let generation = logins.generation();
                 let record = match self.api_keys.get_api_key(&token.id).await {
                     Ok(record) => record,
@@ -275,6 +367,8 @@ impl Accounts {
                         api_key: Some(ApiKeyGrant {
                             key_id: record.key_id.clone(),
                             scopes: record.scopes,
+                            expires_at: record.expires_at,
+                            generation,
                         }),
                     },
                     record,
@@ -288,6 +382,9 @@ impl Accounts {
             .ct_eq(known.record.key_hash.as_bytes())
             .into();
         if !matches {
+            if let Some(refused) = throttled(logins) {
+                return Err(refused);
+            }
             logins.failed_key(address);
             return Err(EngineError::Unauthorized);
         }

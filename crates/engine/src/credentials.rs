@@ -5,7 +5,8 @@
 use regkeep_domain::image_reference::{select_for_host, EntryScope};
 use regkeep_domain::wire::CredentialRequest;
 use regkeep_domain::{
-    AccountName, EcrToken, ImageReference, RegistryName, RegistryType, Secret, Timestamp,
+    AccountName, EcrCredentialMode, EcrToken, ImageReference, RegistryName, RegistryType, Secret,
+    Timestamp,
 };
 use regkeep_registry::{BasicCredentials, Endpoint, RegistryError};
 
@@ -69,19 +70,7 @@ impl crate::registries::Registries {
         registry: &str,
     ) -> Result<ResolvedCredential, EngineError> {
         let record = self.get_registry(account, registry).await?;
-        let password = match self.registry_cache.get_secret(account, &record.registry) {
-            Some(secret) => secret,
-            None => {
-                let generation = self.registry_cache.generation();
-                let secret = self
-                    .store
-                    .registry_password(account, &record.registry)
-                    .await?;
-                self.registry_cache
-                    .put_secret(account, &record.registry, &secret, generation);
-                secret
-            }
-        };
+        let password = self.stored_secret(account, &record.registry).await?;
         match record.registry_type {
             RegistryType::DockerV2 => Ok(ResolvedCredential {
                 registry: record.registry,
@@ -107,6 +96,22 @@ impl crate::registries::Registries {
                 ))
             }
         }
+    }
+
+    /// The registry's stored secret, from the cache or the database.
+    async fn stored_secret(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+    ) -> Result<Secret, EngineError> {
+        if let Some(secret) = self.registry_cache.get_secret(account, registry) {
+            return Ok(secret);
+        }
+        let generation = self.registry_cache.generation();
+        let secret = self.store.registry_password(account, registry).await?;
+        self.registry_cache
+            .put_secret(account, registry, &secret, generation);
+        Ok(secret)
     }
 
     /// The credential handout (docs/design.md §3.8): the credential of the registry entry that
@@ -167,6 +172,18 @@ impl crate::registries::Registries {
                     registry: record.registry,
                 },
             ));
+        }
+        // A token of the host's own identity carries the host role's ECR rights, which no
+        // account's key should take out unless the operator says so.
+        if record.registry_type == RegistryType::AwsEcr && !self.handout_host_identity_tokens {
+            let secret = self.stored_secret(account, &record.registry).await?;
+            let host_identity = EcrCredentialMode::from_user_pass(&record.registry_user, &secret)
+                .is_ok_and(|mode| mode.uses_host_identity());
+            if host_identity {
+                return Err(EngineError::Refused(crate::Refusal::HostIdentityHandout {
+                    registry: record.registry,
+                }));
+            }
         }
         let credential = self.resolve_credential(account, entry.as_str()).await?;
         Ok(Handout {

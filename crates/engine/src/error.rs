@@ -120,6 +120,9 @@ pub enum Refusal {
     HandoutNeedsApiKey { user: UserName },
     /// A stored registry password is handed out only when the server allows it.
     StaticPasswordHandout { registry: RegistryName },
+    /// A token minted from the host's own AWS identity is handed out only when the server
+    /// allows it.
+    HostIdentityHandout { registry: RegistryName },
 }
 
 /// Why a known API key cannot be used.
@@ -202,6 +205,7 @@ impl std::fmt::Display for Refusal {
             Refusal::KeyScope { key_id, needed: None } => write!(f, "API key {key_id} cannot do this: managing accounts, users and API keys needs a user's password login"),
             Refusal::HandoutNeedsApiKey { user } => write!(f, "user {user} logged in with a password: credentials are handed out only to API keys with scope credentials:read"),
             Refusal::StaticPasswordHandout { registry } => write!(f, "registry {registry} has a stored password, and this server hands out only short-lived tokens: an operator may set handout.static_passwords: true to hand out stored passwords too"),
+            Refusal::HostIdentityHandout { registry } => write!(f, "registry {registry} uses this server's own AWS identity (awsauto or _iam_role), whose tokens this server does not hand out: register the registry with an access key of its own, or an operator may set handout.host_identity_tokens: true"),
         }
     }
 }

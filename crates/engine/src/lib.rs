@@ -61,6 +61,9 @@ pub struct EngineConfig {
     /// Whether the credential handout gives out stored docker_v2 passwords (ECR tokens always):
     /// `handout.static_passwords`, off by default.
     pub handout_static_passwords: bool,
+    /// Whether the handout gives out ECR tokens minted from the host's own AWS identity
+    /// (`awsauto`, `_iam_role`): `handout.host_identity_tokens`, off by default.
+    pub handout_host_identity_tokens: bool,
     /// How long a read registry record is reused before the database is asked again (writes
     /// through this process take effect at once; other replicas within this time). Zero: off.
     pub registry_cache_ttl: Duration,
@@ -184,8 +187,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether the caller acts with admin rights: a user of the admin account logged in with
+    /// its password. An API key is never admin, whatever its account: it acts in its own
+    /// account only, within its scopes.
     pub fn is_admin(&self) -> bool {
-        self.account_type == AccountType::Admin
+        self.account_type == AccountType::Admin && self.api_key.is_none()
     }
 }
 
@@ -250,6 +256,7 @@ impl Engine {
             clock: clock.clone(),
             allow_awsecr_iam_auto: config.allow_awsecr_iam_auto,
             handout_static_passwords: config.handout_static_passwords,
+            handout_host_identity_tokens: config.handout_host_identity_tokens,
             quotas: config.quotas,
             registry_cache: registry_cache.clone(),
             ecr_tokens,

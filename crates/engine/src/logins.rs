@@ -182,6 +182,14 @@ impl Logins {
         r.keys.clear();
     }
 
+    /// Forgets every remembered API key (password logins stay): the next request of every key
+    /// is checked against the database again, and a lookup under way is not remembered.
+    pub(crate) fn forget_keys(&self) {
+        let mut r = self.remembered();
+        r.generation += 1;
+        r.keys.clear();
+    }
+
     /// The invalidation generation now (a lookup remembers its answer only under the generation
     /// it began in).
     pub(crate) fn generation(&self) -> u64 {

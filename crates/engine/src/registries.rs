@@ -133,6 +133,8 @@ pub struct Registries {
     pub(crate) allow_awsecr_iam_auto: bool,
     /// Whether the credential handout gives out stored docker_v2 passwords too.
     pub(crate) handout_static_passwords: bool,
+    /// Whether it gives out tokens minted from the host's own AWS identity.
+    pub(crate) handout_host_identity_tokens: bool,
     pub(crate) quotas: crate::Quotas,
     pub(crate) registry_cache: Arc<crate::registry_cache::RegistryCache>,
     pub(crate) ecr_tokens: Arc<crate::EcrTokens>,

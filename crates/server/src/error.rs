@@ -209,6 +209,10 @@ fn refusal_detail(refusal: &Refusal) -> Value {
             detail["registry"] = registry.as_str().into();
             detail["setting"] = "handout.static_passwords".into();
         }
+        Refusal::HostIdentityHandout { registry } => {
+            detail["registry"] = registry.as_str().into();
+            detail["setting"] = "handout.host_identity_tokens".into();
+        }
         Refusal::NotAdmin { .. }
         | Refusal::DisableAdminAccount
         | Refusal::HandoutNeedsApiKey { .. } => {}
@@ -230,6 +234,7 @@ fn refusal_reason(refusal: &Refusal) -> &'static str {
         Refusal::KeyScope { needed: None, .. } => "people_only",
         Refusal::HandoutNeedsApiKey { .. } => "handout_needs_api_key",
         Refusal::StaticPasswordHandout { .. } => "static_password_handout",
+        Refusal::HostIdentityHandout { .. } => "host_identity_handout",
     }
 }
 
@@ -247,7 +252,8 @@ fn refusal_message(refusal: &Refusal) -> String {
         | Refusal::DisableAdminAccount
         | Refusal::Quota { .. }
         | Refusal::KeyScope { .. }
-        | Refusal::StaticPasswordHandout { .. } => refusal.to_string(),
+        | Refusal::StaticPasswordHandout { .. }
+        | Refusal::HostIdentityHandout { .. } => refusal.to_string(),
     }
 }
 

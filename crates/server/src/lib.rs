@@ -154,6 +154,7 @@ impl Application {
                     api_keys: settings.quotas.api_keys_per_account,
                 },
                 handout_static_passwords: settings.handout.static_passwords,
+                handout_host_identity_tokens: settings.handout.host_identity_tokens,
             },
         );
         let tls = match (&settings.server_tls.cert_file, &settings.server_tls.key_file) {

@@ -103,6 +103,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct HandoutConfig {
     pub static_passwords: bool,
+    /// Whether ECR tokens minted from this server's own AWS identity (`awsauto`, `_iam_role`
+    /// registries) are handed out: they carry the host role's rights.
+    pub host_identity_tokens: bool,
 }
 
 /// The listener's certificate chain and key, PEM; reloaded when they change or on SIGHUP.

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::records::{optional_time, time, FromRow};
-use crate::{expect_one, parse_column, Result, Store};
+use crate::{parse_column, Result, Store};
 
 const API_KEY_SELECT: &str = "SELECT key_id, account, created_by, description, scopes, key_hash, \
      created_at, expires_at, last_used_at, revoked_at FROM api_keys";
@@ -79,7 +79,8 @@ impl Store {
         rows.iter().map(ApiKeyRecord::from_row).collect()
     }
 
-    /// Marks the account's key revoked (a key revoked before keeps its first revocation time).
+    /// Marks the account's key revoked; true when this revoked it (false: it was already, and
+    /// keeps its first revocation time).
     ///
     /// # Errors
     /// [`crate::StoreError::NotFound`] unless the key is the account's.
@@ -88,17 +89,39 @@ impl Store {
         account: &AccountName,
         key_id: &ApiKeyId,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) \
-             WHERE account = $1 AND key_id = $2",
+            "UPDATE api_keys SET revoked_at = $3 \
+             WHERE account = $1 AND key_id = $2 AND revoked_at IS NULL",
         )
         .bind(account.as_str())
         .bind(key_id.as_str())
         .bind(now.unix())
         .execute(&self.pool)
         .await?;
-        expect_one(done.rows_affected())
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let key = self.get_api_key(key_id).await?;
+        if &key.account == account {
+            Ok(false)
+        } else {
+            Err(crate::StoreError::NotFound)
+        }
+    }
+
+    /// How many keys of the account are not revoked (quotas).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_active_api_keys(&self, account: &AccountName) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_keys WHERE account = $1 AND revoked_at IS NULL",
+        )
+        .bind(account.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// Records that the key was used at `now`.

@@ -162,7 +162,6 @@ pub enum OwnedTable {
     /// Counted by tag: every `image_detail` entry (a digest added under one more tag) is a row.
     Images,
     Users,
-    ApiKeys,
 }
 
 impl OwnedTable {
@@ -172,7 +171,6 @@ impl OwnedTable {
             OwnedTable::Subscriptions => "subscriptions",
             OwnedTable::Images => "image_tags",
             OwnedTable::Users => "users",
-            OwnedTable::ApiKeys => "api_keys",
         }
     }
 }

@@ -233,21 +233,21 @@ pub trait ApiKeyRepository: Send + Sync + 'static {
         &'a self,
         account: &'a AccountName,
     ) -> BoxFuture<'a, Result<Vec<ApiKeyRecord>>>;
-    /// Marks the key revoked (the first revocation time stays). [`StoreError::NotFound`] unless
-    /// the key is the account's.
+    /// Marks the key revoked; true when this revoked it (a revoked key keeps its first time).
+    /// [`StoreError::NotFound`] unless the key is the account's.
     fn revoke_api_key<'a>(
         &'a self,
         account: &'a AccountName,
         key_id: &'a ApiKeyId,
         now: Timestamp,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> BoxFuture<'a, Result<bool>>;
     /// Records that the key was used at `now`.
     fn touch_api_key<'a>(
         &'a self,
         key_id: &'a ApiKeyId,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<()>>;
-    /// How many keys the account has, revoked ones included (quotas).
+    /// How many keys of the account are not revoked (quotas).
     fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>>;
     /// The keyed hash a key's secret is kept as (hex).
     fn hash_api_key(&self, secret: &[u8]) -> String;
@@ -541,7 +541,7 @@ impl ApiKeyRepository for Store {
         account: &'a AccountName,
         key_id: &'a ApiKeyId,
         now: Timestamp,
-    ) -> BoxFuture<'a, Result<()>> {
+    ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(Store::revoke_api_key(self, account, key_id, now))
     }
     fn touch_api_key<'a>(
@@ -552,7 +552,7 @@ impl ApiKeyRepository for Store {
         Box::pin(Store::touch_api_key(self, key_id, now))
     }
     fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(self.count_owned(OwnedTable::ApiKeys, account))
+        Box::pin(self.count_active_api_keys(account))
     }
     fn hash_api_key(&self, secret: &[u8]) -> String {
         Store::hash_api_key(self, secret)

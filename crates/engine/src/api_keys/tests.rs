@@ -201,6 +201,9 @@ async fn keys_cannot_make_keys_nor_reach_another_account() {
 async fn wrong_unknown_and_malformed_keys_are_refused_and_throttled() {
     let rig = rig().await;
     let key = rig.key(&["read"], None).await;
+    let address: IpAddr = "203.0.113.7".parse().unwrap();
+    // Used from that address before the guesses: remembered as verified.
+    rig.use_key_from(&key, Some(address)).await.unwrap();
     let text = key.expose().to_owned();
     let mut wrong = text.clone();
     let last = wrong.pop().unwrap();
@@ -216,7 +219,6 @@ async fn wrong_unknown_and_malformed_keys_are_refused_and_throttled() {
         );
     }
     // Guesses from one address: past the burst (3), refused without a check.
-    let address: IpAddr = "203.0.113.7".parse().unwrap();
     let mut throttled = false;
     for _ in 0..5 {
         if let Err(EngineError::Throttled { retry_after }) =
@@ -227,8 +229,12 @@ async fn wrong_unknown_and_malformed_keys_are_refused_and_throttled() {
         }
     }
     assert!(throttled, "repeated wrong keys are throttled");
+    // Others' failures from a shared address never lock out a working, remembered key...
+    rig.use_key_from(&key, Some(address)).await.unwrap();
+    // ...but a key not checked before is refused there without a lookup.
+    let fresh = rig.key(&["read"], None).await;
     assert!(matches!(
-        rig.use_key_from(&key, Some(address)).await,
+        rig.use_key_from(&fresh, Some(address)).await,
         Err(EngineError::Throttled { .. })
     ));
     // The key itself is not blocked: from another address it still works.
@@ -328,6 +334,7 @@ async fn bad_requests_say_what_to_give() {
         (vec![], None, "no scope given"),
         (vec!["admin"], None, "not a scope"),
         (vec!["read"], Some("forever"), "not a key lifetime"),
+        (vec!["read"], Some("9é"), "not a key lifetime"),
     ] {
         match accounts
             .create_api_key(&rig.alice, &team(), request(&scopes, expires))
@@ -337,4 +344,192 @@ async fn bad_requests_say_what_to_give() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_bidi_override_in_a_description_is_refused() {
+    let rig = rig().await;
+    let mut request = request(&["read"], None);
+    request.description = Some("ci \u{202e}yek nimda".into());
+    assert!(matches!(
+        rig.engine
+            .accounts()
+            .create_api_key(&rig.alice, &team(), request)
+            .await,
+        Err(EngineError::BadInput(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_admin_account_key_is_no_admin() {
+    let rig = rig().await;
+    let made = rig
+        .engine
+        .accounts()
+        .create_api_key(
+            &rig.admin,
+            &AccountName::admin(),
+            request(&["read", "credentials:read", "registries:write"], None),
+        )
+        .await
+        .unwrap();
+    let key = rig.use_key(&made.key).await.unwrap();
+    assert!(!key.is_admin());
+    assert!(matches!(
+        rig.engine
+            .accounts()
+            .acting_account(&key, Some("team-a"))
+            .await,
+        Err(EngineError::Refused(Refusal::OtherAccount { .. }))
+    ));
+    assert!(matches!(
+        rig.engine.accounts().list_accounts(&key).await,
+        Err(EngineError::Refused(Refusal::NotAdmin { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn a_checked_key_is_checked_again_before_a_secret_goes_out() {
+    let rig = rig().await;
+    let key = rig.key(&["credentials:read"], Some("1h")).await;
+    let caller = rig.use_key(&key).await.unwrap();
+    rig.engine.accounts().recheck(&caller).await.unwrap();
+    // Revoked after the request was authenticated (its body still on the way).
+    let id = caller.api_key.clone().unwrap().key_id;
+    rig.engine
+        .accounts()
+        .revoke_api_key(&rig.alice, &team(), id.as_str())
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.engine.accounts().recheck(&caller).await,
+        Err(EngineError::KeyUnusable {
+            state: KeyState::Revoked(_),
+            ..
+        })
+    ));
+    // Expired meanwhile.
+    let key = rig.key(&["credentials:read"], Some("1h")).await;
+    let caller = rig.use_key(&key).await.unwrap();
+    rig.clock.advance(Duration::from_secs(3600));
+    assert!(matches!(
+        rig.engine.accounts().recheck(&caller).await,
+        Err(EngineError::KeyUnusable {
+            state: KeyState::Expired(_),
+            ..
+        })
+    ));
+    // The account disabled meanwhile.
+    let key = rig.key(&["credentials:read"], None).await;
+    let caller = rig.use_key(&key).await.unwrap();
+    rig.engine
+        .accounts()
+        .set_account_state(&rig.admin, "team-a", "disabled")
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.engine.accounts().recheck(&caller).await,
+        Err(EngineError::Refused(Refusal::AccountNotEnabled { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn a_deleted_user_s_keys_end_with_it() {
+    let rig = rig().await;
+    let key = rig.key(&["read"], None).await;
+    rig.use_key(&key).await.unwrap();
+    rig.engine
+        .accounts()
+        .delete_user(&rig.admin, "team-a", "alice")
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.use_key(&key).await,
+        Err(EngineError::KeyUnusable {
+            state: KeyState::Revoked(_),
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn revoking_twice_changes_nothing_and_spares_password_logins() {
+    let rig = rig().await;
+    let key = rig.key(&["read"], None).await;
+    let id = rig.use_key(&key).await.unwrap().api_key.unwrap().key_id;
+    let accounts = rig.engine.accounts();
+    let first = accounts
+        .revoke_api_key(&rig.alice, &team(), id.as_str())
+        .await
+        .unwrap();
+    accounts
+        .login("alice", &Secret::new("alice-password"), None)
+        .await
+        .unwrap();
+    let checked = accounts.password_hashers().verifications();
+    rig.clock.advance(Duration::from_secs(5));
+    let again = accounts
+        .revoke_api_key(&rig.alice, &team(), id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, first.revoked_at, "the first time stays");
+    accounts
+        .login("alice", &Secret::new("alice-password"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts.password_hashers().verifications(),
+        checked,
+        "a revocation forgets keys, not remembered passwords"
+    );
+}
+
+#[tokio::test]
+async fn revoked_keys_do_not_count_against_the_quota() {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
+    let engine = Engine::new(
+        MemoryRepositories::new().repositories(),
+        FakeRegistryApi::new(),
+        ScriptedMinter::new(clock.clone()),
+        clock,
+        EngineConfig {
+            quotas: crate::Quotas {
+                api_keys: 2,
+                ..crate::Quotas::default()
+            },
+            ..EngineConfig::default()
+        },
+    );
+    let accounts = engine.accounts();
+    accounts
+        .bootstrap_admin(&Secret::new("admin-password-1"))
+        .await
+        .unwrap();
+    let admin = accounts
+        .login("admin", &Secret::new("admin-password-1"), None)
+        .await
+        .unwrap();
+    let mine = AccountName::admin();
+    let first = accounts
+        .create_api_key(&admin, &mine, request(&["read"], None))
+        .await
+        .unwrap();
+    accounts
+        .create_api_key(&admin, &mine, request(&["read"], None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        accounts
+            .create_api_key(&admin, &mine, request(&["read"], None))
+            .await,
+        Err(EngineError::Refused(Refusal::Quota { .. }))
+    ));
+    accounts
+        .revoke_api_key(&admin, &mine, first.record.key_id.as_str())
+        .await
+        .unwrap();
+    accounts
+        .create_api_key(&admin, &mine, request(&["read"], None))
+        .await
+        .unwrap();
 }

@@ -29,6 +29,14 @@ fn team() -> AccountName {
 }
 
 async fn rig(static_passwords: bool) -> Rig {
+    rig_with(EngineConfig {
+        handout_static_passwords: static_passwords,
+        ..EngineConfig::default()
+    })
+    .await
+}
+
+async fn rig_with(config: EngineConfig) -> Rig {
     let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
     let minter = ScriptedMinter::new(clock.clone());
     let registry = FakeRegistryApi::new();
@@ -38,10 +46,7 @@ async fn rig(static_passwords: bool) -> Rig {
         registry,
         minter.clone(),
         clock.clone(),
-        EngineConfig {
-            handout_static_passwords: static_passwords,
-            ..EngineConfig::default()
-        },
+        config,
     );
     let accounts = engine.accounts();
     accounts
@@ -273,4 +278,54 @@ async fn only_keys_with_the_scope_and_only_what_an_entry_serves() {
         );
     }
     assert_eq!(rig.minter.calls(), 0, "nothing minted for refusals");
+}
+
+#[tokio::test]
+async fn tokens_of_the_host_s_own_identity_only_when_the_server_allows() {
+    for allowed in [false, true] {
+        let rig = rig_with(EngineConfig {
+            allow_awsecr_iam_auto: true,
+            handout_host_identity_tokens: allowed,
+            ..EngineConfig::default()
+        })
+        .await;
+        let host = "210987654321.dkr.ecr.eu-west-1.amazonaws.com";
+        rig.engine
+            .registries()
+            .add_registry(
+                &team(),
+                RegistryConfigurationRequest {
+                    registry: host.into(),
+                    registry_user: "awsauto".into(),
+                    registry_pass: Secret::new("awsauto"),
+                    registry_type: Some("awsecr".into()),
+                    registry_verify: None,
+                    registry_name: None,
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        let key = rig.key(&["credentials:read"]).await;
+        let answer = rig
+            .engine
+            .registries()
+            .hand_out(&key, &team(), &by_host(host))
+            .await;
+        if allowed {
+            assert_eq!(answer.unwrap().credential.username, "AWS");
+        } else {
+            assert!(matches!(
+                answer,
+                Err(EngineError::Refused(Refusal::HostIdentityHandout { .. }))
+            ));
+            assert_eq!(rig.minter.calls(), 0, "refused before any AWS call");
+            // Static keys of the account's own are handed out as before.
+            rig.engine
+                .registries()
+                .hand_out(&key, &team(), &by_host(ECR))
+                .await
+                .unwrap();
+        }
+    }
 }

@@ -273,14 +273,16 @@ impl ApiKeyRepository for MemoryRepositories {
         account: &'a AccountName,
         key_id: &'a ApiKeyId,
         now: Timestamp,
-    ) -> BoxFuture<'a, Result<()>> {
+    ) -> BoxFuture<'a, Result<bool>> {
         let mut state = self.state();
         let key = state
             .api_keys
             .get_mut(key_id)
             .filter(|k| &k.account == account);
         ready(found(key).map(|k| {
+            let newly = k.revoked_at.is_none();
             k.revoked_at.get_or_insert(now);
+            newly
         }))
     }
     fn touch_api_key<'a>(
@@ -298,7 +300,7 @@ impl ApiKeyRepository for MemoryRepositories {
             self.state()
                 .api_keys
                 .values()
-                .filter(|k| &k.account == account)
+                .filter(|k| &k.account == account && k.revoked_at.is_none())
                 .count(),
         )
     }

@@ -17,6 +17,9 @@ pub async fn resolve(
     auth: Authenticated,
     JsonBody(request): JsonBody<CredentialRequest>,
 ) -> Result<Json<CredentialHandout>, ApiError> {
+    // The key was checked when the headers came; the body may have taken its time. Nothing
+    // is handed out to a key revoked, expired or disabled since.
+    state.engine.accounts().recheck(&auth.caller).await?;
     let handout = state
         .engine
         .registries()

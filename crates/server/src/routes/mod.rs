@@ -26,6 +26,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback_service(routed)
         .layer(axum::middleware::map_response(crate::error::json_errors))
+        // A handler that panics answers 500 (JSON, no panic text) instead of dropping the
+        // connection; the panic itself is logged by the hook `telemetry::init` installs.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                axum::response::IntoResponse::into_response(crate::error::ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the server logged the cause; try again, and report it if it persists",
+                ))
+            },
+        ))
 }
 
 fn routes() -> Router<AppState> {

@@ -39,10 +39,14 @@ fn main() -> ExitCode {
     };
     let mut input = Vec::new();
     let kubelet = started_as.starts_with(PROVIDER_NAME);
-    let outcome = runtime.block_on(async {
-        if !matches!(action.as_deref(), Some("version" | "list")) || kubelet {
-            read_input(&mut input).await?;
+    // Read before the runtime runs: a blocking read needs no thread (tokio's stdin would start
+    // one, a measurable part of a call that should take milliseconds).
+    if !matches!(action.as_deref(), Some("version" | "list")) || kubelet {
+        if let Err(e) = read_input(&mut input) {
+            return fail(&e, !kubelet);
         }
+    }
+    let outcome = runtime.block_on(async {
         let config = || config::Config::load();
         if kubelet {
             kubelet::run(&config()?, &input).await
@@ -63,13 +67,13 @@ fn main() -> ExitCode {
 }
 
 /// Reads stdin, at most 64 KiB (a server URL, a credential, a kubelet request).
-async fn read_input(into: &mut Vec<u8>) -> Result<(), HelperError> {
-    use tokio::io::AsyncReadExt as _;
+fn read_input(into: &mut Vec<u8>) -> Result<(), HelperError> {
+    use std::io::Read as _;
     const MAX_INPUT: u64 = 64 * 1024;
-    tokio::io::stdin()
+    std::io::stdin()
+        .lock()
         .take(MAX_INPUT + 1)
         .read_to_end(into)
-        .await
         .map_err(|e| HelperError::Message(format!("cannot read stdin: {e}")))?;
     if into.len() as u64 > MAX_INPUT {
         return Err(HelperError::Message(format!(

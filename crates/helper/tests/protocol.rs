@@ -31,6 +31,10 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(false).await
+}
+
+async fn server_with(static_passwords: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let admin_pass = "helper-admin-pass".to_owned();
     let settings = Settings {
@@ -43,6 +47,8 @@ async fn server() -> Server {
         },
         ..Settings::default()
     };
+    let mut settings = settings;
+    settings.handout.static_passwords = static_passwords;
     let clock = Arc::new(ManualClock::at(SystemClock.now()));
     let minter = ScriptedMinter::new(clock.clone());
     let app = Application::build_with(&settings, clock, minter)
@@ -269,8 +275,8 @@ async fn the_docker_helper_protocol_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubelet_provider_answers_in_the_kubelet_s_types() {
-    let server = server().await;
-    for (registry, kind) in [(ECR, "awsecr")] {
+    let server = server_with(true).await;
+    for (registry, kind) in [(ECR, "awsecr"), ("reg.example.com/team/*", "docker_v2")] {
         server
             .admin(
                 reqwest::Method::POST,
@@ -308,6 +314,17 @@ async fn the_kubelet_provider_answers_in_the_kubelet_s_types() {
         .parse()
         .unwrap();
     assert!((5 * 3600..=6 * 3600).contains(&seconds), "{answer}");
+
+    // A wildcard entry: keyed by its prefix, cached per image, a stored password briefly.
+    let (code, out, err) = run(&provider, &[], &request("reg.example.com/team/app:2"), &env);
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["cacheKeyType"], "Image", "{answer}");
+    assert_eq!(answer["cacheDuration"], "300s");
+    assert_eq!(
+        answer["auth"]["reg.example.com/team"]["username"],
+        "AKIAKUBELET"
+    );
 
     let (code, out, _) = run(&provider, &[], &request("unknown.example.com/x:1"), &env);
     assert_eq!(code, 0);

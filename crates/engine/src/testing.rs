@@ -507,3 +507,87 @@ impl regkeep_registry::RegistryApi for FakeRegistryApi {
         Box::pin(async move { answer })
     }
 }
+
+/// The admin's password in [`team`]'s engine.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The password of `alice`, a user of `team-a`, in [`team`]'s engine.
+pub const ALICE_PASSWORD: &str = "alice-password";
+
+/// An engine on the in-memory repositories, a manual clock, the scripted minter and the fake
+/// registry, with the admin seeded and logged in, accounts `team-a` and `team-b`, and `alice`
+/// of `team-a` logged in: where the engine's unit tests start.
+pub struct Team {
+    pub engine: crate::Engine,
+    pub repos: Arc<MemoryRepositories>,
+    pub minter: Arc<ScriptedMinter>,
+    pub registry: Arc<FakeRegistryApi>,
+    pub clock: Arc<regkeep_domain::ManualClock>,
+    pub admin: crate::Caller,
+    pub alice: crate::Caller,
+}
+
+/// [`Team`] with `config`.
+///
+/// # Panics
+/// When the set-up fails (a test's precondition).
+pub async fn team(config: crate::EngineConfig) -> Team {
+    use regkeep_domain::wire::{AccountCreationRequest, UserCreationRequest};
+    let clock = Arc::new(regkeep_domain::ManualClock::at(Timestamp::from_unix(
+        1_800_000_000,
+    )));
+    let repos = MemoryRepositories::new();
+    let minter = ScriptedMinter::new(clock.clone());
+    let registry = FakeRegistryApi::new();
+    let engine = crate::Engine::new(
+        repos.repositories(),
+        registry.clone(),
+        minter.clone(),
+        clock.clone(),
+        config,
+    );
+    let accounts = engine.accounts();
+    assert!(accounts
+        .bootstrap_admin(&Secret::new(ADMIN_PASSWORD))
+        .await
+        .expect("the admin is seeded"));
+    let admin = accounts
+        .login("admin", &Secret::new(ADMIN_PASSWORD), None)
+        .await
+        .expect("the admin logs in");
+    for name in ["team-a", "team-b"] {
+        accounts
+            .create_account(
+                &admin,
+                AccountCreationRequest {
+                    name: name.into(),
+                    email: None,
+                },
+            )
+            .await
+            .expect("the account is made");
+    }
+    accounts
+        .create_user(
+            &admin,
+            "team-a",
+            UserCreationRequest {
+                username: "alice".into(),
+                password: Secret::new(ALICE_PASSWORD),
+            },
+        )
+        .await
+        .expect("alice is made");
+    let alice = accounts
+        .login("alice", &Secret::new(ALICE_PASSWORD), None)
+        .await
+        .expect("alice logs in");
+    Team {
+        engine,
+        repos,
+        minter,
+        registry,
+        clock,
+        admin,
+        alice,
+    }
+}

@@ -2,79 +2,22 @@
 //! ends the remembered logins at once (the cache is forgotten by the repository wrapper, not by
 //! each use-case), and a purge takes an account's registries and tokens.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use regkeep_domain::wire::{
-    AccessCredential, AccountCreationRequest, RegistryConfigurationRequest, UserCreationRequest,
-};
-use regkeep_domain::{ManualClock, Secret, Timestamp};
+use regkeep_domain::wire::{AccessCredential, RegistryConfigurationRequest};
+use regkeep_domain::Secret;
 
-use crate::testing::{FakeRegistryApi, MemoryRepositories, ScriptedMinter};
-use crate::{Caller, Engine, EngineConfig, EngineError};
+use crate::testing::{team, Team, ALICE_PASSWORD};
+use crate::{Caller, EngineConfig, EngineError};
 
-struct Rig {
-    engine: Engine,
-    repos: Arc<MemoryRepositories>,
-    minter: Arc<ScriptedMinter>,
-    clock: Arc<ManualClock>,
-    admin: Caller,
-}
+type Rig = Team;
 
 async fn rig() -> Rig {
-    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
-    let repos = MemoryRepositories::new();
-    let minter = ScriptedMinter::new(clock.clone());
-    let engine = Engine::new(
-        repos.repositories(),
-        FakeRegistryApi::new(),
-        minter.clone(),
-        clock.clone(),
-        EngineConfig {
-            login_cache_ttl: Duration::from_secs(3600),
-            ..EngineConfig::default()
-        },
-    );
-    let admin_password = Secret::new("admin-password-1");
-    assert!(engine
-        .accounts()
-        .bootstrap_admin(&admin_password)
-        .await
-        .unwrap());
-    let admin = engine
-        .accounts()
-        .login("admin", &admin_password, None)
-        .await
-        .unwrap();
-    let accounts = engine.accounts();
-    accounts
-        .create_account(
-            &admin,
-            AccountCreationRequest {
-                name: "team-a".into(),
-                email: None,
-            },
-        )
-        .await
-        .unwrap();
-    accounts
-        .create_user(
-            &admin,
-            "team-a",
-            UserCreationRequest {
-                username: "alice".into(),
-                password: Secret::new("first-password"),
-            },
-        )
-        .await
-        .unwrap();
-    Rig {
-        engine,
-        repos,
-        minter,
-        clock,
-        admin,
-    }
+    team(EngineConfig {
+        login_cache_ttl: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    })
+    .await
 }
 
 impl Rig {
@@ -93,9 +36,9 @@ impl Rig {
 #[tokio::test]
 async fn a_remembered_login_ends_when_the_password_changes() {
     let rig = rig().await;
-    rig.login("alice", "first-password").await.unwrap();
+    rig.login("alice", ALICE_PASSWORD).await.unwrap();
     let checked = rig.verifications();
-    rig.login("alice", "first-password").await.unwrap();
+    rig.login("alice", ALICE_PASSWORD).await.unwrap();
     assert_eq!(
         rig.verifications(),
         checked,
@@ -116,7 +59,7 @@ async fn a_remembered_login_ends_when_the_password_changes() {
         .await
         .unwrap();
     assert!(matches!(
-        rig.login("alice", "first-password").await,
+        rig.login("alice", ALICE_PASSWORD).await,
         Err(EngineError::Unauthorized)
     ));
     rig.login("alice", "second-password").await.unwrap();
@@ -125,26 +68,26 @@ async fn a_remembered_login_ends_when_the_password_changes() {
 #[tokio::test]
 async fn a_remembered_login_ends_when_the_user_or_its_password_is_deleted() {
     let rig = rig().await;
-    rig.login("alice", "first-password").await.unwrap();
+    rig.login("alice", ALICE_PASSWORD).await.unwrap();
     rig.engine
         .accounts()
         .delete_credential(&rig.admin, "team-a", "alice", "password")
         .await
         .unwrap();
     assert!(matches!(
-        rig.login("alice", "first-password").await,
+        rig.login("alice", ALICE_PASSWORD).await,
         Err(EngineError::Unauthorized)
     ));
 
     let rig = self::rig().await;
-    rig.login("alice", "first-password").await.unwrap();
+    rig.login("alice", ALICE_PASSWORD).await.unwrap();
     rig.engine
         .accounts()
         .delete_user(&rig.admin, "team-a", "alice")
         .await
         .unwrap();
     assert!(matches!(
-        rig.login("alice", "first-password").await,
+        rig.login("alice", ALICE_PASSWORD).await,
         Err(EngineError::Unauthorized)
     ));
 }
@@ -152,7 +95,7 @@ async fn a_remembered_login_ends_when_the_user_or_its_password_is_deleted() {
 #[tokio::test]
 async fn a_remembered_login_ends_when_the_account_is_disabled() {
     let rig = rig().await;
-    rig.login("alice", "first-password").await.unwrap();
+    rig.login("alice", ALICE_PASSWORD).await.unwrap();
     rig.engine
         .accounts()
         .set_account_state(&rig.admin, "team-a", "disabled")
@@ -160,7 +103,7 @@ async fn a_remembered_login_ends_when_the_account_is_disabled() {
         .unwrap();
     assert!(
         matches!(
-            rig.login("alice", "first-password").await,
+            rig.login("alice", ALICE_PASSWORD).await,
             Err(EngineError::Refused(_))
         ),
         "the right password of a disabled account's user is refused"
@@ -170,7 +113,7 @@ async fn a_remembered_login_ends_when_the_account_is_disabled() {
         .set_account_state(&rig.admin, "team-a", "enabled")
         .await
         .unwrap();
-    rig.login("alice", "first-password").await.unwrap();
+    rig.login("alice", ALICE_PASSWORD).await.unwrap();
 }
 
 #[tokio::test]
@@ -210,7 +153,7 @@ async fn a_purged_account_takes_its_users_and_registries() {
     accounts.delete_account(&rig.admin, "team-a").await.unwrap();
     assert_eq!(rig.engine.purge_deleted_accounts().await.unwrap(), 1);
     assert!(matches!(
-        rig.login("alice", "first-password").await,
+        rig.login("alice", ALICE_PASSWORD).await,
         Err(EngineError::Unauthorized)
     ));
     assert!(rig

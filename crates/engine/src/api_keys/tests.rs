@@ -3,90 +3,33 @@
 //! a minute.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use regkeep_domain::wire::{AccountCreationRequest, ApiKeyCreationRequest, UserCreationRequest};
-use regkeep_domain::{AccountName, Clock, ManualClock, Scope, Secret, Timestamp};
+use regkeep_domain::wire::ApiKeyCreationRequest;
+use regkeep_domain::{AccountName, Clock, Scope, Secret};
 use regkeep_store::ApiKeyRepository;
 
-use crate::testing::{FakeRegistryApi, MemoryRepositories, ScriptedMinter};
-use crate::{Caller, Engine, EngineConfig, EngineError, KeyState, LoginLimits, Refusal};
+use crate::testing::{team as team_rig, Team};
+use crate::{Caller, EngineConfig, EngineError, KeyState, LoginLimits, Refusal};
 
-struct Rig {
-    engine: Engine,
-    repos: Arc<MemoryRepositories>,
-    clock: Arc<ManualClock>,
-    admin: Caller,
-    alice: Caller,
-}
+type Rig = Team;
 
 fn team() -> AccountName {
     "team-a".parse().unwrap()
 }
 
 async fn rig() -> Rig {
-    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
-    let repos = MemoryRepositories::new();
-    let engine = Engine::new(
-        repos.repositories(),
-        FakeRegistryApi::new(),
-        ScriptedMinter::new(clock.clone()),
-        clock.clone(),
-        EngineConfig {
-            login_cache_ttl: Duration::from_secs(3600),
-            login_limits: LoginLimits {
-                address_burst: 3,
-                address_period: Duration::from_secs(3600),
-                user_burst: 3,
-                user_period: Duration::from_secs(3600),
-            },
-            ..EngineConfig::default()
+    team_rig(EngineConfig {
+        login_cache_ttl: Duration::from_secs(3600),
+        login_limits: LoginLimits {
+            address_burst: 3,
+            address_period: Duration::from_secs(3600),
+            user_burst: 3,
+            user_period: Duration::from_secs(3600),
         },
-    );
-    let accounts = engine.accounts();
-    accounts
-        .bootstrap_admin(&Secret::new("admin-password-1"))
-        .await
-        .unwrap();
-    let admin = accounts
-        .login("admin", &Secret::new("admin-password-1"), None)
-        .await
-        .unwrap();
-    for name in ["team-a", "team-b"] {
-        accounts
-            .create_account(
-                &admin,
-                AccountCreationRequest {
-                    name: name.into(),
-                    email: None,
-                },
-            )
-            .await
-            .unwrap();
-    }
-    accounts
-        .create_user(
-            &admin,
-            "team-a",
-            UserCreationRequest {
-                username: "alice".into(),
-                password: Secret::new("alice-password"),
-            },
-        )
-        .await
-        .unwrap();
-    let alice = accounts
-        .login("alice", &Secret::new("alice-password"), None)
-        .await
-        .unwrap();
-    Rig {
-        engine,
-        repos,
-        clock,
-        admin,
-        alice,
-    }
+        ..EngineConfig::default()
+    })
+    .await
 }
 
 fn request(scopes: &[&str], expires_in: Option<&str>) -> ApiKeyCreationRequest {
@@ -486,50 +429,36 @@ async fn revoking_twice_changes_nothing_and_spares_password_logins() {
 
 #[tokio::test]
 async fn revoked_keys_do_not_count_against_the_quota() {
-    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
-    let engine = Engine::new(
-        MemoryRepositories::new().repositories(),
-        FakeRegistryApi::new(),
-        ScriptedMinter::new(clock.clone()),
-        clock,
-        EngineConfig {
-            quotas: crate::Quotas {
-                api_keys: 2,
-                ..crate::Quotas::default()
-            },
-            ..EngineConfig::default()
+    let rig = team_rig(EngineConfig {
+        quotas: crate::Quotas {
+            api_keys: 2,
+            ..crate::Quotas::default()
         },
-    );
-    let accounts = engine.accounts();
-    accounts
-        .bootstrap_admin(&Secret::new("admin-password-1"))
-        .await
-        .unwrap();
-    let admin = accounts
-        .login("admin", &Secret::new("admin-password-1"), None)
-        .await
-        .unwrap();
+        ..EngineConfig::default()
+    })
+    .await;
+    let (accounts, admin) = (rig.engine.accounts(), &rig.admin);
     let mine = AccountName::admin();
     let first = accounts
-        .create_api_key(&admin, &mine, request(&["read"], None))
+        .create_api_key(admin, &mine, request(&["read"], None))
         .await
         .unwrap();
     accounts
-        .create_api_key(&admin, &mine, request(&["read"], None))
+        .create_api_key(admin, &mine, request(&["read"], None))
         .await
         .unwrap();
     assert!(matches!(
         accounts
-            .create_api_key(&admin, &mine, request(&["read"], None))
+            .create_api_key(admin, &mine, request(&["read"], None))
             .await,
         Err(EngineError::Refused(Refusal::Quota { .. }))
     ));
     accounts
-        .revoke_api_key(&admin, &mine, first.record.key_id.as_str())
+        .revoke_api_key(admin, &mine, first.record.key_id.as_str())
         .await
         .unwrap();
     accounts
-        .create_api_key(&admin, &mine, request(&["read"], None))
+        .create_api_key(admin, &mine, request(&["read"], None))
         .await
         .unwrap();
 }

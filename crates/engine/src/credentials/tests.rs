@@ -2,27 +2,20 @@
 //! minter: which entry serves, ECR tokens from the lifecycle (no AWS call per handout), stored
 //! passwords only when the server allows, and only to keys with `credentials:read`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use regkeep_domain::image_reference::EntryScope;
 use regkeep_domain::wire::{
-    AccountCreationRequest, ApiKeyCreationRequest, CredentialRequest, RegistryConfigurationRequest,
-    UserCreationRequest,
+    ApiKeyCreationRequest, CredentialRequest, RegistryConfigurationRequest,
 };
-use regkeep_domain::{AccountName, Clock, ManualClock, Secret, Timestamp};
+use regkeep_domain::{AccountName, Clock, Secret};
 
-use crate::testing::{FakeRegistryApi, MemoryRepositories, ScriptedMinter};
-use crate::{Caller, Engine, EngineConfig, EngineError, Refusal};
+use crate::testing::{team as team_rig, Team};
+use crate::{Caller, EngineConfig, EngineError, Refusal};
 
 const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
-struct Rig {
-    engine: Engine,
-    minter: Arc<ScriptedMinter>,
-    clock: Arc<ManualClock>,
-    alice: Caller,
-}
+type Rig = Team;
 
 fn team() -> AccountName {
     "team-a".parse().unwrap()
@@ -37,51 +30,10 @@ async fn rig(static_passwords: bool) -> Rig {
 }
 
 async fn rig_with(config: EngineConfig) -> Rig {
-    let clock = Arc::new(ManualClock::at(Timestamp::from_unix(1_800_000_000)));
-    let minter = ScriptedMinter::new(clock.clone());
-    let registry = FakeRegistryApi::new();
-    registry.accept("reg.example.com", "robot", "robot-pass");
-    let engine = Engine::new(
-        MemoryRepositories::new().repositories(),
-        registry,
-        minter.clone(),
-        clock.clone(),
-        config,
-    );
-    let accounts = engine.accounts();
-    accounts
-        .bootstrap_admin(&Secret::new("admin-password-1"))
-        .await
-        .unwrap();
-    let admin = accounts
-        .login("admin", &Secret::new("admin-password-1"), None)
-        .await
-        .unwrap();
-    accounts
-        .create_account(
-            &admin,
-            AccountCreationRequest {
-                name: "team-a".into(),
-                email: None,
-            },
-        )
-        .await
-        .unwrap();
-    accounts
-        .create_user(
-            &admin,
-            "team-a",
-            UserCreationRequest {
-                username: "alice".into(),
-                password: Secret::new("alice-password"),
-            },
-        )
-        .await
-        .unwrap();
-    let alice = accounts
-        .login("alice", &Secret::new("alice-password"), None)
-        .await
-        .unwrap();
+    let rig = team_rig(config).await;
+    rig.registry
+        .accept("reg.example.com", "robot", "robot-pass");
+    let engine = &rig.engine;
     let registries = engine.registries();
     for (host, user, pass, kind) in [
         (ECR, "AKIAHANDOUT", "unit-test-secret-access-key", "awsecr"),
@@ -109,16 +61,11 @@ async fn rig_with(config: EngineConfig) -> Rig {
             .await
             .unwrap();
     }
-    Rig {
-        engine,
-        minter,
-        clock,
-        alice,
-    }
+    rig
 }
 
 impl Rig {
-    async fn key(&self, scopes: &[&str]) -> Caller {
+    async fn caller_with_key(&self, scopes: &[&str]) -> Caller {
         let made = self
             .engine
             .accounts()
@@ -158,7 +105,7 @@ fn by_host(host: &str) -> CredentialRequest {
 #[tokio::test]
 async fn ecr_tokens_come_from_the_lifecycle_without_an_aws_call_per_handout() {
     let rig = rig(false).await;
-    let key = rig.key(&["credentials:read"]).await;
+    let key = rig.caller_with_key(&["credentials:read"]).await;
     let registries = rig.engine.registries();
     let first = registries
         .hand_out(&key, &team(), &by_image(&format!("{ECR}/team/app:1")))
@@ -198,7 +145,7 @@ async fn ecr_tokens_come_from_the_lifecycle_without_an_aws_call_per_handout() {
 #[tokio::test]
 async fn stored_passwords_only_when_the_server_allows() {
     let rig = rig(false).await;
-    let key = rig.key(&["credentials:read"]).await;
+    let key = rig.caller_with_key(&["credentials:read"]).await;
     let refused = rig
         .engine
         .registries()
@@ -214,7 +161,7 @@ async fn stored_passwords_only_when_the_server_allows() {
         .contains("handout.static_passwords"));
 
     let rig = self::rig(true).await;
-    let key = rig.key(&["credentials:read"]).await;
+    let key = rig.caller_with_key(&["credentials:read"]).await;
     let registries = rig.engine.registries();
     let host = registries
         .hand_out(&key, &team(), &by_host("reg.example.com"))
@@ -244,12 +191,12 @@ async fn only_keys_with_the_scope_and_only_what_an_entry_serves() {
             .await,
         Err(EngineError::Refused(Refusal::HandoutNeedsApiKey { .. }))
     ));
-    let reader = rig.key(&["read", "registries:write"]).await;
+    let reader = rig.caller_with_key(&["read", "registries:write"]).await;
     assert!(matches!(
         registries.hand_out(&reader, &team(), &by_host(ECR)).await,
         Err(EngineError::Refused(Refusal::KeyScope { .. }))
     ));
-    let key = rig.key(&["credentials:read"]).await;
+    let key = rig.caller_with_key(&["credentials:read"]).await;
     for unknown in [
         by_host("unknown.example.com"),
         by_image("unknown.example.com/x:1"),
@@ -306,7 +253,7 @@ async fn tokens_of_the_host_s_own_identity_only_when_the_server_allows() {
             )
             .await
             .unwrap();
-        let key = rig.key(&["credentials:read"]).await;
+        let key = rig.caller_with_key(&["credentials:read"]).await;
         let answer = rig
             .engine
             .registries()

@@ -11,6 +11,7 @@ use anyhow::Context;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use clap::{Subcommand, ValueEnum};
+use regkeep_domain::untrusted_text::for_terminal;
 use regkeep_domain::wire::{ApiKey, ApiKeyCreationRequest, CredentialHandout, CredentialRequest};
 use regkeep_domain::Timestamp;
 use reqwest::Method;
@@ -246,8 +247,14 @@ pub async fn run_auth(global: &GlobalArgs, command: AuthCommand) -> anyhow::Resu
     // annotation too).
     for h in &handouts {
         match h.expires_at {
-            Some(at) => eprintln!("{}: expires at {at}; export again before then", h.registry),
-            None => eprintln!("{}: a stored password (no expiry)", h.registry),
+            Some(at) => eprintln!(
+                "{}: expires at {at}; export again before then",
+                for_terminal(&h.registry)
+            ),
+            None => eprintln!(
+                "{}: a stored password (no expiry)",
+                for_terminal(&h.registry)
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -294,21 +301,35 @@ pub fn render(
     Ok(serde_json::to_string_pretty(&value)? + "\n")
 }
 
-/// Writes `text` to `path` readable by its owner only; `replace`: an existing file is replaced.
+/// Writes `text` to `path` readable by its owner only. `replace`: an existing file is replaced —
+/// by a new file (0600, never following a link) renamed over it, so an old file's wider mode or
+/// a link planted there is never written through.
 fn write_private(path: &Path, text: &str, replace: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(0o600);
-    if replace {
-        options.create(true).truncate(true);
+    let target = if replace {
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} names no file", path.display()))?;
+        let mut temporary = name.to_os_string();
+        temporary.push(format!(".regkeep-{}.tmp", std::process::id()));
+        path.with_file_name(temporary)
     } else {
-        options.create_new(true);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        path.to_owned()
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&target)
+        .with_context(|| format!("cannot write {}", target.display()))?;
     file.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    if replace {
+        std::fs::rename(&target, path).with_context(|| {
+            let _ = std::fs::remove_file(&target);
+            format!("cannot replace {}", path.display())
+        })?;
+    }
     Ok(())
 }
 

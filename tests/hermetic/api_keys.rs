@@ -511,6 +511,34 @@ async fn the_cli_makes_keys_and_exports_what_they_may_take() {
     assert_eq!(code, 0);
     let secret: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    // --output over an existing world-readable file: replaced by a 0600 one.
+    let pull_secret = dir.path().join("pull-secret.json");
+    std::fs::write(&pull_secret, "old").unwrap();
+    std::fs::set_permissions(&pull_secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = cli(&[
+        "auth",
+        "export",
+        "--format",
+        "authjson",
+        "--registry",
+        ECR,
+        "--api-key-file",
+        key_path,
+        "--output",
+        pull_secret.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(&pull_secret)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(&pull_secret)
+        .unwrap()
+        .contains("auths"));
 
     let (code, _, _) = cli(&["apikey", "revoke", &key_id]);
     assert_eq!(code, 0);

@@ -88,15 +88,26 @@ impl ApiKeyRepository for ForgetKeysOnRevoke {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let revoked = self.inner.revoke_api_key(account, key_id, now).await?;
-            if revoked {
-                // Keys only: remembered password logins stay (no Argon2 re-checks for all).
-                self.logins.forget_keys();
-            }
+            // Keys only (remembered password logins stay: no Argon2 re-checks for all), and on
+            // every revocation, a repeated one too: the first one's forgetting may not have run
+            // (its request cancelled after the write).
+            self.logins.forget_keys();
             Ok(revoked)
         })
     }
     fn touch_api_key<'a>(&'a self, key_id: &'a ApiKeyId, now: Timestamp) -> StoreFuture<'a, ()> {
         self.inner.touch_api_key(key_id, now)
+    }
+    fn revoke_api_keys_made_by<'a>(
+        &'a self,
+        user: &'a UserName,
+        now: Timestamp,
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let revoked = self.inner.revoke_api_keys_made_by(user, now).await?;
+            self.logins.forget_keys();
+            Ok(revoked)
+        })
     }
     fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> StoreFuture<'a, u64> {
         self.inner.count_api_keys(account)
@@ -557,13 +568,13 @@ impl Accounts {
                 "Cannot delete credential used for authentication of the request: you cannot delete the user you are logged in as; log in as another user of the account".into(),
             ));
         }
+        // The keys the user made, in any account, end first (offboarding leaves no working key
+        // behind; if this fails the user stays, and deleting again does it).
+        self.user_record(&account, &username).await?;
+        self.revoke_keys_made_by(&username).await?;
         match self.store.delete_user(&account, &username).await {
-            // Refused from the next request on, whatever was in flight (ForgetOnWrite); the
-            // keys the user made end with it (offboarding leaves no working key behind).
-            Ok(()) => {
-                self.revoke_keys_made_by(&account, &username).await?;
-                Ok(())
-            }
+            // Refused from the next request on, whatever was in flight (ForgetOnWrite).
+            Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(not_found_user(&account, &username)),
             Err(e) => Err(e.into()),
         }

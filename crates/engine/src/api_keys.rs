@@ -56,6 +56,12 @@ impl std::fmt::Debug for NewApiKey {
     }
 }
 
+fn throttled(wait: std::time::Duration) -> EngineError {
+    EngineError::Throttled {
+        retry_after: crate::logins::seconds_up(wait),
+    }
+}
+
 /// Longest description kept.
 const MAX_DESCRIPTION: usize = 256;
 /// How often a key's last use is written, at most.
@@ -286,29 +292,18 @@ impl Accounts {
         Ok(())
     }
 
-    /// Revokes every key `user` made in `account` (a deleted user's keys end with it: deleting a
-    /// user is how people are offboarded). Gives how many.
+    /// Revokes every key `user` made, in any account (a deleted user's keys end with it:
+    /// deleting a user is how people are offboarded). Gives how many.
     pub(crate) async fn revoke_keys_made_by(
         &self,
-        account: &AccountName,
         user: &regkeep_domain::UserName,
-    ) -> Result<usize, EngineError> {
-        let now = self.clock.now();
-        let mut revoked = 0;
-        for key in self.api_keys.list_api_keys(account).await? {
-            if &key.created_by == user && key.revoked_at.is_none() {
-                match self
-                    .api_keys
-                    .revoke_api_key(account, &key.key_id, now)
-                    .await
-                {
-                    Ok(_) | Err(StoreError::NotFound) => revoked += 1,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+    ) -> Result<u64, EngineError> {
+        let revoked = self
+            .api_keys
+            .revoke_api_keys_made_by(user, self.clock.now())
+            .await?;
         if revoked > 0 {
-            info!(account = %account, user = %user, revoked, "revoked the API keys a deleted user made");
+            info!(user = %user, revoked, "revoked the API keys a deleted user made");
         }
         Ok(revoked)
     }
@@ -325,29 +320,21 @@ impl Accounts {
     ) -> Result<Caller, EngineError> {
         let logins = &self.logins;
         let address = address.map(crate::logins::client_key);
-        // A blocked address is refused before any work, except for a key remembered as verified
-        // whose secret matches: others' failures from a shared address (a NAT, an IPv6 /64)
-        // never lock out a working machine.
-        let throttled = |logins: &crate::logins::Logins| {
-            logins
-                .blocked_address(address)
-                .map(|wait| EngineError::Throttled {
-                    retry_after: crate::logins::seconds_up(wait),
-                })
-        };
         let Some(token) = ApiKeyToken::parse(presented.expose()) else {
-            if let Some(refused) = throttled(logins) {
-                return Err(refused);
+            if let Some(wait) = logins.blocked_address("", address) {
+                return Err(throttled(wait));
             }
             logins.failed_key(address);
             return Err(EngineError::Unauthorized);
         };
+        // A blocked address is refused before any work, unless this key was used from it lately.
+        let name = format!("apikey:{}", token.id);
+        if let Some(wait) = logins.blocked_address(&name, address) {
+            return Err(throttled(wait));
+        }
         let known = match logins.known_key(&token.id) {
             Some(known) => known,
             None => {
-                if let Some(refused) = throttled(logins) {
-                    return Err(refused);
-                }
                 let generation = logins.generation();
                 let record = match self.api_keys.get_api_key(&token.id).await {
                     Ok(record) => record,
@@ -355,6 +342,13 @@ impl Accounts {
                         logins.failed_key(address);
                         return Err(EngineError::Unauthorized);
                     }
+                    Err(e) => return Err(e.into()),
+                };
+                // The user who made it must still exist (keys of users deleted before deletion
+                // revoked them, or made while the deletion ran, end with them).
+                let maker_exists = match self.store.get_user(&record.created_by).await {
+                    Ok(_) => true,
+                    Err(StoreError::NotFound) => false,
                     Err(e) => return Err(e.into()),
                 };
                 let account = self.store.get_account(&record.account).await?;
@@ -372,7 +366,9 @@ impl Accounts {
                         }),
                     },
                     record,
+                    maker_exists,
                 };
+                // Remembered as looked up (the secret is compared on every request).
                 logins.remember_key(known, generation)
             }
         };
@@ -382,18 +378,20 @@ impl Accounts {
             .ct_eq(known.record.key_hash.as_bytes())
             .into();
         if !matches {
-            if let Some(refused) = throttled(logins) {
-                return Err(refused);
-            }
             logins.failed_key(address);
             return Err(EngineError::Unauthorized);
         }
+        logins.key_used_from(&name, address);
         let now = self.clock.now();
         if let Some(state) = key_state(&known.record, now) {
             return Err(EngineError::KeyUnusable {
                 key_id: token.id,
                 state,
             });
+        }
+        if !known.maker_exists {
+            tracing::warn!(key_id = %token.id, user = %known.record.created_by, "refused an API key whose maker was deleted");
+            return Err(EngineError::Unauthorized);
         }
         if logins.touch_due(&token.id, Instant::now()) {
             // At most once a minute per key: a busy key costs no write per request.

@@ -186,6 +186,18 @@ impl crate::registries::Registries {
             }
         }
         let credential = self.resolve_credential(account, entry.as_str()).await?;
+        // Decided again on what was minted: the entry may have changed between the two reads.
+        let minted_from_host = credential.ecr.as_ref().is_some_and(|(request, _)| {
+            !matches!(
+                request.source,
+                regkeep_ecr::AwsCredentialSource::StaticKeys { .. }
+            )
+        });
+        if minted_from_host && !self.handout_host_identity_tokens {
+            return Err(EngineError::Refused(crate::Refusal::HostIdentityHandout {
+                registry: credential.registry,
+            }));
+        }
         Ok(Handout {
             scope: EntryScope::of(&entry),
             host: entry.authority().to_owned(),

@@ -109,6 +109,8 @@ pub struct Logins {
 pub(crate) struct KnownKey {
     pub(crate) record: ApiKeyRecord,
     pub(crate) caller: Caller,
+    /// Whether the user who made it still existed when it was looked up.
+    pub(crate) maker_exists: bool,
 }
 
 impl std::fmt::Debug for Logins {
@@ -274,9 +276,31 @@ impl Logins {
         }
     }
 
-    /// How long `address` must wait before presenting an API key again.
-    pub(crate) fn blocked_address(&self, address: Option<IpAddr>) -> Option<Duration> {
-        address.and_then(|a| wait_of(&self.blocked_addresses, &a))
+    /// How long `address` must wait before presenting the API key `name` again: never when
+    /// the key was used from there lately (others' failures from a shared address, a NAT or an
+    /// IPv6 /64, never lock out a working machine).
+    pub(crate) fn blocked_address(&self, name: &str, address: Option<IpAddr>) -> Option<Duration> {
+        let address = address?;
+        let wait = wait_of(&self.blocked_addresses, &address)?;
+        let known = self
+            .remembered()
+            .known
+            .get(&(name.to_owned(), address), Instant::now())
+            .is_some();
+        (!known).then_some(wait)
+    }
+
+    /// Remembers that the API key `name` was used from `address` (see [`Logins::blocked_address`]).
+    pub(crate) fn key_used_from(&self, name: &str, address: Option<IpAddr>) {
+        if let Some(address) = address {
+            let now = Instant::now();
+            self.remembered().known.insert(
+                (name.to_owned(), address),
+                (),
+                now + KNOWN_ADDRESS_TTL,
+                now,
+            );
+        }
     }
 
     /// Counts a failed API key against `address` only. Never against the key: its id is not

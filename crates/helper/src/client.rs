@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use regkeep_domain::untrusted_text::sanitize;
 use regkeep_domain::wire::{
     CredentialHandout, CredentialRequest, ErrorBody, RegistryConfiguration,
     RegistryConfigurationRequest,
@@ -72,7 +73,10 @@ impl<'a> Regkeep<'a> {
             .map_err(Into::into)
     }
 
-    /// Registers `request` (validated against the registry), or updates it when it exists.
+    /// Registers `request` (validated against the registry), or updates the user and password
+    /// of the docker_v2 entry that exists; never changes an entry's type or TLS verification
+    /// (a `docker login` must not turn the team's ECR entry into a stored token, nor switch
+    /// verification off for everyone).
     pub async fn add_or_update(
         &self,
         request: &RegistryConfigurationRequest,
@@ -87,14 +91,40 @@ impl<'a> Regkeep<'a> {
         match added {
             Ok(_) => Ok(()),
             Err(refused) if refused.status == StatusCode::CONFLICT => {
-                let path = format!(
-                    "/v1/registries/{}?validate=true",
-                    utf8_percent_encode(&request.registry, NON_ALPHANUMERIC)
-                );
-                self.call::<_, serde_json::Value>(Method::PUT, &path, Some(request))
+                let segment = utf8_percent_encode(&request.registry, NON_ALPHANUMERIC).to_string();
+                let existing = self
+                    .call::<(), Vec<RegistryConfiguration>>(
+                        Method::GET,
+                        &format!("/v1/registries/{segment}"),
+                        None,
+                    )
                     .await?
-                    .map(|_| ())
-                    .map_err(Into::into)
+                    .map_err(HelperError::from)?;
+                let Some(existing) = existing.into_iter().next() else {
+                    return Err(HelperError::Message(format!(
+                        "regkeep refused to add {} and does not show it: try again",
+                        request.registry
+                    )));
+                };
+                if existing.registry_type != "docker_v2" {
+                    return Err(HelperError::Message(format!(
+                        "{} is a {} registry in regkeep: docker login does not change it (regkeep keeps its tokens itself); log in to other registries, or change it with `regkeep registry update`",
+                        existing.registry, existing.registry_type
+                    )));
+                }
+                let update = RegistryConfigurationRequest {
+                    registry_verify: Some(existing.registry_verify),
+                    registry_name: Some(existing.registry_name),
+                    ..request.clone()
+                };
+                self.call::<_, serde_json::Value>(
+                    Method::PUT,
+                    &format!("/v1/registries/{segment}?validate=true"),
+                    Some(&update),
+                )
+                .await?
+                .map(|_| ())
+                .map_err(Into::into)
             }
             Err(refused) => Err(refused.into()),
         }
@@ -150,8 +180,9 @@ impl<'a> Regkeep<'a> {
                 ))
             });
         }
+        // Whatever answered may not be regkeep: its text is made safe for a terminal and a log.
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|b| b.message)
+            .map(|b| sanitize(&b.message, 600))
             .unwrap_or_else(|_| format!("regkeep answered {status}"));
         Ok(Err(Refused { status, message }))
     }

@@ -14,6 +14,7 @@ use crate::error::HelperError;
 /// The helper's configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// `https://…`, or `http://` to loopback only.
     pub url: String,
     pub key: Secret,
     pub ca_file: Option<PathBuf>,
@@ -29,6 +30,39 @@ struct File {
     ca_file: Option<PathBuf>,
     #[serde(default)]
     erase_deletes: bool,
+}
+
+/// regkeep's URL must be HTTPS unless it is on this machine: the key (and, for `store`, a
+/// registry password) goes with every request.
+fn check_url(url: &str) -> Result<(), HelperError> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(HelperError::Message(format!(
+            "REGKEEP_URL `{}` must start with https:// (or http:// on this machine)",
+            url.chars().take(100).collect::<String>()
+        )));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(HelperError::Message(format!(
+            "REGKEEP_URL `{}` is plain HTTP to another machine: the API key would cross the network in clear; use https://",
+            url.chars().take(100).collect::<String>()
+        )))
+    }
 }
 
 impl Config {
@@ -72,11 +106,40 @@ impl Config {
                 ))
             }
         };
+        let url = url.trim().trim_end_matches('/').to_owned();
+        check_url(&url)?;
         Ok(Config {
-            url: url.trim().trim_end_matches('/').to_owned(),
+            url,
             key,
             ca_file: env("REGKEEP_CA_FILE").map(PathBuf::from).or(file.ca_file),
             erase_deletes: file.erase_deletes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "https://regkeep.example.com:8228",
+            "http://127.0.0.1:8228",
+            "http://localhost:8228",
+            "http://[::1]:8228",
+            "http://127.0.0.1",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://regkeep.example.com:8228",
+            "http://10.0.0.5:8228",
+            "ftp://x",
+            "regkeep.example.com",
+            "http://127.0.0.1.evil.example:80",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
     }
 }

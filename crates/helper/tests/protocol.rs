@@ -202,6 +202,12 @@ async fn the_docker_helper_protocol_byte_for_byte() {
     assert!(out.contains("regkeep refused"), "{out}");
     let (code, out, err) = call(&["store"], &login, &writer_env);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    // docker login to the ECR host never turns the ECR entry into a stored password.
+    let ecr_login =
+        json!({"ServerURL": ECR, "Username": "AWS", "Secret": "a-copied-token"}).to_string();
+    let (code, out, _) = call(&["store"], &ecr_login, &writer_env);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("awsecr registry"), "{out}");
     // Again (docker login twice): an update, not a failure.
     let (code, _, err) = call(&["store"], &login, &writer_env);
     assert_eq!(code, 0, "{err}");

@@ -18,23 +18,16 @@ pub fn init(format: LogFormat, level: &str) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    // A panic is one log line like any other, its text stripped of control characters and
-    // bounded: a message built from a request's input cannot forge log lines.
+    // A panic is one log line like any other, with where it happened and never its text: a
+    // panic message may quote the value it choked on (a request's input, even a secret).
     std::panic::set_hook(Box::new(|info| {
-        let payload = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
         tracing::error!(
-            panic = %regkeep_domain::untrusted_text::sanitize(&payload, 200),
             location = %location,
-            "a task panicked (a bug: please report it)"
+            "a task panicked (a bug: please report it with this location)"
         );
     }));
 }

@@ -1,7 +1,7 @@
 //! API keys' storage: the keyed hash of each key, never the key.
 
 use regkeep_domain::entities::ApiKeyRecord;
-use regkeep_domain::{AccountName, ApiKeyId, Timestamp};
+use regkeep_domain::{AccountName, ApiKeyId, Timestamp, UserName};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -108,6 +108,22 @@ impl Store {
         } else {
             Err(crate::StoreError::NotFound)
         }
+    }
+
+    /// Revokes every key `user` made, in any account (user names are unique across accounts);
+    /// gives how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn revoke_api_keys_made_by(&self, user: &UserName, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL",
+        )
+        .bind(user.as_str())
+        .bind(now.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// How many keys of the account are not revoked (quotas).

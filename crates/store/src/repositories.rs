@@ -241,6 +241,12 @@ pub trait ApiKeyRepository: Send + Sync + 'static {
         key_id: &'a ApiKeyId,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<bool>>;
+    /// Revokes every key `user` made, in any account; gives how many.
+    fn revoke_api_keys_made_by<'a>(
+        &'a self,
+        user: &'a UserName,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<u64>>;
     /// Records that the key was used at `now`.
     fn touch_api_key<'a>(
         &'a self,
@@ -550,6 +556,13 @@ impl ApiKeyRepository for Store {
         now: Timestamp,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(Store::touch_api_key(self, key_id, now))
+    }
+    fn revoke_api_keys_made_by<'a>(
+        &'a self,
+        user: &'a UserName,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(Store::revoke_api_keys_made_by(self, user, now))
     }
     fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {
         Box::pin(self.count_active_api_keys(account))

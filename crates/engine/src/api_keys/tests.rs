@@ -161,18 +161,40 @@ async fn wrong_unknown_and_malformed_keys_are_refused_and_throttled() {
             "{bad}"
         );
     }
-    // Guesses from one address: past the burst (3), refused without a check.
+    // Guesses from one address (keys that do not exist): past the burst (3), refused without a
+    // check.
     let mut throttled = false;
     for _ in 0..5 {
-        if let Err(EngineError::Throttled { retry_after }) =
-            rig.use_key_from(&Secret::new(&wrong), Some(address)).await
+        if let Err(EngineError::Throttled { retry_after }) = rig
+            .use_key_from(&Secret::new(&unknown), Some(address))
+            .await
         {
             assert!(retry_after >= 1);
             throttled = true;
         }
     }
     assert!(throttled, "repeated wrong keys are throttled");
-    // Others' failures from a shared address never lock out a working, remembered key...
+    // Wrong secrets for a key count against the address too (from an address the key was not
+    // used from, they are refused there up front).
+    assert!(matches!(
+        rig.use_key_from(&Secret::new(&wrong), Some(address)).await,
+        Err(EngineError::Unauthorized | EngineError::Throttled { .. })
+    ));
+    assert!(matches!(
+        rig.use_key_from(&Secret::new(&wrong), Some("203.0.113.99".parse().unwrap()))
+            .await,
+        Err(EngineError::Unauthorized)
+    ));
+    // Others' failures from a shared address never lock out a key used from there lately...
+    rig.use_key_from(&key, Some(address)).await.unwrap();
+    // ...not even once its remembered record is gone (another key's revocation forgets keys).
+    let other = rig.key(&["read"], None).await;
+    let other_id = rig.use_key(&other).await.unwrap().api_key.unwrap().key_id;
+    rig.engine
+        .accounts()
+        .revoke_api_key(&rig.alice, &team(), other_id.as_str())
+        .await
+        .unwrap();
     rig.use_key_from(&key, Some(address)).await.unwrap();
     // ...but a key not checked before is refused there without a lookup.
     let fresh = rig.key(&["read"], None).await;
@@ -461,4 +483,58 @@ async fn revoked_keys_do_not_count_against_the_quota() {
         .create_api_key(admin, &mine, request(&["read"], None))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_admin_s_keys_in_other_accounts_end_too() {
+    let rig = rig().await;
+    let accounts = rig.engine.accounts();
+    accounts
+        .create_user(
+            &rig.admin,
+            "admin",
+            regkeep_domain::wire::UserCreationRequest {
+                username: "ops".into(),
+                password: Secret::new("ops-password-1"),
+            },
+        )
+        .await
+        .unwrap();
+    let ops = accounts
+        .login("ops", &Secret::new("ops-password-1"), None)
+        .await
+        .unwrap();
+    let made = accounts
+        .create_api_key(&ops, &team(), request(&["credentials:read"], None))
+        .await
+        .unwrap();
+    rig.use_key(&made.key).await.unwrap();
+    accounts
+        .delete_user(&rig.admin, "admin", "ops")
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.use_key(&made.key).await,
+        Err(EngineError::KeyUnusable {
+            state: KeyState::Revoked(_),
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_key_whose_maker_is_gone_is_refused_even_unrevoked() {
+    use regkeep_store::AccountRepository as _;
+    let rig = rig().await;
+    let key = rig.key(&["read"], None).await;
+    // The user removed behind the engine's back (as data from before keys were revoked with
+    // their maker would be): the key's lookup finds no maker.
+    rig.repos
+        .delete_user(&team(), &"alice".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.use_key(&key).await,
+        Err(EngineError::Unauthorized)
+    ));
 }

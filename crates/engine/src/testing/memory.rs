@@ -295,6 +295,21 @@ impl ApiKeyRepository for MemoryRepositories {
         }
         ready(Ok(()))
     }
+    fn revoke_api_keys_made_by<'a>(
+        &'a self,
+        user: &'a UserName,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<u64>> {
+        let mut state = self.state();
+        let mut revoked = 0;
+        for key in state.api_keys.values_mut() {
+            if &key.created_by == user && key.revoked_at.is_none() {
+                key.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        ready(Ok(revoked))
+    }
     fn count_api_keys<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {
         count(
             self.state()

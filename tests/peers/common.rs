@@ -282,6 +282,22 @@ impl TestApp {
         .await
     }
 
+    /// A second replica: another server on the same database and sealing key, its own data
+    /// directory, settings adjusted by `adjust`. Stop it before `finish`ing this one.
+    pub async fn replica(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut settings = test_settings(data_dir.path(), &self.database, &self.admin_pass);
+        settings.secret_key_file = Some(self.data_dir.path().join("secret.key"));
+        adjust(&mut settings);
+        Self::start(
+            settings,
+            data_dir,
+            self.database.clone(),
+            self.admin_pass.clone(),
+        )
+        .await
+    }
+
     /// Stops the server and drops its PostgreSQL database.
     pub async fn finish(mut self) {
         self.stop().await;

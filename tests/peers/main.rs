@@ -19,5 +19,6 @@ mod images;
 mod inbound;
 mod outbound;
 mod pull;
+mod replicas;
 mod store;
 mod watch;

@@ -6,7 +6,7 @@ use regkeep_domain::wire::{AccessCredential, AccountCreationRequest, UserCreatio
 use regkeep_domain::{
     AccountName, AccountState, AccountType, ApiKeyId, BoxFuture, Clock, Secret, Timestamp, UserName,
 };
-use regkeep_store::{AccountRepository, ApiKeyRepository, StoreError};
+use regkeep_store::{AccountRepository, ApiKeyRepository, Change, StoreError};
 use tracing::info;
 
 use std::sync::Arc;
@@ -39,6 +39,8 @@ pub struct Accounts {
 /// each write by hand: a new write method cannot be added without deciding what it forgets.
 pub(crate) struct ForgetOnWrite {
     pub(crate) inner: Arc<dyn AccountRepository>,
+    /// Where the other replicas hear of it.
+    pub(crate) database: Arc<dyn regkeep_store::Database>,
     pub(crate) logins: Arc<crate::logins::Logins>,
     pub(crate) registry_cache: Arc<crate::registry_cache::RegistryCache>,
 }
@@ -54,8 +56,10 @@ impl ForgetOnWrite {
         Box::pin(async move {
             let written = write.await?;
             self.logins.invalidate();
+            crate::announce(self.database.as_ref(), Change::Logins).await;
             if account_state {
                 self.registry_cache.clear();
+                crate::announce(self.database.as_ref(), Change::Registries).await;
             }
             Ok(written)
         })
@@ -67,6 +71,7 @@ impl ForgetOnWrite {
 /// time changes nobody's rights.
 pub(crate) struct ForgetKeysOnRevoke {
     pub(crate) inner: Arc<dyn ApiKeyRepository>,
+    pub(crate) database: Arc<dyn regkeep_store::Database>,
     pub(crate) logins: Arc<crate::logins::Logins>,
 }
 
@@ -92,6 +97,7 @@ impl ApiKeyRepository for ForgetKeysOnRevoke {
             // every revocation, a repeated one too: the first one's forgetting may not have run
             // (its request cancelled after the write).
             self.logins.forget_keys();
+            crate::announce(self.database.as_ref(), Change::Keys).await;
             Ok(revoked)
         })
     }
@@ -106,6 +112,7 @@ impl ApiKeyRepository for ForgetKeysOnRevoke {
         Box::pin(async move {
             let revoked = self.inner.revoke_api_keys_made_by(user, now).await?;
             self.logins.forget_keys();
+            crate::announce(self.database.as_ref(), Change::Keys).await;
             Ok(revoked)
         })
     }

@@ -260,6 +260,7 @@ impl Engine {
             quotas: config.quotas,
             registry_cache: registry_cache.clone(),
             ecr_tokens,
+            database: repositories.database.clone(),
         });
         let images = Arc::new(images::Images {
             store: repositories.images.clone(),
@@ -282,11 +283,13 @@ impl Engine {
         });
         let accounts = Arc::new(accounts::Accounts {
             store: Arc::new(accounts::ForgetOnWrite {
+                database: repositories.database.clone(),
                 inner: repositories.accounts.clone(),
                 logins: logins.clone(),
                 registry_cache: registry_cache.clone(),
             }),
             api_keys: Arc::new(accounts::ForgetKeysOnRevoke {
+                database: repositories.database.clone(),
                 inner: repositories.api_keys.clone(),
                 logins: logins.clone(),
             }),
@@ -337,6 +340,87 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+}
+
+/// Tells the other replicas about `change`; a failure is logged, never the write's failure (the
+/// cache lifetimes still bound what they believe).
+pub(crate) async fn announce(database: &dyn Database, change: regkeep_store::Change) {
+    if let Err(e) = database.announce(change).await {
+        tracing::warn!(error = %e, change = ?change, "telling the other replicas of a change failed; their caches expire by themselves");
+    }
+}
+
+/// Keeping this replica's caches true to what the others write (PostgreSQL `LISTEN`): each
+/// announced change forgets the matching cached entries; a lost connection forgets everything
+/// (what was announced meanwhile is unknown) and listens again. On SQLite (one process) it
+/// returns at once.
+impl Engine {
+    /// Forgets what `change` makes wrong.
+    pub fn forget(&self, change: regkeep_store::Change) {
+        use regkeep_store::Change;
+        match change {
+            Change::Logins => self.accounts.logins.invalidate(),
+            Change::Keys => self.accounts.logins.forget_keys(),
+            Change::Registries => self.registries.registry_cache.clear(),
+        }
+    }
+
+    fn forget_everything(&self) {
+        self.accounts.logins.invalidate();
+        self.registries.registry_cache.clear();
+    }
+
+    /// Listens for changes until `stop`.
+    pub async fn run_change_listener_until_stopped(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let backoff = regkeep_domain::Backoff {
+            first: std::time::Duration::from_millis(200),
+            max: std::time::Duration::from_secs(30),
+        };
+        let mut failures = 0u32;
+        loop {
+            let feed = tokio::select! {
+                () = stop.cancelled() => return,
+                feed = self.database.listen() => feed,
+            };
+            match feed {
+                Ok(None) => return,
+                Ok(Some(mut feed)) => {
+                    // Whatever was announced before this connection listened is unknown.
+                    self.forget_everything();
+                    failures = 0;
+                    loop {
+                        let next = tokio::select! {
+                            () = stop.cancelled() => return,
+                            next = feed.next() => next,
+                        };
+                        match next {
+                            Ok(Some(change)) => self.forget(change),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the change feed broke; forgetting every cached entry and listening again");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
+                }
+            }
+            self.forget_everything();
+            let jitter =
+                rand::Rng::gen_range(&mut rand::thread_rng(), regkeep_domain::backoff::JITTER);
+            let wait = backoff.delay(failures, 1, jitter);
+            failures = failures.saturating_add(1);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
     }
 }
 

@@ -138,9 +138,18 @@ pub struct Registries {
     pub(crate) quotas: crate::Quotas,
     pub(crate) registry_cache: Arc<crate::registry_cache::RegistryCache>,
     pub(crate) ecr_tokens: Arc<crate::EcrTokens>,
+    /// Where the other replicas hear of registry writes.
+    pub(crate) database: Arc<dyn regkeep_store::Database>,
 }
 
 impl Registries {
+    /// After a registry write: this process's cached records go, and the other replicas hear of
+    /// it.
+    async fn registries_changed(&self) {
+        self.registry_cache.clear();
+        crate::announce(self.database.as_ref(), regkeep_store::Change::Registries).await;
+    }
+
     /// The ECR token lifecycle (its background task is the server's to run).
     pub fn ecr_tokens(&self) -> &Arc<crate::EcrTokens> {
         &self.ecr_tokens
@@ -248,7 +257,7 @@ impl Registries {
             .store
             .insert_registry(&record, &spec.registry_pass)
             .await;
-        self.registry_cache.clear();
+        self.registries_changed().await;
         match inserted {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(conflict(account, &spec.registry)),
@@ -304,7 +313,7 @@ impl Registries {
             .store
             .update_registry(&record, &spec.registry_pass)
             .await;
-        self.registry_cache.clear();
+        self.registries_changed().await;
         match updated {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
@@ -336,7 +345,7 @@ impl Registries {
             Err(e) => return Err(e.into()),
         };
         let deleted = self.store.delete_registry(account, &registry).await;
-        self.registry_cache.clear();
+        self.registries_changed().await;
         match deleted {
             Ok(()) => {
                 info!(account = %account, registry = %registry, "registry deleted");

@@ -256,6 +256,9 @@ impl Application {
         let watcher = self.state.engine.watch().clone();
         let (tick, stop) = (self.watch_tick, cancel.clone());
         tasks.spawn(async move { watcher.run_watch_until_stopped(tick, stop).await });
+        let listener = self.state.engine.clone();
+        let stop = cancel.clone();
+        tasks.spawn(async move { listener.run_change_listener_until_stopped(stop).await });
         let purger = self.state.engine.clone();
         let (period, stop) = (self.account_purge, cancel.clone());
         tasks.spawn(async move { purger.run_account_purge_until_stopped(period, stop).await });

@@ -10,6 +10,7 @@
 //! this module (opening, migrations, key check, queries).
 
 pub mod api_keys;
+pub mod changes;
 pub mod records;
 pub mod repositories;
 pub mod sealing;
@@ -35,6 +36,7 @@ use sealing::{
     ecr_token_context, registry_pass_context, SealingError, SealingKey, KEY_CHECK_CONTEXT,
 };
 
+pub use changes::{Change, ChangeFeed};
 pub use repositories::{
     AccountRepository, ApiKeyRepository, Database, ImageRepository, RegistryRepository,
     WatchRepository,
@@ -184,6 +186,8 @@ pub struct Store {
     /// The SQLite file and its identity (device, inode) when opened: a file removed or replaced
     /// under the running process is noticed by [`Store::check_writable`].
     sqlite_file: Option<Arc<(PathBuf, u64, u64)>>,
+    /// PostgreSQL: the URL the change listener connects with.
+    listen_url: Option<Secret>,
 }
 
 impl Store {
@@ -294,6 +298,7 @@ impl Store {
             Backend::Postgres => None,
         };
         Ok(Store {
+            listen_url: changes::listen_url(backend, database_url),
             pool,
             backend,
             key,

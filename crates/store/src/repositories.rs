@@ -15,7 +15,7 @@ use regkeep_domain::{
     UserName,
 };
 
-use crate::{OwnedTable, Result, Store};
+use crate::{Change, ChangeFeed, OwnedTable, Result, Store};
 
 /// Accounts and their users (the login path reads them on every uncached login).
 pub trait AccountRepository: Send + Sync + 'static {
@@ -274,6 +274,10 @@ pub trait Database: Send + Sync + 'static {
     fn schema_version(&self) -> i64;
     /// Closes the connections, waiting for them to finish.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Tells the other replicas sharing the database about `change` (nothing on SQLite).
+    fn announce(&self, change: Change) -> BoxFuture<'_, Result<()>>;
+    /// A feed of the changes announced from now on; `None` when there are no other replicas.
+    fn listen(&self) -> BoxFuture<'_, Result<Option<ChangeFeed>>>;
 }
 
 impl AccountRepository for Store {
@@ -590,5 +594,11 @@ impl Database for Store {
     }
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(Store::close(self))
+    }
+    fn announce(&self, change: Change) -> BoxFuture<'_, Result<()>> {
+        Box::pin(Store::announce(self, change))
+    }
+    fn listen(&self) -> BoxFuture<'_, Result<Option<ChangeFeed>>> {
+        Box::pin(Store::listen(self))
     }
 }

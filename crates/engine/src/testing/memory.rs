@@ -792,4 +792,10 @@ impl Database for MemoryRepositories {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
     }
+    fn announce(&self, _change: regkeep_store::Change) -> BoxFuture<'_, Result<()>> {
+        ready(Ok(()))
+    }
+    fn listen(&self) -> BoxFuture<'_, Result<Option<regkeep_store::ChangeFeed>>> {
+        ready(Ok(None))
+    }
 }

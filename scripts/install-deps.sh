@@ -17,7 +17,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=$REPO/.cache
 
-APT_PACKAGES=(docker-registry apache2-utils skopeo umoci postgresql openssl python3-venv wrk iproute2 curl jq)
+APT_PACKAGES=(docker-registry apache2-utils skopeo umoci postgresql openssl python3-venv wrk iproute2 curl jq systemd)
 
 # Debian's python3, not whatever python3 is first on PATH (pyenv here): python3-venv belongs to it.
 PYTHON=/usr/bin/python3

@@ -116,4 +116,61 @@ async fn ecr_token_rows_are_released_and_swept(backend: Backend) {
     database.drop_database().await;
 }
 
-on_both_backends!(ecr_token_rows_are_released_and_swept);
+/// The minting lease on the backend's own SQL: one holder at a time, extended by its holder,
+/// free again once its deadline passed; and the change notifications reach a listener
+/// (PostgreSQL; SQLite has no other process to tell).
+async fn ecr_leases_and_change_notifications(backend: Backend) {
+    use regkeep_domain::Timestamp;
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend).await;
+    let url = database
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("regkeep.db").display()));
+    let store = Store::open(&url, &KeySource::File(dir.path().join("secret.key")))
+        .await
+        .unwrap();
+    let t = Timestamp::from_unix;
+    assert!(store.try_ecr_lease("k", "a", t(130), t(100)).await.unwrap());
+    assert!(
+        !store.try_ecr_lease("k", "b", t(140), t(110)).await.unwrap(),
+        "held by a"
+    );
+    assert!(
+        store.try_ecr_lease("k", "a", t(150), t(120)).await.unwrap(),
+        "a extends it"
+    );
+    assert!(!store.try_ecr_lease("k", "b", t(160), t(149)).await.unwrap());
+    assert!(
+        store.try_ecr_lease("k", "b", t(180), t(150)).await.unwrap(),
+        "a's ran out"
+    );
+    assert!(
+        store
+            .try_ecr_lease("other", "a", t(180), t(150))
+            .await
+            .unwrap(),
+        "per key"
+    );
+
+    let feed = store.listen().await.unwrap();
+    match backend {
+        Backend::Sqlite => assert!(feed.is_none()),
+        Backend::Postgres => {
+            let mut feed = feed.expect("PostgreSQL listens");
+            store.announce(regkeep_store::Change::Keys).await.unwrap();
+            let heard = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+                .await
+                .expect("a notification arrives")
+                .unwrap();
+            assert_eq!(heard, Some(regkeep_store::Change::Keys));
+        }
+    }
+    store.close().await;
+    database.drop_database().await;
+}
+
+on_both_backends!(
+    ecr_token_rows_are_released_and_swept,
+    ecr_leases_and_change_notifications
+);

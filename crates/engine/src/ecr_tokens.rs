@@ -46,6 +46,9 @@ pub struct LifecycleSettings {
     pub sweep: Duration,
     /// A token this young is never swept: it may be validating a registry not yet stored.
     pub sweep_grace: Duration,
+    /// How long a replica's lease on minting a token lasts (longer than an AWS call takes): a
+    /// replica killed mid-mint delays the others by at most this.
+    pub lease: Duration,
 }
 
 impl Default for LifecycleSettings {
@@ -59,6 +62,7 @@ impl Default for LifecycleSettings {
             tick: Duration::from_secs(15),
             sweep: Duration::from_secs(300),
             sweep_grace: Duration::from_secs(600),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -149,6 +153,9 @@ pub struct EcrTokens {
     heartbeat: crate::heartbeat::Heartbeat,
     /// When the last sweep ran.
     last_sweep: AtomicI64,
+    /// This process's name on minting leases (replicas sharing one database mint each token
+    /// once between them).
+    holder: String,
 }
 
 impl EcrTokens {
@@ -168,6 +175,11 @@ impl EcrTokens {
             aws_calls: AtomicU64::new(0),
             heartbeat: crate::heartbeat::Heartbeat::default(),
             last_sweep: AtomicI64::new(now),
+            holder: {
+                let mut id = [0u8; 8];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+                id.iter().map(|b| format!("{b:02x}")).collect()
+            },
         }
     }
 
@@ -245,9 +257,15 @@ impl EcrTokens {
                 }
             }
             return self
-                .mint_locked(&entry, &mut attempts)
+                .coordinated_mint(&entry, &mut attempts, true)
                 .await
-                .map_err(TokenError::Aws);
+                .map_err(TokenError::Aws)?
+                .ok_or_else(|| {
+                    TokenError::Aws(EcrError::Unavailable {
+                        detail: "another replica holds the lease on this token and stored none"
+                            .into(),
+                    })
+                });
         }
     }
 
@@ -306,7 +324,7 @@ impl EcrTokens {
             if let Ok(mut attempts) = entry.attempts.try_lock() {
                 let now = this.clock.now();
                 if this.is_due(&entry, &attempts, now) {
-                    let _ = this.mint_locked(&entry, &mut attempts).await;
+                    let _ = this.coordinated_mint(&entry, &mut attempts, false).await;
                 }
             }
             entry.renewal_pending.store(false, Ordering::Release);
@@ -337,8 +355,10 @@ impl EcrTokens {
             if entry.current().is_none() || !self.is_due(&entry, &attempts, self.clock.now()) {
                 continue;
             }
-            match self.mint_locked(&entry, &mut attempts).await {
-                Ok(_) => renewed += 1,
+            match self.coordinated_mint(&entry, &mut attempts, false).await {
+                Ok(Some(_)) => renewed += 1,
+                // Another replica holds the lease: it renews, this one loads its token later.
+                Ok(None) => {}
                 Err(_) => failed += 1,
             }
         }
@@ -443,6 +463,44 @@ impl EcrTokens {
         Ok(stored.filter(|t| now < t.usable_until))
     }
 
+    /// Mints with the other replicas in mind (docs/design.md §3.9): a token another replica
+    /// stored since (still before its renewal point) is taken instead; else the lease on the key
+    /// decides who mints. `waiting` (a caller has no usable token): wait for the holder's token,
+    /// or for its lease to end, then take over. Not waiting (a background renewal): `Ok(None)`
+    /// when another replica holds the lease. A database that cannot be asked does not stop a
+    /// mint: availability before saving an AWS call.
+    async fn coordinated_mint(
+        &self,
+        entry: &Entry,
+        attempts: &mut Attempts,
+        waiting: bool,
+    ) -> Result<Option<EcrToken>, EcrError> {
+        let key = entry.request().key;
+        loop {
+            let now = self.clock.now();
+            let known = entry.current().map(|t| t.obtained_at);
+            if let Ok(Some(stored)) = self.store.load(&key).await {
+                let newer = known.is_none_or(|at| stored.obtained_at > at);
+                if newer && now < stored.renew_at {
+                    entry.set_current(Some(stored.clone()));
+                    *attempts = Attempts::default();
+                    entry.not_before.store(0, Ordering::Relaxed);
+                    return Ok(Some(stored));
+                }
+            }
+            let until = Timestamp::from_unix(now.unix().saturating_add(secs(self.settings.lease)));
+            match self.store.try_lease(&key, &self.holder, until, now).await {
+                Ok(true) => return self.mint_locked(entry, attempts).await.map(Some),
+                Err(e) => {
+                    warn!(error = %e, "cannot take the minting lease; minting without it");
+                    return self.mint_locked(entry, attempts).await.map(Some);
+                }
+                Ok(false) if !waiting => return Ok(None),
+                Ok(false) => tokio::time::sleep(LEASE_POLL).await,
+            }
+        }
+    }
+
     /// One AWS call, with the entry's attempts lock held.
     async fn mint_locked(
         &self,
@@ -544,6 +602,9 @@ impl EcrTokens {
             .max(Duration::from_secs(1))
     }
 }
+
+/// How often a caller waiting on another replica's mint looks for its token.
+const LEASE_POLL: Duration = Duration::from_millis(100);
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)

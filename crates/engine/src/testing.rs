@@ -162,6 +162,8 @@ impl MintEcrTokens for ScriptedMinter {
 pub struct MemoryTokenRepository {
     rows: Mutex<HashMap<String, Row>>,
     used: Mutex<HashSet<String>>,
+    /// Minting leases: key → (holder, until).
+    leases: Mutex<HashMap<String, (String, i64)>>,
 }
 
 #[derive(Clone, Default)]
@@ -262,6 +264,23 @@ impl EcrTokenRepository for MemoryTokenRepository {
     fn used_keys(&self) -> BoxFuture<'_, Result<HashSet<String>>> {
         let used = self.used_set().clone();
         Box::pin(async move { Ok(used) })
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let free = leases
+            .get(key)
+            .is_none_or(|(h, u)| *u <= now.unix() || h == holder);
+        if free {
+            leases.insert(key.to_owned(), (holder.to_owned(), until.unix()));
+        }
+        Box::pin(async move { Ok(free) })
     }
 
     fn delete_unused(&self, written_before: Timestamp) -> BoxFuture<'_, Result<u64>> {

@@ -67,6 +67,15 @@ pub trait EcrTokenRepository: Send + Sync + 'static {
     fn used_keys(&self) -> BoxFuture<'_, Result<HashSet<String>>>;
     /// Removes tokens no registry uses, last written before `written_before`.
     fn delete_unused(&self, written_before: Timestamp) -> BoxFuture<'_, Result<u64>>;
+    /// Takes (or extends) the lease on minting `key` for `holder` until `until`, unless another
+    /// holder's lease runs past `now`; true when `holder` has it.
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<bool>>;
 }
 
 impl EcrTokenRepository for Store {
@@ -92,6 +101,15 @@ impl EcrTokenRepository for Store {
     }
     fn delete_unused(&self, written_before: Timestamp) -> BoxFuture<'_, Result<u64>> {
         Box::pin(self.delete_unused_ecr_tokens(written_before))
+    }
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.try_ecr_lease(key, holder, until, now))
     }
 }
 
@@ -1076,6 +1094,34 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Takes the minting lease on `key` for `holder` until `until`, unless another holder's runs
+    /// past `now` (one statement: two replicas asking together cannot both get it). A row, not
+    /// an advisory lock: a lock would be held by a pooled connection for the whole AWS call, and
+    /// a row's deadline frees a killed replica's lease by itself, on both backends.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn try_ecr_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO ecr_token_leases (token_key, holder, until) VALUES ($1, $2, $3) \
+             ON CONFLICT (token_key) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE ecr_token_leases.until <= $4 OR ecr_token_leases.holder = excluded.holder",
+        )
+        .bind(key)
+        .bind(holder)
+        .bind(until.unix())
+        .bind(now.unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// A keyed fingerprint of `secret` (HMAC-SHA256 under a key derived from the sealing key,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use regkeep_domain::{ManualClock, Secret, Timestamp};
+use regkeep_domain::{Clock, ManualClock, Secret, Timestamp};
 use regkeep_ecr::{AwsCredentialSource, EcrTarget};
+use regkeep_store::EcrTokenRepository as _;
 
 use super::{EcrTokens, LifecycleSettings, TokenError, TokenRequest};
 use crate::testing::{Answer, MemoryTokenRepository, ScriptedMinter};
@@ -458,4 +459,99 @@ async fn a_caller_queued_behind_a_release_starts_again_on_a_fresh_entry() {
     let token = queued.await.unwrap().unwrap();
     assert!(token.password.expose().starts_with("fake-ecr-token-"));
     assert!(rig.tokens.kept() <= 1);
+}
+
+/// Replicas on one database (docs/design.md §3.9): the lease decides who mints; the others take
+/// what it stored.
+#[tokio::test]
+async fn replicas_cold_started_together_mint_once() {
+    let rig = rig();
+    let replicas: Vec<Arc<EcrTokens>> = (0..3).map(|_| rig.another_process()).collect();
+    rig.minter.close();
+    let mut uses = Vec::new();
+    for replica in &replicas {
+        for _ in 0..100 {
+            let replica = replica.clone();
+            uses.push(tokio::spawn(async move { replica.token(&request()).await }));
+        }
+    }
+    while rig.minter.waiting() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Everyone asked while the one mint is held: then it answers.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    rig.minter.open();
+    let mut passwords = std::collections::HashSet::new();
+    for used in uses {
+        let token = used.await.unwrap().unwrap();
+        passwords.insert(token.password.expose().to_owned());
+    }
+    assert_eq!(
+        rig.minter.calls(),
+        1,
+        "300 uses on 3 replicas: one AWS call"
+    );
+    assert_eq!(passwords.len(), 1);
+}
+
+#[tokio::test]
+async fn replicas_renew_once_between_them() {
+    let rig = rig();
+    let replicas: Vec<Arc<EcrTokens>> = (0..3).map(|_| rig.another_process()).collect();
+    for replica in &replicas {
+        replica.token(&request()).await.unwrap();
+    }
+    assert_eq!(rig.minter.calls(), 1);
+    for round in 1..=4 {
+        rig.advance(6 * HOUR + 60);
+        for replica in &replicas {
+            replica.renew_due_once().await;
+        }
+        assert_eq!(
+            rig.minter.calls(),
+            1 + round,
+            "one renewal per half-life for all"
+        );
+        let wanted = request();
+        let mut passwords = std::collections::HashSet::new();
+        for replica in &replicas {
+            let token = replica.token(&wanted).await.unwrap();
+            passwords.insert(token.password.expose().to_owned());
+        }
+        assert_eq!(
+            passwords.len(),
+            1,
+            "every replica hands out the renewed token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_replica_killed_holding_the_lease_delays_the_others_by_one_lease() {
+    let rig = rig();
+    let now = rig.clock.now();
+    // A replica took the lease and died before storing anything.
+    assert!(rig
+        .repo
+        .try_lease(
+            &request().key,
+            "killed-replica",
+            Timestamp::from_unix(now.unix() + 30),
+            now,
+        )
+        .await
+        .unwrap());
+    let survivor = rig.another_process();
+    let waiting = tokio::spawn(async move { survivor.token(&request()).await });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(!waiting.is_finished(), "waits for the holder's token");
+    assert_eq!(rig.minter.calls(), 0);
+    rig.advance(31);
+    let token = waiting.await.unwrap().unwrap();
+    assert_eq!(
+        rig.minter.calls(),
+        1,
+        "the lease ended: the survivor minted"
+    );
+    assert!(token.usable_until > rig.clock.now());
 }

@@ -164,3 +164,58 @@ async fn replicas_forget_what_another_replica_changed() {
     b.stop().await;
     a.finish().await;
 }
+
+/// Three replicas cold-started together on one PostgreSQL, 300 uses of one ECR registry spread
+/// across them while the (ECR-API fixture's) answer is held back: one GetAuthorizationToken call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_fixture_three_replicas_cold_started_together_make_one_aws_call() {
+    crate::skip_without_peers!();
+    let fixture = common::EcrFixture::reset().await;
+    fixture
+        .control(json!({"lifetime_seconds": 43200, "delay_seconds": 1.0}))
+        .await;
+    let a = TestApp::spawn(Backend::Postgres).await;
+    let mut b = a.replica(|_| {}).await;
+    let mut c = a.replica(|_| {}).await;
+    let ecr = common::var("REGKEEP_TEST_REGISTRY_ECR");
+    let (status, body) = a
+        .post(
+            "/v1/registries?validate=false",
+            json!({"registry": ecr, "registry_user": "AKIAREPLICAS",
+                   "registry_pass": "replicas-secret", "registry_type": "awsecr"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/v1/registries/{}/check?login=false", common::enc(&ecr));
+    let mut uses = Vec::new();
+    for i in 0..300 {
+        let app = [&a, &b, &c][i % 3];
+        let (base, pass, http, path) = (
+            app.base.clone(),
+            app.admin_pass.clone(),
+            app.http.clone(),
+            path.clone(),
+        );
+        uses.push(tokio::spawn(async move {
+            http.post(format!("{base}{path}"))
+                .basic_auth("admin", Some(pass))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for used in uses {
+        assert_eq!(used.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(fixture.calls().await, 1, "one AWS call for three replicas");
+    let aws_calls: u64 = [&a, &b, &c]
+        .iter()
+        .map(|app| app.engine.ecr_tokens().aws_calls())
+        .sum();
+    assert_eq!(aws_calls, 1);
+    fixture.control(json!({"delay_seconds": 0.0})).await;
+    c.stop().await;
+    b.stop().await;
+    a.finish().await;
+}

@@ -8,7 +8,8 @@
 #
 #   .cache/venv-anchore  anchorecli 0.9.3 (Anchore's CLI, the API-compatibility client). Its own venv:
 #                        its Click pin clashes with moto's Flask.
-#   .cache/venv-peers    PyJWT + cryptography (fixtures/token_server.py) and moto[server] + boto3 (moto,
+#   .cache/venv-peers    PyJWT + cryptography (fixtures/token_server.py), prometheus_client (its text
+#                        parser checks /metrics) and moto[server] + boto3 (moto,
 #                        fixtures/seed_aws.py, imds.py, check_aws.py; ecr_api.py needs only the stdlib).
 #
 # Usage: scripts/install-deps.sh        (as root; CI=true and no stdin are fine)
@@ -24,7 +25,7 @@ PYTHON=/usr/bin/python3
 
 # Changing a spec rebuilds that venv on the next run (the marker holds the spec).
 ANCHORE_SPEC='PyYAML==5.4.1 (cython<3) anchorecli==0.9.3'
-PEERS_PKGS=(PyJWT==2.15.1 cryptography==50.0.2 'moto[server]==5.2.5' boto3==1.44.8)
+PEERS_PKGS=(PyJWT==2.15.1 cryptography==50.0.2 'moto[server]==5.2.5' boto3==1.44.8 prometheus_client==0.21.1)
 PEERS_SPEC="${PEERS_PKGS[*]}"
 
 say() { printf 'install-deps: %s\n' "$*"; }

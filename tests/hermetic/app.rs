@@ -12,6 +12,8 @@ use serde_json::Value;
 
 pub struct HermeticApp {
     pub base: String,
+    /// `http://ADDR/metrics` when `metrics_listen` was set.
+    pub metrics_url: Option<String>,
     pub admin_pass: String,
     pub clock: Arc<ManualClock>,
     pub minter: Arc<ScriptedMinter>,
@@ -50,6 +52,7 @@ impl HermeticApp {
             .await
             .expect("regkeep starts");
         let base = format!("http://{}", app.local_addr().unwrap());
+        let metrics_url = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         let engine = app.engine().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -57,6 +60,7 @@ impl HermeticApp {
         }));
         HermeticApp {
             base,
+            metrics_url,
             admin_pass,
             clock,
             minter,

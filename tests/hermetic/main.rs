@@ -9,4 +9,5 @@ mod fake_registry;
 
 mod api;
 mod api_keys;
+mod metrics;
 mod registry_client;

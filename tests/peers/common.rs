@@ -179,6 +179,8 @@ impl TestDatabase {
 /// A regkeep served in-process on a random port.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when `metrics_listen` was set.
+    pub metrics_addr: Option<SocketAddr>,
     pub base: String,
     pub admin_pass: String,
     pub data_dir: Arc<tempfile::TempDir>,
@@ -239,6 +241,7 @@ impl TestApp {
     ) -> TestApp {
         let app = Application::build(&settings).await.expect("regkeep starts");
         let addr = app.local_addr().unwrap();
+        let metrics_addr = app.metrics_addr();
         let engine = app.engine().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -246,6 +249,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
+            metrics_addr,
             base: format!("http://{addr}"),
             admin_pass,
             data_dir,

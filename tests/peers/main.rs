@@ -18,6 +18,7 @@ mod ecr;
 mod ecr_aws;
 mod images;
 mod inbound;
+mod metrics;
 mod outbound;
 mod pull;
 mod replicas;

@@ -153,6 +153,8 @@ pub struct EcrTokens {
     heartbeat: crate::heartbeat::Heartbeat,
     /// When the last sweep ran.
     last_sweep: AtomicI64,
+    /// What operators see (AWS calls, renewals by outcome, tokens' remaining life).
+    metrics: crate::metrics::EngineMetrics,
     /// This process's name on minting leases (replicas sharing one database mint each token
     /// once between them).
     holder: String,
@@ -175,11 +177,46 @@ impl EcrTokens {
             aws_calls: AtomicU64::new(0),
             heartbeat: crate::heartbeat::Heartbeat::default(),
             last_sweep: AtomicI64::new(now),
+            metrics: crate::metrics::EngineMetrics::default(),
             holder: {
                 let mut id = [0u8; 8];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
                 id.iter().map(|b| format!("{b:02x}")).collect()
             },
+        }
+    }
+
+    /// Counts into `metrics` (the engine's) instead of a private set.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: crate::metrics::EngineMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Sets `metrics`' token gauges to the seconds each kept token has left now.
+    pub fn refresh_gauges(&self, metrics: &crate::metrics::EngineMetrics) {
+        let now = self.clock.now().unix();
+        let gauges = &metrics.token_seconds_left;
+        gauges.clear();
+        let entries: Vec<Arc<Entry>> = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for entry in entries {
+            if let Some(token) = entry.current() {
+                let host = match &entry.request().target {
+                    EcrTarget::Private {
+                        account, region, ..
+                    } => format!("{account}.dkr.ecr.{region}"),
+                    EcrTarget::Public => "public.ecr.aws".to_owned(),
+                };
+                gauges
+                    .get_or_create(&crate::metrics::TokenLabels { ecr_host: host })
+                    .set(token.usable_until.unix() - now);
+            }
         }
     }
 
@@ -509,7 +546,18 @@ impl EcrTokens {
     ) -> Result<EcrToken, EcrError> {
         let request = entry.request();
         self.aws_calls.fetch_add(1, Ordering::Relaxed);
+        self.metrics.aws_calls.inc();
         let result = self.client.mint(&request.source, &request.target).await;
+        match &result {
+            Ok(_) => self.metrics.renewal("ok"),
+            Err(e) => self
+                .metrics
+                .renewal(e.code().unwrap_or(if e.is_throttling() {
+                    "throttled"
+                } else {
+                    "unavailable"
+                })),
+        }
         let now = self.clock.now();
         match result {
             Ok(auth) => {

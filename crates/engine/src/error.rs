@@ -340,6 +340,9 @@ impl ValidationError {
 
 impl From<StoreError> for EngineError {
     fn from(err: StoreError) -> Self {
+        if !matches!(err, StoreError::NotFound | StoreError::AlreadyExists) {
+            crate::metrics::DATABASE_ERRORS.inc();
+        }
         match err {
             StoreError::Full => EngineError::StorageFull,
             StoreError::Unwritable(cause) => EngineError::Unavailable(cause),

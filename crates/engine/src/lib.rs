@@ -21,6 +21,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod images;
 pub mod logins;
+pub mod metrics;
 pub mod passwords;
 pub mod registries;
 mod registry_cache;
@@ -161,6 +162,7 @@ impl From<Store> for Repositories {
 #[derive(Clone)]
 pub struct Engine {
     database: Arc<dyn Database>,
+    metrics: metrics::EngineMetrics,
     config: EngineConfig,
     /// Registries, their credentials and the ECR token lifecycle.
     registries: Arc<registries::Registries>,
@@ -237,6 +239,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let repositories: Repositories = repositories.into();
+        let metrics = metrics::EngineMetrics::default();
         let registry_cache = Arc::new(registry_cache::RegistryCache::new(
             config.registry_cache_ttl,
         ));
@@ -244,12 +247,15 @@ impl Engine {
             config.login_cache_ttl,
             config.login_limits,
         ));
-        let ecr_tokens = Arc::new(EcrTokens::new(
-            ecr_client,
-            repositories.ecr_tokens.clone(),
-            clock.clone(),
-            config.ecr.clone(),
-        ));
+        let ecr_tokens = Arc::new(
+            EcrTokens::new(
+                ecr_client,
+                repositories.ecr_tokens.clone(),
+                clock.clone(),
+                config.ecr.clone(),
+            )
+            .with_metrics(metrics.clone()),
+        );
         let registries = Arc::new(registries::Registries {
             store: repositories.registries.clone(),
             registry_client: registry_client.clone(),
@@ -280,6 +286,7 @@ impl Engine {
                 config.watch.registry_requests_per_second,
             )),
             heartbeat: Arc::default(),
+            metrics: metrics.clone(),
         });
         let accounts = Arc::new(accounts::Accounts {
             store: Arc::new(accounts::ForgetOnWrite {
@@ -299,6 +306,7 @@ impl Engine {
             hashers: passwords::PasswordHashers::per_core(),
         });
         Engine {
+            metrics,
             database: repositories.database,
             config,
             registries,
@@ -331,6 +339,17 @@ impl Engine {
     /// Accounts, users and logins.
     pub fn accounts(&self) -> &accounts::Accounts {
         &self.accounts
+    }
+
+    /// What the engine counts, for the server to expose.
+    pub fn metrics(&self) -> &metrics::EngineMetrics {
+        &self.metrics
+    }
+
+    /// Sets the gauges that describe now (each kept ECR token's remaining life): before a
+    /// scrape.
+    pub fn refresh_metrics(&self) {
+        self.registries.ecr_tokens().refresh_gauges(&self.metrics);
     }
 
     /// The database itself: whether it answers and can be written, closing it.

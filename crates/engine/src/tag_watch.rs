@@ -127,6 +127,7 @@ pub struct TagWatch {
     pub(crate) limiter: std::sync::Arc<RegistryLimiter>,
     /// The poller's last pass (`GET /v1/system`).
     pub(crate) heartbeat: std::sync::Arc<crate::heartbeat::Heartbeat>,
+    pub(crate) metrics: crate::metrics::EngineMetrics,
 }
 
 impl TagWatch {
@@ -511,9 +512,11 @@ impl TagWatch {
                         },
                     )
                     .await?;
+                self.poll_counted(if changed { "changed" } else { "unchanged" });
                 Ok(changed)
             }
             Err(error) => {
+                self.poll_counted("failed");
                 let message = error.to_string();
                 self.store
                     .record_poll(
@@ -542,6 +545,15 @@ impl TagWatch {
                 Err(error)
             }
         }
+    }
+
+    fn poll_counted(&self, outcome: &str) {
+        self.metrics
+            .tag_polls
+            .get_or_create(&crate::metrics::PollLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     async fn record_event(

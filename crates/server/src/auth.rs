@@ -154,6 +154,7 @@ async fn key_login(
                 _ => "error",
             };
             audit::login_refused(&name, address, reason);
+            state.engine.metrics().auth_failure("api_key", reason);
             Err(err.into())
         }
     }
@@ -182,6 +183,7 @@ async fn password_login(
                 _ => "error",
             };
             audit::login_refused(&user, address, reason);
+            state.engine.metrics().auth_failure("password", reason);
             Err(err.into())
         }
     }

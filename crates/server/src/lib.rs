@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod listener;
+pub mod metrics;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
@@ -51,6 +52,8 @@ pub struct AppState {
     /// This server's own URL and host, as `GET /v1/system` lists them.
     pub base_url: Arc<str>,
     pub host_id: Arc<str>,
+    /// The API's request counters and latencies.
+    pub http_metrics: metrics::HttpMetrics,
 }
 
 /// A bound, ready server.
@@ -67,6 +70,8 @@ pub struct Application {
     connections: listener::ConnectionLimits,
     /// The listener's certificate, reloaded on change or SIGHUP (when TLS is on).
     tls_reloader: Option<Arc<tls::ReloadingCert>>,
+    /// `metrics_listen`, bound: `/metrics` for Prometheus (off unless configured).
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -197,6 +202,15 @@ impl Application {
             )
             .into(),
             host_id: host_name().into(),
+            http_metrics: metrics::HttpMetrics::default(),
+        };
+        let metrics_listener = match settings.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                format!(
+                    "cannot listen for metrics on {address} (metrics_listen): is the port taken?"
+                )
+            })?),
+            None => None,
         };
         // Due polls are looked for twice per interval (at most every 15 s, at least every 1 s),
         // so a tag is polled within 1.5 intervals of its last poll.
@@ -204,6 +218,7 @@ impl Application {
             .clamp(Duration::from_secs(1), Duration::from_secs(15));
         Ok(Application {
             listener,
+            metrics_listener,
             state,
             generated_admin_password,
             watch_tick,
@@ -229,6 +244,13 @@ impl Application {
     ///
     /// # Errors
     /// When the socket has no local address.
+    /// Where `/metrics` is served, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
@@ -264,6 +286,28 @@ impl Application {
         tasks.spawn(async move { purger.run_account_purge_until_stopped(period, stop).await });
         if let Some(reloader) = self.tls_reloader.clone() {
             tasks.spawn(reloader.watch_until_stopped(cancel.clone()));
+        }
+        if let Some(metrics_listener) = self.metrics_listener {
+            let exposition = metrics::Exposition {
+                registry: Arc::new(metrics::registry(
+                    self.state.engine.metrics(),
+                    &self.state.http_metrics,
+                )),
+                engine: self.state.engine.clone(),
+            };
+            let app = axum::Router::new()
+                .route("/metrics", axum::routing::get(metrics::expose))
+                .with_state(exposition);
+            let stop = cancel.clone();
+            info!(listen = %metrics_listener.local_addr()?, "serving metrics at /metrics");
+            tasks.spawn(async move {
+                if let Err(e) = axum::serve(metrics_listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            });
         }
         tasks.close();
         let app = routes::router(self.state).layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

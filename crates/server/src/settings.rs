@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 23] = [
+const KEYS: [&str; 24] = [
     "listen",
     "data_dir",
     "database_url",
@@ -37,6 +37,7 @@ const KEYS: [&str; 23] = [
     "server_tls",
     "account_purge_seconds",
     "handout",
+    "metrics_listen",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -94,6 +95,10 @@ pub struct Settings {
     pub account_purge_seconds: u64,
     /// The credential handout (`POST /v1/credentials/resolve`).
     pub handout: HandoutConfig,
+    /// Where Prometheus scrapes `/metrics` (no authentication: the series name every account's
+    /// registries, so keep it on an address only the monitoring can reach). Off when absent.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// What the credential handout gives out: ECR tokens always; stored docker_v2 passwords only
@@ -342,6 +347,7 @@ impl Default for Settings {
             server_tls: ServerTlsConfig::default(),
             account_purge_seconds: 30,
             handout: HandoutConfig::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -29,6 +29,14 @@ pub async fn resolve(
     state.engine.accounts().recheck(&auth.caller).await?;
     let credential = handout.credential;
     audit::handout(&auth.caller, &auth.account, credential.registry.as_str());
+    state
+        .engine
+        .metrics()
+        .handouts
+        .get_or_create(&regkeep_engine::metrics::HandoutLabels {
+            registry_type: handout.registry_type.as_str().into(),
+        })
+        .inc();
     Ok(Json(CredentialHandout {
         registry: credential.registry.to_string(),
         host: handout.host,

@@ -22,7 +22,12 @@ use crate::AppState;
 /// service (not each route), because axum adds a 405's `Allow` header only after a route's own
 /// layers have run.
 pub fn router(state: AppState) -> Router {
-    let routed = routes().with_state(state);
+    let routed = routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.http_metrics.clone(),
+            crate::metrics::track,
+        ))
+        .with_state(state);
     Router::new()
         .fallback_service(routed)
         .layer(axum::middleware::map_response(crate::error::json_errors))

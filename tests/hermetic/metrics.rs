@@ -99,16 +99,16 @@ async fn metrics_count_what_happened_and_stay_off_the_api() {
             1.0,
         ),
         (
-            "regkeep_http_requests_total{route=\"/v1/registries\",method=\"GET\",status=\"200\"}",
+            "regkeep_http_request_duration_seconds_count{route=\"/v1/registries\",method=\"GET\",status=\"200\"}",
             1.0,
         ),
         (
-            "regkeep_http_requests_total{route=\"/v1/credentials/resolve\",method=\"POST\",status=\"200\"}",
+            "regkeep_http_request_duration_seconds_count{route=\"/v1/registries\",method=\"GET\",status=\"401\"}",
             1.0,
         ),
         (
-            "regkeep_http_request_duration_seconds_count{route=\"/v1/registries\",method=\"GET\"}",
-            2.0,
+            "regkeep_http_request_duration_seconds_count{route=\"/v1/credentials/resolve\",method=\"POST\",status=\"200\"}",
+            1.0,
         ),
     ] {
         assert_eq!(value(&text, series), Some(want), "{series} in:\n{text}");

@@ -53,7 +53,6 @@ async fn prometheus_parses_the_metrics() {
     );
     let families: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for family in [
-        "regkeep_http_requests",
         "regkeep_http_request_duration_seconds",
         "regkeep_aws_calls",
         "regkeep_ecr_renewals",
@@ -65,11 +64,20 @@ async fn prometheus_parses_the_metrics() {
     ] {
         assert!(families.get(family).is_some(), "{family} in {families}");
     }
-    let listed = families["regkeep_http_requests"]
+    let listed = families["regkeep_http_request_duration_seconds"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|s| s[1]["route"] == "/v1/registries" && s[1]["status"] == "200" && s[2] == 1.0);
-    assert!(listed, "{}", families["regkeep_http_requests"]);
+        .any(|s| {
+            s[0] == "regkeep_http_request_duration_seconds_count"
+                && s[1]["route"] == "/v1/registries"
+                && s[1]["status"] == "200"
+                && s[2] == 1.0
+        });
+    assert!(
+        listed,
+        "{}",
+        families["regkeep_http_request_duration_seconds"]
+    );
     app.finish().await;
 }

@@ -22,12 +22,14 @@ use crate::AppState;
 /// service (not each route), because axum adds a 405's `Allow` header only after a route's own
 /// layers have run.
 pub fn router(state: AppState) -> Router {
-    let routed = routes()
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.http_metrics.clone(),
+    let mut routed = routes();
+    if let Some(http_metrics) = state.http_metrics.clone() {
+        routed = routed.route_layer(axum::middleware::from_fn_with_state(
+            http_metrics,
             crate::metrics::track,
-        ))
-        .with_state(state);
+        ));
+    }
+    let routed = routed.with_state(state);
     Router::new()
         .fallback_service(routed)
         .layer(axum::middleware::map_response(crate::error::json_errors))

@@ -41,6 +41,13 @@ source scripts/ns-lib.sh   # also puts ~/.cargo/bin on PATH
 
 scripts/install-deps.sh
 
+# The test runner: a machine with only rustup's toolchain has no cargo-nextest. Pinned, locked.
+NEXTEST_VERSION=0.9.143
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "test.sh: cargo-nextest is missing: installing $NEXTEST_VERSION (cargo install --locked)"
+    cargo install --locked cargo-nextest --version "$NEXTEST_VERSION"
+fi
+
 if [[ ${REGKEEP_TEST_SKIP_CARGO:-} == 1 ]]; then
     echo "test.sh: REGKEEP_TEST_SKIP_CARGO=1: cargo fmt, clippy, build and nextest skipped"
 else

@@ -30,8 +30,19 @@ pub enum RegistryCommand {
         /// The registry string, as registered.
         registry: String,
     },
-    /// List the account's registries.
+    /// List the account's registries (with each ECR entry's token expiry and last renewal error).
     List,
+    /// Check a registry's stored credential now: log in to the registry with it (for ECR, with
+    /// a live token, renewed once if the registry refuses it). Example: `regkeep registry check
+    /// registry.example.com:5000`
+    Check {
+        /// The registry string, as registered.
+        registry: String,
+        /// Only make sure a credential can be had (for ECR: a live token), without contacting
+        /// the registry.
+        #[arg(long)]
+        no_login: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +113,34 @@ pub async fn run(
                 .call::<Vec<RegistryConfiguration>, ()>(Method::GET, "/registries", None)
                 .await?
         }
+        RegistryCommand::Check { registry, no_login } => {
+            let path = format!(
+                "/registries/{}/check{}",
+                segment(&registry),
+                if no_login { "?login=false" } else { "" }
+            );
+            let answer = client
+                .call::<serde_json::Value, ()>(Method::POST, &path, None)
+                .await?;
+            return output::finish(answer, global.json, |report| {
+                let name = report["registry"].as_str().unwrap_or(&registry);
+                let until = report["token_usable_until"]
+                    .as_str()
+                    .map(|t| format!("; its token is usable until {t}"))
+                    .unwrap_or_default();
+                let how = if report["logged_in"] == true {
+                    "the registry accepted the stored credential"
+                } else {
+                    "a credential can be had (the registry was not contacted)"
+                };
+                let renewed = if report["renewed_after_refusal"] == true {
+                    " (the registry refused the token regkeep held; a new one was minted and accepted)"
+                } else {
+                    ""
+                };
+                output::line(&format!("{name}: {how}{until}{renewed}"))
+            });
+        }
     };
     output::finish(answer, global.json, |records| print(records))
 }
@@ -150,6 +189,9 @@ fn print(records: &[RegistryConfiguration]) -> anyhow::Result<()> {
                 r.registry_verify.to_string(),
                 r.last_validated
                     .map_or_else(|| "never".to_owned(), |t| t.to_string()),
+                r.token_expires_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                r.token_last_error.clone().unwrap_or_else(|| "-".to_owned()),
                 r.created_at.to_string(),
                 r.last_updated.to_string(),
             ]
@@ -163,6 +205,8 @@ fn print(records: &[RegistryConfiguration]) -> anyhow::Result<()> {
             "User",
             "Verify TLS",
             "Last validated",
+            "Token usable until",
+            "Token error",
             "Created",
             "Updated",
         ],

@@ -540,6 +540,29 @@ async fn the_cli_makes_keys_and_exports_what_they_may_take() {
         .unwrap()
         .contains("auths"));
 
+    // The ECR entry: a live token can be had, and the listing shows until when.
+    let (code, out, err) = cli(&["registry", "check", ECR, "--no-login"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("a credential can be had"), "{out}");
+    let until = out
+        .split("usable until ")
+        .nth(1)
+        .map(|rest| rest.trim().to_owned())
+        .unwrap_or_else(|| panic!("{out}"));
+    let (code, out, _) = cli(&["registry", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Token usable until"), "{out}");
+    let ecr_row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(ECR))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        ecr_row.contains(until.as_str()),
+        "the ECR row shows its token's expiry {until}: {ecr_row}"
+    );
+    let (code, _, err) = cli(&["registry", "check", "unknown.example.com", "--no-login"]);
+    assert_eq!(code, 1, "{err}");
+
     let (code, _, _) = cli(&["apikey", "revoke", &key_id]);
     assert_eq!(code, 0);
     let (code, out, err) = export("authjson");

@@ -228,7 +228,7 @@ impl Logins {
     }
 
     /// How long `address` (and `user`, unless `address` logged in as it before) must wait.
-    pub(crate) fn blocked(&self, user: &str, address: Option<IpAddr>) -> Option<Duration> {
+    fn blocked(&self, user: &str, address: Option<IpAddr>) -> Option<Duration> {
         if let Some(address) = address {
             if let Some(wait) = wait_of(&self.blocked_addresses, &address) {
                 return Some(wait);
@@ -247,14 +247,11 @@ impl Logins {
 
     /// Counts a failure against `address` and `user`; past their quota they are blocked. An
     /// address that logged in as `user` before is not counted against the user.
-    pub(crate) fn failed(&self, user: &str, address: Option<IpAddr>) {
+    fn failed(&self, user: &str, address: Option<IpAddr>) {
         let clock = DefaultClock::default();
         let mut exempt = false;
         if let Some(address) = address {
-            if let Err(not_until) = self.by_address.check_key(&address) {
-                let until = Instant::now() + not_until.wait_time_from(clock.now());
-                block(&self.blocked_addresses, address, until);
-            }
+            self.address_failed(address);
             exempt = self
                 .remembered()
                 .known
@@ -268,11 +265,19 @@ impl Logins {
                 block(&self.blocked_users, key, until);
             }
         }
-        if self.by_address.len() > MAX_ENTRIES {
-            self.by_address.retain_recent();
-        }
         if self.by_user.len() > MAX_ENTRIES {
             self.by_user.retain_recent();
+        }
+    }
+
+    /// Counts a failure against `address`; past its quota it is blocked.
+    fn address_failed(&self, address: IpAddr) {
+        if let Err(not_until) = self.by_address.check_key(&address) {
+            let until = Instant::now() + not_until.wait_time_from(DefaultClock::default().now());
+            block(&self.blocked_addresses, address, until);
+        }
+        if self.by_address.len() > MAX_ENTRIES {
+            self.by_address.retain_recent();
         }
     }
 
@@ -307,14 +312,8 @@ impl Logins {
     /// secret, and a 256-bit secret is not guessed, so a per-key block would only let anyone who
     /// saw an id lock its machines out.
     pub(crate) fn failed_key(&self, address: Option<IpAddr>) {
-        let Some(address) = address else { return };
-        if let Err(not_until) = self.by_address.check_key(&address) {
-            let clock = DefaultClock::default();
-            let until = Instant::now() + not_until.wait_time_from(clock.now());
-            block(&self.blocked_addresses, address, until);
-        }
-        if self.by_address.len() > MAX_ENTRIES {
-            self.by_address.retain_recent();
+        if let Some(address) = address {
+            self.address_failed(address);
         }
     }
 

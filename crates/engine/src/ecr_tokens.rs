@@ -16,7 +16,7 @@
 //! [`EcrTokens::renew_due_once`] and [`EcrTokens::sweep_once`], are public for the same reason.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -147,8 +147,6 @@ pub struct EcrTokens {
     clock: Arc<dyn Clock>,
     settings: LifecycleSettings,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
-    /// AWS calls made (minting attempts), for tests and benchmarks.
-    aws_calls: AtomicU64,
     /// The renewal loop's last pass (`GET /v1/system`).
     heartbeat: crate::heartbeat::Heartbeat,
     /// When the last sweep ran.
@@ -174,7 +172,6 @@ impl EcrTokens {
             clock,
             settings,
             entries: Mutex::new(HashMap::new()),
-            aws_calls: AtomicU64::new(0),
             heartbeat: crate::heartbeat::Heartbeat::default(),
             last_sweep: AtomicI64::new(now),
             metrics: crate::metrics::EngineMetrics::default(),
@@ -230,9 +227,9 @@ impl EcrTokens {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// Minting attempts made so far by this process.
+    /// Minting attempts made so far (the `regkeep_aws_calls_total` counter it counts into).
     pub fn aws_calls(&self) -> u64 {
-        self.aws_calls.load(Ordering::Relaxed)
+        self.metrics.aws_calls.get()
     }
 
     fn entry(&self, request: &TokenRequest) -> Arc<Entry> {
@@ -545,7 +542,6 @@ impl EcrTokens {
         attempts: &mut Attempts,
     ) -> Result<EcrToken, EcrError> {
         let request = entry.request();
-        self.aws_calls.fetch_add(1, Ordering::Relaxed);
         self.metrics.aws_calls.inc();
         let result = self.client.mint(&request.source, &request.target).await;
         match &result {

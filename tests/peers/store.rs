@@ -35,11 +35,9 @@ async fn both_migration_trees_make_the_same_tables_and_columns() {
     database.drop_database().await;
 }
 
-/// The ECR token rows' release and sweep, on the backend's own SQL: a row goes when no registry
-/// uses its key (and only then), unused rows go after the grace.
-async fn ecr_token_rows_are_released_and_swept(backend: Backend) {
-    use regkeep_domain::entities::{AccountRecord, RegistryRecord};
-    use regkeep_domain::{AccountState, AccountType, EcrToken, RegistryType, Secret, Timestamp};
+/// A store on `backend` in a fresh database (SQLite in a temporary directory); keep the directory
+/// while the store is used.
+async fn open_store(backend: Backend) -> (tempfile::TempDir, TestDatabase, Store) {
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::create(backend).await;
     let url = database
@@ -49,6 +47,15 @@ async fn ecr_token_rows_are_released_and_swept(backend: Backend) {
     let store = Store::open(&url, &KeySource::File(dir.path().join("secret.key")))
         .await
         .unwrap();
+    (dir, database, store)
+}
+
+/// The ECR token rows' release and sweep, on the backend's own SQL: a row goes when no registry
+/// uses its key (and only then), unused rows go after the grace.
+async fn ecr_token_rows_are_released_and_swept(backend: Backend) {
+    use regkeep_domain::entities::{AccountRecord, RegistryRecord};
+    use regkeep_domain::{AccountState, AccountType, EcrToken, RegistryType, Secret, Timestamp};
+    let (_dir, database, store) = open_store(backend).await;
     let t = Timestamp::from_unix;
     store
         .insert_account(&AccountRecord {
@@ -121,15 +128,7 @@ async fn ecr_token_rows_are_released_and_swept(backend: Backend) {
 /// (PostgreSQL; SQLite has no other process to tell).
 async fn ecr_leases_and_change_notifications(backend: Backend) {
     use regkeep_domain::Timestamp;
-    let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::create(backend).await;
-    let url = database
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("regkeep.db").display()));
-    let store = Store::open(&url, &KeySource::File(dir.path().join("secret.key")))
-        .await
-        .unwrap();
+    let (_dir, database, store) = open_store(backend).await;
     let t = Timestamp::from_unix;
     assert!(store.try_ecr_lease("k", "a", t(130), t(100)).await.unwrap());
     assert!(

@@ -107,6 +107,20 @@ impl MemoryRepositories {
     }
 }
 
+/// The first `bytes` of SHA-256 over `parts`, as hex: the fake's stand-in for the store's keyed
+/// hashes.
+fn unkeyed_hash(parts: &[&[u8]], bytes: usize) -> String {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part);
+    }
+    hash.finalize()
+        .iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn ready<'a, T: Send + 'a>(value: Result<T>) -> BoxFuture<'a, Result<T>> {
     Box::pin(std::future::ready(value))
 }
@@ -321,8 +335,7 @@ impl ApiKeyRepository for MemoryRepositories {
     }
     fn hash_api_key(&self, secret: &[u8]) -> String {
         // Unkeyed here, as `fingerprint` (tests need only tell keys apart).
-        let hash = Sha256::digest([b"api key\0".as_slice(), secret].concat());
-        hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
+        unkeyed_hash(&[b"api key\0", secret], 16)
     }
 }
 
@@ -422,8 +435,7 @@ impl RegistryRepository for MemoryRepositories {
     }
     fn fingerprint(&self, secret: &[u8]) -> String {
         // Unkeyed here (no sealing key in memory): tells secrets apart, which is all tests need.
-        let hash = Sha256::digest(secret);
-        hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        unkeyed_hash(&[secret], 8)
     }
 }
 

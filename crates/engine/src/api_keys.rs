@@ -321,20 +321,21 @@ impl Accounts {
         let logins = &self.logins;
         let address = address.map(crate::logins::client_key);
         let Some(token) = ApiKeyToken::parse(presented.expose()) else {
-            if let Some(wait) = logins.blocked_address("", address) {
+            if let Some(wait) = logins.blocked_address(None, address) {
                 return Err(throttled(wait));
             }
             logins.failed_key(address);
             return Err(EngineError::Unauthorized);
         };
         // A blocked address is refused before any work, unless this key was used from it lately.
-        let name = format!("apikey:{}", token.id);
-        if let Some(wait) = logins.blocked_address(&name, address) {
+        if let Some(wait) = logins.blocked_address(Some(&token.id), address) {
             return Err(throttled(wait));
         }
+        let mut looked_up = false;
         let known = match logins.known_key(&token.id) {
             Some(known) => known,
             None => {
+                looked_up = true;
                 let generation = logins.generation();
                 let record = match self.api_keys.get_api_key(&token.id).await {
                     Ok(record) => record,
@@ -381,7 +382,11 @@ impl Accounts {
             logins.failed_key(address);
             return Err(EngineError::Unauthorized);
         }
-        logins.key_used_from(&name, address);
+        if looked_up {
+            // Recorded when the key is looked up (at least once per login-cache lifetime while
+            // it is used), not on every request.
+            logins.key_used_from(&token.id, address);
+        }
         let now = self.clock.now();
         if let Some(state) = key_state(&known.record, now) {
             return Err(EngineError::KeyUnusable {

@@ -284,23 +284,29 @@ impl Logins {
     /// How long `address` must wait before presenting the API key `name` again: never when
     /// the key was used from there lately (others' failures from a shared address, a NAT or an
     /// IPv6 /64, never lock out a working machine).
-    pub(crate) fn blocked_address(&self, name: &str, address: Option<IpAddr>) -> Option<Duration> {
+    pub(crate) fn blocked_address(
+        &self,
+        key: Option<&ApiKeyId>,
+        address: Option<IpAddr>,
+    ) -> Option<Duration> {
         let address = address?;
         let wait = wait_of(&self.blocked_addresses, &address)?;
-        let known = self
-            .remembered()
-            .known
-            .get(&(name.to_owned(), address), Instant::now())
-            .is_some();
+        let known = key.is_some_and(|key| {
+            self.remembered()
+                .known
+                .get(&(known_key_name(key), address), Instant::now())
+                .is_some()
+        });
         (!known).then_some(wait)
     }
 
-    /// Remembers that the API key `name` was used from `address` (see [`Logins::blocked_address`]).
-    pub(crate) fn key_used_from(&self, name: &str, address: Option<IpAddr>) {
+    /// Remembers that the API key `key` was used from `address` (see
+    /// [`Logins::blocked_address`]).
+    pub(crate) fn key_used_from(&self, key: &ApiKeyId, address: Option<IpAddr>) {
         if let Some(address) = address {
             let now = Instant::now();
             self.remembered().known.insert(
-                (name.to_owned(), address),
+                (known_key_name(key), address),
                 (),
                 now + KNOWN_ADDRESS_TTL,
                 now,
@@ -389,6 +395,12 @@ impl Drop for Attempt<'_> {
             }
         }
     }
+}
+
+/// The name an API key is known under among the (user, address) pairs that logged in (apart
+/// from every user name: those never hold a `:`).
+fn known_key_name(key: &ApiKeyId) -> String {
+    format!("apikey:{key}")
 }
 
 /// Whole seconds, rounded up (a `Retry-After` that is waited out must be enough), at least 1.

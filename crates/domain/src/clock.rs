@@ -87,6 +87,20 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// In the OpenAPI document: an RFC 3339 text (what [`Serialize`] writes).
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("A time, RFC 3339, UTC, whole seconds"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 /// The source of the current time. Injected wherever time decides behaviour.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;

@@ -50,6 +50,23 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// In the OpenAPI document: a text (or a whole number, taken as its text); answers carry one only
+/// in the credential handout and the API key's creation.
+impl utoipa::PartialSchema for Secret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        // A number is taken as its decimal text (what the deserialiser accepts).
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Integer]))
+            .description(Some(
+                "A secret (a password, a key or a token), never shown in any other answer; a number is taken as its decimal text",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Secret {}
+
 /// Accepts a string, and also the scalars a configuration layer may have read a secret as
 /// (an environment variable `12345678` arrives as a number).
 struct SecretVisitor;

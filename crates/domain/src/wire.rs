@@ -4,15 +4,19 @@
 //! Requests arrive as loosely typed as Anchore's clients send them (strings, optional fields) and
 //! are parsed into domain types by the engine, which answers bad input with a message that says
 //! what to fix. No response type holds a secret.
+//!
+//! Each type derives `ToSchema`: the server's OpenAPI document (`GET /v1/openapi.json`) describes
+//! these same types, so the document cannot drift from what is sent.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 use crate::secret::Secret;
 
 /// `POST /v1/registries` and `PUT /v1/registries/{registry}` (Anchore's
 /// `RegistryConfigurationRequest`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegistryConfigurationRequest {
     pub registry: String,
     pub registry_user: String,
@@ -30,7 +34,7 @@ pub struct RegistryConfigurationRequest {
 
 /// A stored registry as the API shows it (Anchore's `RegistryConfiguration`, plus regkeep's own
 /// state fields). Never carries the password or a token.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegistryConfiguration {
     pub registry: String,
     pub registry_name: String,
@@ -56,8 +60,33 @@ pub struct RegistryConfiguration {
     pub token_last_error: Option<String>,
 }
 
+/// `POST /v1/registries/{registry}/check`: what a check found (never the credential).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RegistryCheck {
+    pub registry: String,
+    /// Always true in a 200 answer (a failed check answers an error).
+    pub ok: bool,
+    /// Whether the registry was contacted (false with `?login=false`).
+    pub logged_in: bool,
+    /// When the login happened (absent with `?login=false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Timestamp>,
+    /// Until when the credential may be used (ECR tokens); null for stored passwords.
+    pub token_usable_until: Option<Timestamp>,
+    /// The registry refused the first token and a renewed one worked (absent with
+    /// `?login=false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_after_refusal: Option<bool>,
+}
+
+/// `GET /health` and `GET /ready`: `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProbeStatus {
+    pub status: String,
+}
+
 /// Every error answer: `{"message", "httpcode", "detail"}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub message: String,
     pub httpcode: u16,
@@ -66,7 +95,7 @@ pub struct ErrorBody {
 }
 
 /// An account record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Account {
     pub name: String,
     #[serde(default)]
@@ -79,21 +108,22 @@ pub struct Account {
 }
 
 /// `POST /v1/accounts`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccountCreationRequest {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 
 /// `PUT /v1/accounts/{account}/state`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccountStatus {
     pub state: String,
 }
 
 /// A user record (never its password).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub username: String,
     #[serde(rename = "type")]
@@ -104,16 +134,19 @@ pub struct User {
 }
 
 /// `POST /v1/accounts/{account}/users`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserCreationRequest {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")]
     pub username: String,
     pub password: Secret,
 }
 
 /// `POST /v1/accounts/{account}/users/{user}/credentials`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccessCredential {
+    /// `password` (the only type).
     #[serde(rename = "type")]
+    #[schema(pattern = "^password$")]
     pub credential_type: String,
     pub value: Secret,
 }
@@ -122,7 +155,7 @@ pub struct AccessCredential {
 /// A credential a user has, as listed (Anchore's `AccessCredential` answer): its type, a
 /// masked value (always [`MASKED_CREDENTIAL`], never derived from the secret), and when it
 /// was set.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CredentialSummary {
     #[serde(rename = "type")]
     pub credential_type: String,
@@ -135,26 +168,26 @@ pub const MASKED_CREDENTIAL: &str = "********";
 
 /// `GET /version` (Anchore's `ServiceVersion`): the service's version, the API's, and the
 /// database schema's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Version {
     pub service: VersionOf,
     pub api: VersionOf,
     pub db: SchemaVersion,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VersionOf {
     pub version: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SchemaVersion {
     pub schema_version: String,
 }
 
 /// `GET /status` (Anchore's `StatusResponse`), also each part's `service_detail` in
 /// [`SystemStatus`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StatusResponse {
     pub available: bool,
     pub busy: bool,
@@ -166,7 +199,7 @@ pub struct StatusResponse {
 }
 
 /// One of regkeep's parts, as Anchore lists a service in `GET /system`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ServiceStatus {
     pub servicename: String,
     pub hostid: String,
@@ -178,13 +211,13 @@ pub struct ServiceStatus {
 }
 
 /// `GET /system` (anchore-cli's `system status`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SystemStatus {
     pub service_states: Vec<ServiceStatus>,
 }
 
 /// One event type regkeep writes, in Anchore's `GET /event_types` tree.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventDescription {
     pub name: String,
     #[serde(rename = "type")]
@@ -193,7 +226,7 @@ pub struct EventDescription {
     pub resource_type: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventSubcategory {
     pub name: String,
     pub description: String,
@@ -202,7 +235,7 @@ pub struct EventSubcategory {
 
 /// A category of event types. Anchore's server answers `name`; its swagger names the field
 /// `category`: both are given.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventCategory {
     pub name: String,
     pub category: String,
@@ -211,7 +244,7 @@ pub struct EventCategory {
 }
 
 /// `POST /v1/images` (Anchore's `ImageAnalysisRequest`, the parts regkeep uses).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ImageAddRequest {
     /// `host/repo:tag`, e.g. `registry.example.com/team/app:1.0` or `alpine`.
     pub tag: String,
@@ -224,7 +257,7 @@ pub struct ImageAddRequest {
 }
 
 /// One way an image was reached (Anchore's `image_detail` entry).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ImageDetail {
     pub registry: String,
     pub repo: String,
@@ -249,7 +282,7 @@ pub struct ImageDetail {
 /// `resolution_status` says what regkeep did (`resolved`). regkeep does not analyse images: the
 /// fields Anchore's clients read say so honestly (`analysis_status: not_analyzed`,
 /// `analyzed_at: null`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ImageRecord {
     #[serde(rename = "imageDigest")]
     pub image_digest: String,
@@ -291,7 +324,7 @@ pub const NOT_ANALYZED: &str = "not_analyzed";
 
 /// `DELETE /v1/images/{digest}` and `DELETE /v1/images/by_id/{id}` (Anchore's
 /// `DeleteImageResponse`; anchore-cli checks `status` is `deleting`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeleteImageResponse {
     pub digest: String,
     pub status: String,
@@ -299,9 +332,10 @@ pub struct DeleteImageResponse {
 }
 
 /// `POST /v1/subscriptions` (Anchore's `SubscriptionRequest`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct SubscriptionRequest {
     /// `tag_update` (the one type regkeep watches).
+    #[schema(pattern = "^tag_update$")]
     pub subscription_type: String,
     /// For `tag_update`: the tag to watch, `host/repo:tag`.
     pub subscription_key: String,
@@ -313,7 +347,7 @@ pub struct SubscriptionRequest {
 }
 
 /// `PUT /v1/subscriptions/{id}` (Anchore's `SubscriptionUpdate`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct SubscriptionUpdate {
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,7 +355,7 @@ pub struct SubscriptionUpdate {
 }
 
 /// A subscription (Anchore's `Subscription`), with what the poller last saw.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Subscription {
     pub subscription_id: String,
     pub subscription_type: String,
@@ -343,7 +377,7 @@ pub struct Subscription {
 }
 
 /// Where an event is about (Anchore's event `resource`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventResource {
     pub user_id: String,
     #[serde(rename = "type")]
@@ -352,7 +386,7 @@ pub struct EventResource {
 }
 
 /// Who generated an event (Anchore's event `source`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventSource {
     pub servicename: String,
     pub hostid: String,
@@ -360,7 +394,7 @@ pub struct EventSource {
 }
 
 /// The event itself (Anchore's event body).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventBody {
     #[serde(rename = "type")]
     pub event_type: String,
@@ -374,7 +408,7 @@ pub struct EventBody {
 }
 
 /// One entry of `GET /v1/events` (Anchore's `EventResponse`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventResponse {
     pub generated_uuid: String,
     pub created_at: Timestamp,
@@ -382,7 +416,7 @@ pub struct EventResponse {
 }
 
 /// `GET /v1/events` (Anchore's `EventsList`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventsList {
     pub results: Vec<EventResponse>,
     pub next_page: bool,
@@ -444,8 +478,9 @@ mod tests {
 
 /// `POST /v1/apikeys`: a key for machines. `scopes` from `credentials:read`, `registries:write`,
 /// `read`; `expires_in` a lifetime such as `90d` (none: the key does not expire).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyCreationRequest {
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -454,7 +489,7 @@ pub struct ApiKeyCreationRequest {
 }
 
 /// An API key as listed (never the key itself; `key` only in the answer that made it).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiKey {
     pub key_id: String,
     pub account: String,
@@ -473,7 +508,7 @@ pub struct ApiKey {
 }
 
 /// `POST /v1/credentials/resolve`: which credential is wanted, by image or by registry host.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct CredentialRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -482,7 +517,7 @@ pub struct CredentialRequest {
 }
 
 /// The credential handout's answer: the one answer that carries a secret.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct CredentialHandout {
     /// The registry entry that serves the request (as registered: host, host/repo or a wildcard).
     pub registry: String,

@@ -11,6 +11,7 @@ pub mod body;
 pub mod error;
 pub mod listener;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;

@@ -21,6 +21,14 @@ use crate::AppState;
 
 /// The account the caller acts in (its own, or the one an admin names in `x-anchore-account`,
 /// as Anchore answers).
+#[utoipa::path(
+    get,
+    path = "/v1/account",
+    tag = "accounts",
+    operation_id = "own_account",
+    summary = "The account the caller acts in",
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::Account))
+)]
 pub async fn own_account(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -34,6 +42,14 @@ pub async fn own_account(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/user",
+    tag = "users",
+    operation_id = "own_user",
+    summary = "The calling user",
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::User))
+)]
 pub async fn own_user(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -43,6 +59,14 @@ pub async fn own_user(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    tag = "accounts",
+    operation_id = "list_accounts",
+    summary = "Every account (admins only)",
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::Account>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -51,6 +75,15 @@ pub async fn list(
     Ok(Json(records.iter().map(account_wire).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}",
+    tag = "accounts",
+    operation_id = "get_account",
+    summary = "One account (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::Account), (status = 404, description = "No such account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -65,6 +98,15 @@ pub async fn get(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    tag = "accounts",
+    operation_id = "create_account",
+    summary = "Creates an account (admins only)",
+    request_body = regkeep_domain::wire::AccountCreationRequest,
+    responses((status = 200, description = "The account", body = regkeep_domain::wire::Account))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -84,6 +126,16 @@ pub async fn create(
     Ok(Json(account_wire(&record)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{account}/state",
+    tag = "accounts",
+    operation_id = "set_account_state",
+    summary = "Enables or disables an account (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
+    request_body = regkeep_domain::wire::AccountStatus,
+    responses((status = 200, description = "The new state", body = regkeep_domain::wire::AccountStatus), (status = 404, description = "No such account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn set_state(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -108,6 +160,15 @@ pub async fn set_state(
 
 /// `DELETE /v1/accounts/{a}`: 200 with the account, now `deleting`, as Anchore answers; its
 /// resources are removed in the background, then `GET` answers 404.
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{account}",
+    tag = "accounts",
+    operation_id = "delete_account",
+    summary = "Deletes a disabled account and, in the background, everything in it (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
+    responses((status = 200, description = "The account, now `deleting`", body = regkeep_domain::wire::Account), (status = 404, description = "No such account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -122,6 +183,15 @@ pub async fn delete(
     Ok(Json(account_wire(&record)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/users",
+    tag = "users",
+    operation_id = "list_users",
+    summary = "An account's users (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::User>), (status = 404, description = "No such account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -135,6 +205,15 @@ pub async fn list_users(
     Ok(Json(users.iter().map(user_wire).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/users/{user}",
+    tag = "users",
+    operation_id = "get_user",
+    summary = "One user (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"), ("user" = String, Path, description = "A user name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")),
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::User), (status = 404, description = "No such account or user", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -149,6 +228,16 @@ pub async fn get_user(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/users",
+    tag = "users",
+    operation_id = "create_user",
+    summary = "Creates a user (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
+    request_body = regkeep_domain::wire::UserCreationRequest,
+    responses((status = 200, description = "The user", body = regkeep_domain::wire::User), (status = 404, description = "No such account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn create_user(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -169,6 +258,15 @@ pub async fn create_user(
     Ok(Json(user_wire(&record)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{account}/users/{user}",
+    tag = "users",
+    operation_id = "delete_user",
+    summary = "Deletes a user and revokes the API keys it made (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"), ("user" = String, Path, description = "A user name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such account or user", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete_user(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -188,6 +286,16 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/users/{user}/credentials",
+    tag = "users",
+    operation_id = "set_password",
+    summary = "Sets a user's password (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"), ("user" = String, Path, description = "A user name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")),
+    request_body = regkeep_domain::wire::AccessCredential,
+    responses((status = 200, description = "The new credential, masked", body = regkeep_domain::wire::CredentialSummary), (status = 404, description = "No such account or user", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn set_password(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -246,6 +354,14 @@ async fn change_password(
 }
 
 /// `GET /v1/user/credentials`: the caller's own credentials (never their values).
+#[utoipa::path(
+    get,
+    path = "/v1/user/credentials",
+    tag = "users",
+    operation_id = "own_credentials",
+    summary = "The caller's credentials, masked",
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::CredentialSummary>))
+)]
 pub async fn own_credentials(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -259,6 +375,15 @@ pub async fn own_credentials(
 }
 
 /// `POST /v1/user/credentials`: the caller changes its own password.
+#[utoipa::path(
+    post,
+    path = "/v1/user/credentials",
+    tag = "users",
+    operation_id = "set_own_password",
+    summary = "The caller changes its own password",
+    request_body = regkeep_domain::wire::AccessCredential,
+    responses((status = 200, description = "The new credential, masked", body = regkeep_domain::wire::CredentialSummary))
+)]
 pub async fn set_own_password(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -273,6 +398,15 @@ pub async fn set_own_password(
 }
 
 /// `GET /v1/accounts/{a}/users/{u}/credentials`.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/users/{user}/credentials",
+    tag = "users",
+    operation_id = "list_credentials",
+    summary = "A user's credentials, masked (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"), ("user" = String, Path, description = "A user name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::CredentialSummary>), (status = 404, description = "No such account or user", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn list_credentials(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -288,13 +422,25 @@ pub async fn list_credentials(
 
 /// Which credential `DELETE …/credentials` removes (Anchore's parameter; `password` is the only
 /// type). Unknown query parameters are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CredentialQuery {
+    /// `password` (the only type).
+    #[param(required = true, pattern = "^password$")]
     credential_type: Option<String>,
 }
 
 /// `DELETE /v1/accounts/{a}/users/{u}/credentials?credential_type=password`: the user can no
 /// longer log in until given a new password.
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{account}/users/{user}/credentials",
+    tag = "users",
+    operation_id = "delete_credential",
+    summary = "Removes a user's password (admins only)",
+    params(("account" = String, Path, description = "An account name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"), ("user" = String, Path, description = "A user name", pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"), CredentialQuery),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such account, user or credential", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete_credential(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -16,6 +16,14 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/v1/apikeys",
+    tag = "apikeys",
+    operation_id = "list_api_keys",
+    summary = "The account's API keys (never a key)",
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::ApiKey>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -25,6 +33,15 @@ pub async fn list(
     Ok(Json(keys.iter().map(|k| to_wire(k, now, None)).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/apikeys",
+    tag = "apikeys",
+    operation_id = "create_api_key",
+    summary = "Makes an API key (people only): the key is in this answer and nowhere else",
+    request_body = regkeep_domain::wire::ApiKeyCreationRequest,
+    responses((status = 201, description = "The key, with `key` set", body = regkeep_domain::wire::ApiKey))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -48,6 +65,15 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/apikeys/{key_id}",
+    tag = "apikeys",
+    operation_id = "revoke_api_key",
+    summary = "Revokes an API key at once",
+    params(("key_id" = String, Path, description = "An API key ID: the 16 hex digits `regkeep apikey list` shows", pattern = "^[0-9a-f]{16}$")),
+    responses((status = 200, description = "The revoked key", body = regkeep_domain::wire::ApiKey), (status = 404, description = "No such key in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -56,6 +56,27 @@ fn parse(path: &str) -> Result<Wanted, ApiError> {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/content/{path}",
+    tag = "content",
+    operation_id = "get_content",
+    summary = "A manifest or a blob, pulled through with the credential that serves the image",
+    params(("path" = String, Path, description = "`<host>/<repository>/manifests/<tag-or-digest>` or `<host>/<repository>/blobs/sha256:<hex>` (slashes are kept)")),
+    responses(
+        (status = 200, description = "The manifest (byte for byte, with its media type and Docker-Content-Digest) or the blob", content(
+            ("application/octet-stream"),
+            ("application/vnd.oci.image.manifest.v1+json"),
+            ("application/vnd.oci.image.index.v1+json"),
+            ("application/vnd.docker.distribution.manifest.v2+json"),
+            ("application/vnd.docker.distribution.manifest.list.v2+json"),
+            ("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+            ("application/json")
+        )),
+        (status = 404, description = "No registry of the account serves the image, or the registry has no such manifest or blob", body = regkeep_domain::wire::ErrorBody),
+        (status = 422, description = "The registry refused, could not be reached, or sent what regkeep does not accept", body = regkeep_domain::wire::ErrorBody)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -12,6 +12,15 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/credentials/resolve",
+    tag = "credentials",
+    operation_id = "resolve_credential",
+    summary = "The credential handout: the secret for an image or a registry host (API keys scoped credentials:read only)",
+    request_body = regkeep_domain::wire::CredentialRequest,
+    responses((status = 200, description = "The credential", body = regkeep_domain::wire::CredentialHandout), (status = 404, description = "No registry of the account serves the image or host", body = regkeep_domain::wire::ErrorBody), (status = 422, description = "The registry or AWS refused, or could not be reached: `detail.reason` says which", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn resolve(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -14,6 +14,15 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/images",
+    tag = "images",
+    operation_id = "add_image",
+    summary = "Resolves a tag (or digest) and records the image",
+    request_body = regkeep_domain::wire::ImageAddRequest,
+    responses((status = 200, description = "The recorded image", body = Vec<regkeep_domain::wire::ImageRecord>), (status = 404, description = "No registry of the account serves the image, or the tag does not exist", body = regkeep_domain::wire::ErrorBody), (status = 422, description = "The registry or AWS refused, or could not be reached: `detail.reason` says which", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn add(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -35,7 +44,8 @@ pub async fn add(
 }
 
 /// `GET /v1/images` query (Anchore's; other parameters are ignored, as Anchore does).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `host/repo:tag`, an image ID or an image digest.
     fulltag: Option<String>,
@@ -43,6 +53,15 @@ pub struct ListQuery {
     history: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/images",
+    tag = "images",
+    operation_id = "list_images",
+    summary = "The account's images",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::ImageRecord>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -65,6 +84,15 @@ pub async fn list(
     Ok(Json(records.iter().map(to_wire).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/images/{digest}",
+    tag = "images",
+    operation_id = "get_image",
+    summary = "One image, by digest",
+    params(("digest" = String, Path, description = "An image digest, `sha256:<64 hex>`", pattern = "^sha256:[0-9a-f]{64}$")),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::ImageRecord>), (status = 404, description = "No such image in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -82,6 +110,15 @@ pub async fn get(
 /// `DELETE /v1/images/{digest}`: 200 with Anchore's `DeleteImageResponse`. The record is gone
 /// when this answers; `status` is `deleting` because that is the value Anchore's clients accept
 /// as success.
+#[utoipa::path(
+    delete,
+    path = "/v1/images/{digest}",
+    tag = "images",
+    operation_id = "delete_image",
+    summary = "Forgets an image",
+    params(("digest" = String, Path, description = "An image digest, `sha256:<64 hex>`", pattern = "^sha256:[0-9a-f]{64}$")),
+    responses((status = 200, description = "Deleted (`status` is `deleting`, as Anchore answers)", body = regkeep_domain::wire::DeleteImageResponse), (status = 404, description = "No such image in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -95,6 +132,15 @@ pub async fn delete(
     Ok(Json(deleted(digest)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/images/by_id/{image_id}",
+    tag = "images",
+    operation_id = "get_image_by_id",
+    summary = "The images with an image ID",
+    params(("image_id" = String, Path, description = "An image ID (the config digest's 64 hex)", pattern = "^[0-9a-fA-F]{64}$")),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::ImageRecord>), (status = 404, description = "No image with that ID in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn get_by_id(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -110,6 +156,15 @@ pub async fn get_by_id(
 
 /// `DELETE /v1/images/by_id/{imageId}`: deletes every record with that image ID; answers for
 /// the first (Anchore's answer names one digest) and lists the others in `detail`.
+#[utoipa::path(
+    delete,
+    path = "/v1/images/by_id/{image_id}",
+    tag = "images",
+    operation_id = "delete_image_by_id",
+    summary = "Forgets every image with an image ID",
+    params(("image_id" = String, Path, description = "An image ID (the config digest's 64 hex)", pattern = "^[0-9a-fA-F]{64}$")),
+    responses((status = 200, description = "Deleted", body = regkeep_domain::wire::DeleteImageResponse), (status = 404, description = "No image with that ID in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete_by_id(
     State(state): State<AppState>,
     auth: Authenticated,

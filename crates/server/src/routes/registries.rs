@@ -2,9 +2,11 @@
 //! with records is a JSON array, as in Anchore; none carries a password.
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use regkeep_domain::entities::RegistryRecord;
-use regkeep_domain::wire::{RegistryConfiguration, RegistryConfigurationRequest};
+use regkeep_domain::wire::{RegistryCheck, RegistryConfiguration, RegistryConfigurationRequest};
 
 use crate::audit;
 use crate::auth::Authenticated;
@@ -12,6 +14,14 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/v1/registries",
+    tag = "registries",
+    operation_id = "list_registries",
+    summary = "The account's registries (never a password)",
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::RegistryConfiguration>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -24,6 +34,15 @@ pub async fn list(
     Ok(Json(records.iter().map(to_wire).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/registries/{registry}",
+    tag = "registries",
+    operation_id = "get_registry",
+    summary = "One registry",
+    params(("registry" = String, Path, description = "The registry as registered: `host[:port]`, `host[:port]/repository` or a wildcard (slashes are kept)")),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -37,6 +56,16 @@ pub async fn get(
     Ok(Json(vec![to_wire(&record)]))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/registries",
+    tag = "registries",
+    operation_id = "add_registry",
+    summary = "Registers a registry (checking the credentials unless validate=false)",
+    params(("validate" = Option<bool>, Query, description = "Check the credentials against the registry before storing (default true; any case: anchore-cli sends `True`/`False`)")),
+    request_body = regkeep_domain::wire::RegistryConfigurationRequest,
+    responses((status = 200, description = "The stored registry", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 409, description = "The registry is already registered", body = regkeep_domain::wire::ErrorBody), (status = 422, description = "The registry or AWS refused, or could not be reached: `detail.reason` says which", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn add(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -58,6 +87,16 @@ pub async fn add(
     Ok(Json(vec![to_wire(&saved.record)]))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/registries/{registry}",
+    tag = "registries",
+    operation_id = "update_registry",
+    summary = "Replaces a registry's settings (a body without registry_pass keeps the stored one)",
+    params(("registry" = String, Path, description = "The registry as registered: `host[:port]`, `host[:port]/repository` or a wildcard (slashes are kept)"), ("validate" = Option<bool>, Query, description = "Check the credentials against the registry before storing (default true; any case: anchore-cli sends `True`/`False`)")),
+    request_body = regkeep_domain::wire::RegistryConfigurationRequest,
+    responses((status = 200, description = "The stored registry", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody), (status = 422, description = "The registry or AWS refused, or could not be reached: `detail.reason` says which", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn update(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -80,18 +119,27 @@ pub async fn update(
     Ok(Json(vec![to_wire(&saved.record)]))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/registries/{registry}",
+    tag = "registries",
+    operation_id = "delete_registry",
+    summary = "Removes a registry, its secret and its ECR token",
+    params(("registry" = String, Path, description = "The registry as registered: `host[:port]`, `host[:port]/repository` or a wildcard (slashes are kept)")),
+    responses((status = 200, description = "Removed (an empty list)", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(registry): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Vec<RegistryConfiguration>>, ApiError> {
     state
         .engine
         .registries()
         .delete_registry(&auth.account, &registry)
         .await?;
     audit::change(&auth.caller, "registry.deleted", &auth.account, &registry);
-    Ok(Json(serde_json::json!([])))
+    Ok(Json(Vec::new()))
 }
 
 /// `POST /v1/registries/{registry}/check`: resolves the registry's credential now (minting an
@@ -100,17 +148,31 @@ pub async fn delete(
 ///
 /// `?login=false` only resolves the credential (no registry contact): what a client that is about
 /// to pull would get.
+#[utoipa::path(
+    post,
+    path = "/v1/registries/{registry}/check",
+    tag = "registries",
+    operation_id = "check_registry",
+    summary = "Resolves the registry's credential now and logs in with it",
+    params(("registry" = String, Path, description = "The registry as registered: `host[:port]`, `host[:port]/repository` or a wildcard (slashes are kept)"), ("login" = Option<bool>, Query, description = "Log in to the registry (default true); false only resolves the credential")),
+    responses((status = 200, description = "The credential works", body = regkeep_domain::wire::RegistryCheck), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody), (status = 405, description = "POST on a registry path that does not end in /check", body = regkeep_domain::wire::ErrorBody), (status = 422, description = "The registry or AWS refused, or could not be reached: `detail.reason` says which", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn check(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Some(registry) = path.strip_suffix("/check") else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::METHOD_NOT_ALLOWED,
-            "POST on a registry is only `/v1/registries/{registry}/check`; add registries with POST /v1/registries",
-        ));
+        // A 405 names the methods the path has (RFC 9110 §15.5.6).
+        return Ok((
+            [(header::ALLOW, HeaderValue::from_static("GET,PUT,DELETE"))],
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST on a registry is only `/v1/registries/{registry}/check`; add registries with POST /v1/registries",
+            ),
+        )
+            .into_response());
     };
     let login = bool_flag(query.as_deref(), "login")?;
     if !login {
@@ -119,26 +181,49 @@ pub async fn check(
             .registries()
             .resolve_credential(&auth.account, registry)
             .await?;
-        return Ok(Json(serde_json::json!({
-            "registry": credential.registry.to_string(),
-            "ok": true,
-            "logged_in": false,
-            "token_usable_until": credential.usable_until,
-        })));
+        return Ok(Json(RegistryCheck {
+            registry: credential.registry.to_string(),
+            ok: true,
+            logged_in: false,
+            checked_at: None,
+            token_usable_until: credential.usable_until,
+            renewed_after_refusal: None,
+        })
+        .into_response());
     }
     let report = state
         .engine
         .registries()
         .check_registry(&auth.account, registry)
         .await?;
-    Ok(Json(serde_json::json!({
-        "registry": report.registry.to_string(),
-        "ok": true,
-        "logged_in": true,
-        "checked_at": report.checked_at,
-        "token_usable_until": report.usable_until,
-        "renewed_after_refusal": report.renewed_after_refusal,
-    })))
+    Ok(Json(RegistryCheck {
+        registry: report.registry.to_string(),
+        ok: true,
+        logged_in: true,
+        checked_at: Some(report.checked_at),
+        token_usable_until: report.usable_until,
+        renewed_after_refusal: Some(report.renewed_after_refusal),
+    })
+    .into_response())
+}
+
+/// A method a registry path does not serve: 405 with the methods it does. GET, PUT and DELETE
+/// act on the registry the path names; POST only checks one (`…/check`). A path ending in
+/// `/check` names a check and also a registry whose last segment is `check`, so it has all four.
+pub async fn other_method(Path(path): Path<String>) -> Response {
+    let allow = if path.ends_with("/check") {
+        "GET,PUT,DELETE,POST"
+    } else {
+        "GET,PUT,DELETE"
+    };
+    (
+        [(header::ALLOW, HeaderValue::from_static(allow))],
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("this path does not answer that method: use one of {allow}"),
+        ),
+    )
+        .into_response()
 }
 
 /// `validate` from the query string: true/false in any case (anchore-cli sends `True`/`False`);

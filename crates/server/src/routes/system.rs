@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use regkeep_domain::wire::{
-    SchemaVersion, ServiceStatus, StatusResponse, SystemStatus, Version, VersionOf,
+    ProbeStatus, SchemaVersion, ServiceStatus, StatusResponse, SystemStatus, Version, VersionOf,
 };
 use serde_json::{json, Value};
 
@@ -14,7 +14,15 @@ use crate::AppState;
 
 /// Liveness: the database answers and (SQLite) its file is the one opened. Fails only where a
 /// restart is the remedy.
-pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "system",
+    operation_id = "health",
+    summary = "Liveness: the database answers",
+    responses((status = 200, description = "Healthy", body = regkeep_domain::wire::ProbeStatus))
+)]
+pub async fn health(State(state): State<AppState>) -> Result<Json<ProbeStatus>, ApiError> {
     let store = state.engine.database();
     let checked = match store.check_file() {
         Ok(()) => store.ping().await,
@@ -27,12 +35,22 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "not healthy: the database does not answer, or its file was removed or replaced (the cause is in the server's log)",
         )
     })?;
-    Ok(Json(json!({"status": "ok"})))
+    Ok(Json(ProbeStatus {
+        status: "ok".into(),
+    }))
 }
 
 /// Readiness: the database can be written now (a small write succeeds; the disk is not full,
 /// not read-only, the file is still there). Reveals nothing but the state.
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "system",
+    operation_id = "ready",
+    summary = "Readiness: the database can be written now",
+    responses((status = 200, description = "Ready", body = regkeep_domain::wire::ProbeStatus))
+)]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<ProbeStatus>, ApiError> {
     if !ready_now(&state).await {
         return Err(ApiError {
             retry_after: Some(10),
@@ -42,7 +60,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             )
         });
     }
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(ProbeStatus {
+        status: "ready".into(),
+    }))
 }
 
 /// Whether the database can be written now; probed at most once a second, one probe at a time.
@@ -66,6 +86,14 @@ async fn ready_now(state: &AppState) -> bool {
 }
 
 /// `GET /version` (Anchore's shape): regkeep's version, the API's, and the database schema's.
+#[utoipa::path(
+    get,
+    path = "/version",
+    tag = "system",
+    operation_id = "version",
+    summary = "The service's, the API's and the database schema's versions",
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::Version))
+)]
 pub async fn version(State(state): State<AppState>) -> Json<Version> {
     Json(Version {
         service: VersionOf {
@@ -84,6 +112,14 @@ pub async fn version(State(state): State<AppState>) -> Json<Version> {
 /// A right password is enough, whatever the account's state (Anchore authorises no action
 /// here): the user of a disabled account then gets the command's own 403, which says why,
 /// instead of anchore-cli's "could not access anchore service".
+#[utoipa::path(
+    get,
+    path = "/v1",
+    tag = "system",
+    operation_id = "api_root",
+    summary = "The API prefix (anchore-cli calls it before every command)",
+    responses((status = 200, description = "`\"v1\"`", body = String, content_type = "application/json"))
+)]
 pub async fn root(
     auth: Result<AuthenticatedCaller, ApiError>,
 ) -> Result<Json<&'static str>, ApiError> {
@@ -104,6 +140,14 @@ pub const ANCHORE_API_VERSION: &str = "0.1.20";
 /// `GET /swagger.json` and `/v1/swagger.json`: what anchore-cli reads to learn the API's
 /// version. regkeep serves the Anchore paths its README lists; this document names the version
 /// of Anchore's API they follow, not every path (README, API).
+#[utoipa::path(
+    get,
+    path = "/swagger.json",
+    tag = "system",
+    operation_id = "swagger",
+    summary = "Anchore's API version, for anchore-cli (no paths: this document has them)",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn swagger() -> Json<Value> {
     Json(json!({
         "swagger": "2.0",
@@ -116,7 +160,35 @@ pub async fn swagger() -> Json<Value> {
     }))
 }
 
+/// `GET /v1/openapi.json`: the OpenAPI 3.1 document of every route, request and answer
+/// ([`crate::openapi`]), made once.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "system",
+    operation_id = "openapi",
+    summary = "This OpenAPI 3.1 document",
+    responses((status = 200, description = "OK", body = Object))
+)]
+pub async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        crate::openapi::document_json(),
+    )
+}
+
 /// `GET /v1/status`: this server's own status (Anchore's `StatusResponse`).
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "system",
+    operation_id = "status",
+    summary = "This server's status",
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::StatusResponse))
+)]
 pub async fn status(State(state): State<AppState>, _auth: Authenticated) -> Json<StatusResponse> {
     let database = database_state(&state).await;
     Json(detail(&state, database.0, &database.1))
@@ -126,6 +198,14 @@ pub async fn status(State(state): State<AppState>, _auth: Authenticated) -> Json
 /// service: the API, the database, ECR token renewal and the tag watcher, with their real
 /// state. Admins only (README, "Differences from Anchore, on purpose"): the host name, the
 /// listen address and the state of work done for every account are not a tenant's to see.
+#[utoipa::path(
+    get,
+    path = "/v1/system",
+    tag = "system",
+    operation_id = "system_status",
+    summary = "regkeep's parts and their state (admins only)",
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::SystemStatus))
+)]
 pub async fn system(
     State(state): State<AppState>,
     auth: Authenticated,

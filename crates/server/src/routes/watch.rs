@@ -22,12 +22,22 @@ use crate::AppState;
 const MAX_PAGE: i64 = 1000;
 
 /// Filters of `GET /v1/subscriptions`. Unknown query parameters are ignored, as Anchore does.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SubscriptionQuery {
     subscription_key: Option<String>,
     subscription_type: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions",
+    tag = "subscriptions",
+    operation_id = "add_subscription",
+    summary = "Watches a tag",
+    request_body = regkeep_domain::wire::SubscriptionRequest,
+    responses((status = 200, description = "The subscription", body = Vec<regkeep_domain::wire::Subscription>), (status = 409, description = "The account already watches the tag", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn add(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -41,6 +51,15 @@ pub async fn add(
     Ok(Json(vec![to_wire(&record)]))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    tag = "subscriptions",
+    operation_id = "list_subscriptions",
+    summary = "The account's subscriptions",
+    params(SubscriptionQuery),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::Subscription>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -79,10 +98,27 @@ pub async fn list(
 }
 
 /// `GET /v1/subscriptions/types`: the types regkeep watches.
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/types",
+    tag = "subscriptions",
+    operation_id = "subscription_types",
+    summary = "The subscription types regkeep watches",
+    responses((status = 200, description = "OK", body = Vec<String>))
+)]
 pub async fn types(_auth: Authenticated) -> Json<Vec<&'static str>> {
     Json(vec![regkeep_engine::tag_watch::TAG_UPDATE])
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}",
+    tag = "subscriptions",
+    operation_id = "get_subscription",
+    summary = "One subscription",
+    params(("id" = String, Path, description = "A subscription ID")),
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::Subscription>), (status = 404, description = "No such subscription in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -96,6 +132,16 @@ pub async fn get(
     Ok(Json(vec![to_wire(&record)]))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/subscriptions/{id}",
+    tag = "subscriptions",
+    operation_id = "update_subscription",
+    summary = "Activates or deactivates a subscription",
+    params(("id" = String, Path, description = "A subscription ID")),
+    request_body = regkeep_domain::wire::SubscriptionUpdate,
+    responses((status = 200, description = "The subscription", body = Vec<regkeep_domain::wire::Subscription>), (status = 404, description = "No such subscription in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn update(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -111,6 +157,15 @@ pub async fn update(
 }
 
 /// `DELETE /v1/subscriptions/{id}`: 200 with `true`, as Anchore answers.
+#[utoipa::path(
+    delete,
+    path = "/v1/subscriptions/{id}",
+    tag = "subscriptions",
+    operation_id = "delete_subscription",
+    summary = "Stops watching",
+    params(("id" = String, Path, description = "A subscription ID")),
+    responses((status = 200, description = "Deleted (`true`, as Anchore answers)", body = bool), (status = 404, description = "No such subscription in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -129,7 +184,8 @@ const EVENT_SOURCE: &str = "regkeep";
 
 /// `GET /v1/events` filters (Anchore's names). Unknown query parameters are ignored, as Anchore
 /// does.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Events written by this service (regkeep's are `regkeep`).
     source_servicename: Option<String>,
@@ -144,10 +200,22 @@ pub struct EventQuery {
     /// Events created before.
     before: Option<String>,
     /// 1-based.
+    #[param(minimum = 1)]
     page: Option<i64>,
+    /// Events per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "list_events",
+    summary = "The account's events, newest first, a page at a time",
+    params(EventQuery),
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::EventsList))
+)]
 pub async fn list_events(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -210,7 +278,8 @@ pub async fn list_events(
 }
 
 /// `DELETE /v1/events` filters. Unknown query parameters are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteEventsQuery {
     since: Option<String>,
     before: Option<String>,
@@ -218,6 +287,15 @@ pub struct DeleteEventsQuery {
 
 /// `DELETE /v1/events[?since=...][&before=...]`: clears the account's event log (or the part
 /// in the window), answering the ids deleted (anchore-cli counts them).
+#[utoipa::path(
+    delete,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "delete_events",
+    summary = "Clears the account's events (or those in a window)",
+    params(DeleteEventsQuery),
+    responses((status = 200, description = "The IDs deleted", body = Vec<String>))
+)]
 pub async fn delete_events(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -236,6 +314,14 @@ pub async fn delete_events(
 
 /// `GET /v1/event_types`: the event types regkeep writes, in Anchore's tree (category, then
 /// subcategory, from the type's first two parts).
+#[utoipa::path(
+    get,
+    path = "/v1/event_types",
+    tag = "events",
+    operation_id = "event_types",
+    summary = "The event types regkeep writes",
+    responses((status = 200, description = "OK", body = Vec<regkeep_domain::wire::EventCategory>))
+)]
 pub async fn event_types(_auth: Authenticated) -> Json<Vec<EventCategory>> {
     let mut categories: Vec<EventCategory> = Vec::new();
     for kind in regkeep_engine::tag_watch::EVENT_TYPES {
@@ -300,6 +386,15 @@ fn subcategory_description(subcategory: &str) -> &'static str {
 }
 
 /// `GET /v1/events/{id}`: one event, by its `generated_uuid`.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    operation_id = "get_event",
+    summary = "One event",
+    params(("id" = String, Path, description = "An event ID (`generated_uuid`)")),
+    responses((status = 200, description = "OK", body = regkeep_domain::wire::EventResponse), (status = 404, description = "No such event in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn get_event(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -310,6 +405,15 @@ pub async fn get_event(
 }
 
 /// `DELETE /v1/events/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/events/{id}",
+    tag = "events",
+    operation_id = "delete_event",
+    summary = "Deletes one event",
+    params(("id" = String, Path, description = "An event ID (`generated_uuid`)")),
+    responses((status = 200, description = "Deleted (no body)"), (status = 404, description = "No such event in the account", body = regkeep_domain::wire::ErrorBody))
+)]
 pub async fn delete_event(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -10,7 +10,8 @@
 #                        its Click pin clashes with moto's Flask.
 #   .cache/venv-peers    PyJWT + cryptography (fixtures/token_server.py), prometheus_client (its text
 #                        parser checks /metrics) and moto[server] + boto3 (moto,
-#                        fixtures/seed_aws.py, imds.py, check_aws.py; ecr_api.py needs only the stdlib).
+#                        fixtures/seed_aws.py, imds.py, check_aws.py; ecr_api.py needs only the stdlib),
+#                        schemathesis (fuzzes the API from its OpenAPI document: tests/peers/contract.rs).
 #
 # Usage: scripts/install-deps.sh        (as root; CI=true and no stdin are fine)
 set -euo pipefail
@@ -25,7 +26,8 @@ PYTHON=/usr/bin/python3
 
 # Changing a spec rebuilds that venv on the next run (the marker holds the spec).
 ANCHORE_SPEC='PyYAML==5.4.1 (cython<3) anchorecli==0.9.3'
-PEERS_PKGS=(PyJWT==2.15.1 cryptography==50.0.2 'moto[server]==5.2.5' boto3==1.44.8 prometheus_client==0.21.1)
+PEERS_PKGS=(PyJWT==2.15.1 cryptography==50.0.2 'moto[server]==5.2.5' boto3==1.44.8 prometheus_client==0.21.1
+    schemathesis==4.32.5)
 PEERS_SPEC="${PEERS_PKGS[*]}"
 
 say() { printf 'install-deps: %s\n' "$*"; }
@@ -92,7 +94,7 @@ else
     say "venv-peers: installing $PEERS_SPEC"
     new_venv "$VP"
     pip_in "$VP" "${PEERS_PKGS[@]}"
-    timeout 60 "$VP/bin/python" -c 'import jwt, cryptography, moto, boto3' || die "venv-peers imports failed after install"
+    timeout 60 "$VP/bin/python" -c 'import jwt, cryptography, moto, boto3, schemathesis' || die "venv-peers imports failed after install"
     printf '%s' "$PEERS_SPEC" >"$VP/.regkeep-installed"
 fi
 

@@ -10,4 +10,5 @@ mod fake_registry;
 mod api;
 mod api_keys;
 mod metrics;
+mod openapi;
 mod registry_client;

@@ -13,6 +13,7 @@ mod common;
 mod api;
 mod bridges;
 mod cli;
+mod contract;
 mod deploy;
 mod ecr;
 mod ecr_aws;

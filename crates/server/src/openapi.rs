@@ -283,6 +283,18 @@ mod tests {
                         "{verb} {path}: no {needed}"
                     );
                 }
+                if id != "get_content" {
+                    for (code, response) in &op.responses.responses {
+                        if let RefOr::T(response) = response {
+                            for media_type in response.content.keys() {
+                                assert_eq!(
+                                    media_type, "application/json",
+                                    "{verb} {path} {code}: every answer but content is JSON"
+                                );
+                            }
+                        }
+                    }
+                }
                 let public = op.security.as_ref().is_some_and(|s| s.is_empty());
                 assert_eq!(
                     !public,

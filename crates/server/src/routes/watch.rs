@@ -164,7 +164,7 @@ pub async fn update(
     operation_id = "delete_subscription",
     summary = "Stops watching",
     params(("id" = String, Path, description = "A subscription ID")),
-    responses((status = 200, description = "Deleted (`true`, as Anchore answers)", body = bool), (status = 404, description = "No such subscription in the account", body = regkeep_domain::wire::ErrorBody))
+    responses((status = 200, description = "Deleted (`true`, as Anchore answers)", body = bool, content_type = "application/json"), (status = 404, description = "No such subscription in the account", body = regkeep_domain::wire::ErrorBody))
 )]
 pub async fn delete(
     State(state): State<AppState>,

@@ -1606,3 +1606,255 @@ fn served_database_url(database: &TestDatabase, data_dir: &Path) -> String {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("regkeep.db").display()))
 }
+
+/// The registries file, on the real binary: entries added at start with secrets from the
+/// environment and from a file; one whose password the registry refuses shows the refusal on its
+/// record while the others work; the API's own entry is never touched; the CLI cannot delete a
+/// declared entry; after an edit and SIGHUP, a removed entry is gone and a changed one changed. No
+/// secret reaches the log or the database file in plain text.
+#[test]
+fn the_registries_file_is_applied_at_start_and_on_sighup() {
+    crate::skip_without_peers!();
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let database = TestDatabase::sqlite();
+    let admin_pass = format!("admin-{}", random_hex(8));
+    let secret_file = dir.path().join("bearer.pass");
+    std::fs::write(&secret_file, format!("{}\n", p.pass)).unwrap();
+    let wrong_file = dir.path().join("wrong.pass");
+    std::fs::write(&wrong_file, "declared-wrong-password\n").unwrap();
+    let file = dir.path().join("registries.yaml");
+    let team = format!("{}/declared-team", p.http);
+    let write_file = |entries: &[String]| {
+        std::fs::write(&file, format!("registries:\n{}", entries.join(""))).unwrap();
+    };
+    let http_entry = |name: &str| {
+        format!(
+            "  - {{account: gitops, registry: \"{}\", user: {}, password_env: GITOPS_REGISTRY_PASS, verify: false, name: {name}}}\n",
+            p.http, p.user
+        )
+    };
+    let bearer_entry = format!(
+        "  - {{account: gitops, registry: \"{}\", user: {}, password_file: \"{}\", verify: false}}\n",
+        p.bearer,
+        p.user,
+        secret_file.display()
+    );
+    let wrong_entry = format!(
+        "  - {{account: gitops, registry: \"{team}\", user: {}, password_file: \"{}\", verify: false}}\n",
+        p.user,
+        wrong_file.display()
+    );
+    // The account does not exist yet: the first application refuses every entry, and says why.
+    write_file(&[http_entry("lab"), bearer_entry.clone(), wrong_entry.clone()]);
+    let file_text = file.display().to_string();
+    let served = Served::start(
+        &data,
+        &database,
+        Some(&admin_pass),
+        &[
+            ("REGKEEP_REGISTRIES_FILE", file_text.as_str()),
+            ("GITOPS_REGISTRY_PASS", p.pass.as_str()),
+        ],
+    );
+    let env = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "admin"),
+        ("REGKEEP_PASS", admin_pass.as_str()),
+    ];
+    let wait_for = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = regkeep(
+                &env,
+                &["--json", "--as-account", "gitops", "registry", "list"],
+                None,
+            );
+            let list: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            if done(&list) {
+                return list;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {list}\n{}",
+                served.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let until_logged = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !served.logs().contains(needle) {
+            assert!(Instant::now() < deadline, "{needle}:\n{}", served.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until_logged("account gitops does not exist");
+    expect(&regkeep(&env, &["account", "add", "gitops"], None), 0, &[]);
+    // Made through the API before the file names it: the file's entry for it is refused.
+    expect(
+        &regkeep(
+            &env,
+            &[
+                "--as-account",
+                "gitops",
+                "registry",
+                "add",
+                &p.anon,
+                "api-user",
+                "api-pass",
+                "--insecure",
+                "--skip-validate",
+            ],
+            None,
+        ),
+        0,
+        &[],
+    );
+    let anon_entry = format!(
+        "  - {{account: gitops, registry: \"{}\", user: other, password_env: GITOPS_REGISTRY_PASS, verify: false}}\n",
+        p.anon
+    );
+    // A change to the file is applied without a signal.
+    write_file(&[
+        http_entry("lab"),
+        bearer_entry.clone(),
+        wrong_entry.clone(),
+        anon_entry.clone(),
+    ]);
+    let kill = |signal: &str| {
+        let pid = served.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let declared = |list: &serde_json::Value| -> Vec<serde_json::Value> {
+        list.as_array()
+            .map(|l| {
+                l.iter()
+                    .filter(|r| r.get("declared_in").is_some())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list = wait_for("three declared entries", &|l| declared(l).len() == 3);
+    let find = |list: &serde_json::Value, registry: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["registry"] == registry)
+            .cloned()
+            .unwrap_or_else(|| panic!("{registry} in {list}"))
+    };
+    let http = find(&list, &p.http);
+    assert_eq!(http["declared_in"], file_text.as_str(), "{http}");
+    assert_eq!(http["registry_name"], "lab");
+    assert!(http.get("declaration_error").is_none(), "{http}");
+    assert!(!http["last_validated"].is_null(), "validated: {http}");
+    let bearer = find(&list, &p.bearer);
+    assert!(
+        bearer.get("declaration_error").is_none(),
+        "the secret file's password works: {bearer}"
+    );
+    let wrong = find(&list, &team);
+    let error = wrong["declaration_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refused") || error.contains("401"),
+        "{wrong}"
+    );
+    let api = find(&list, &p.anon);
+    assert!(
+        api.get("declared_in").is_none(),
+        "the API's entry stays the API's: {api}"
+    );
+    assert_eq!(api["registry_user"], "api-user");
+    until_logged("added through the API");
+
+    // The declared entries work: the registry check logs in with the file's credentials.
+    expect(
+        &regkeep(
+            &env,
+            &["--as-account", "gitops", "registry", "check", &p.bearer],
+            None,
+        ),
+        0,
+        &[],
+    );
+    // The CLI (API) cannot delete a declared entry, and says where it is declared.
+    expect(
+        &regkeep(
+            &env,
+            &["--as-account", "gitops", "registry", "del", &p.http],
+            None,
+        ),
+        1,
+        &[file_text.as_str()],
+    );
+
+    // Edit: the bearer entry goes, the http entry is renamed. The file keeps its size and
+    // modification time, so only SIGHUP can make it applied.
+    let before = std::fs::metadata(&file).unwrap();
+    let blank = format!("#{}\n", " ".repeat(bearer_entry.len() - 2));
+    write_file(&[http_entry("new"), blank, wrong_entry.clone(), anon_entry]);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), before.len());
+    let mtime = before
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let stamp = format!("@{}.{:09}", mtime.as_secs(), mtime.subsec_nanos());
+    assert!(Command::new("touch")
+        .args(["-m", "-d", &stamp])
+        .arg(&file)
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_secs(4));
+    let list = wait_for("nothing applied before the signal", &|l| {
+        declared(l).len() == 3
+    });
+    assert_eq!(find(&list, &p.http)["registry_name"], "lab");
+    kill("-HUP");
+    let list = wait_for("the edit applied", &|l| {
+        declared(l).len() == 2
+            && l.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["registry_name"] == "new")
+    });
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["registry"] != p.bearer.as_str()));
+    assert_eq!(find(&list, &p.anon)["registry_user"], "api-user");
+
+    let (status, logs) = served.terminate();
+    assert!(status.success());
+    for secret in [p.pass.as_str(), "declared-wrong-password", "api-pass"] {
+        assert!(!logs.contains(secret), "{secret} in the log");
+    }
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("regkeep.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            for secret in [p.pass.as_str(), "declared-wrong-password"] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

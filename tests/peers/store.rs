@@ -93,6 +93,8 @@ async fn ecr_token_rows_are_released_and_swept(backend: Backend) {
         last_validated: None,
         token_key: Some("used".into()),
         token_status: None,
+        declared_in: None,
+        declaration_error: None,
     };
     store
         .insert_registry(&record, &Secret::new("store-test-secret"))

@@ -58,6 +58,12 @@ pub struct RegistryRecord {
     pub token_key: Option<String>,
     /// The state of that token, read with the record (never the token itself).
     pub token_status: Option<TokenStatus>,
+    /// The registries file that declares this entry (none: made through the API). Only the file
+    /// changes or removes a declared entry.
+    pub declared_in: Option<String>,
+    /// Why the file's entry could not be applied as written (validation refused, a secret could
+    /// not be read); none when it was.
+    pub declaration_error: Option<String>,
 }
 
 /// The visible state of an ECR token: no secret.

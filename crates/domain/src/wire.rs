@@ -58,6 +58,13 @@ pub struct RegistryConfiguration {
     /// For `awsecr` registries: the last renewal's error (AWS's message), null after a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_last_error: Option<String>,
+    /// The registries file that declares this entry (absent: made through the API). Only the
+    /// file changes or removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_in: Option<String>,
+    /// Why the file's entry could not be applied as written (absent when it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declaration_error: Option<String>,
 }
 
 /// `POST /v1/registries/{registry}/check`: what a check found (never the credential).

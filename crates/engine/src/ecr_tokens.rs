@@ -497,6 +497,29 @@ impl EcrTokens {
         Ok(stored.filter(|t| now < t.usable_until))
     }
 
+    /// Takes the lease `key` for `ttl` (one replica at a time does what it guards). A database
+    /// that cannot be asked grants it: one process is the common case, and the guarded work is
+    /// safe to repeat.
+    pub(crate) async fn try_lease(&self, key: &str, ttl: Duration) -> bool {
+        let now = self.clock.now();
+        let until = Timestamp::from_unix(now.unix().saturating_add(secs(ttl)));
+        match self.store.try_lease(key, &self.holder, until, now).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                warn!(error = %e, "cannot take a lease; going ahead without it");
+                true
+            }
+        }
+    }
+
+    /// Ends this replica's lease `key` early (it expires now).
+    pub(crate) async fn end_lease(&self, key: &str) {
+        let now = self.clock.now();
+        if let Err(e) = self.store.try_lease(key, &self.holder, now, now).await {
+            warn!(error = %e, "cannot end a lease; it expires by itself");
+        }
+    }
+
     /// Mints with the other replicas in mind (docs/design.md §3.9): a token another replica
     /// stored since (still before its renewal point) is taken instead; else the lease on the key
     /// decides who mints. `waiting` (a caller has no usable token): wait for the holder's token,

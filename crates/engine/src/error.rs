@@ -264,6 +264,9 @@ pub enum EngineError {
         #[source]
         source: ValidationError,
     },
+    /// The registry is declared in the registries file: only the file changes or removes it.
+    #[error("registry {registry} is declared in the registries file {file}: change or remove it there (the file is applied again when it changes and on SIGHUP)")]
+    Declared { registry: String, file: String },
     /// An API key whose secret matched, but which may no longer be used.
     #[error("API key {key_id} {state}: make a new key")]
     KeyUnusable { key_id: ApiKeyId, state: KeyState },

@@ -326,6 +326,38 @@ impl Engine {
         self.registries.ecr_tokens()
     }
 
+    /// Makes the registries declared in the registries file `file` what `entries` say
+    /// (registries::declared): entries for accounts that do not exist, or are being deleted, are
+    /// refused with a message that says so.
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn apply_declared_registries(
+        &self,
+        file: &str,
+        mut entries: Vec<registries::DeclaredEntry>,
+    ) -> Result<registries::ReconcileReport, EngineError> {
+        for entry in &mut entries {
+            let Ok(account) = entry.account.parse::<AccountName>() else {
+                continue;
+            };
+            let problem = match self.accounts.store.get_account(&account).await {
+                Ok(record) if record.state == regkeep_domain::AccountState::Deleting => Some(format!(
+                    "account {account} is being deleted: remove the entry or use another account"
+                )),
+                Ok(_) => None,
+                Err(regkeep_store::StoreError::NotFound) => Some(format!(
+                    "account {account} does not exist: create it first (regkeep account add {account})"
+                )),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(problem) = problem {
+                entry.request = Err(problem);
+            }
+        }
+        self.registries.reconcile_declared(file, entries).await
+    }
+
     /// Registries and their credentials.
     pub fn registries(&self) -> &registries::Registries {
         &self.registries

@@ -252,6 +252,8 @@ impl Registries {
             last_validated: validated,
             token_key: ecr.map(|r| r.key),
             token_status: None,
+            declared_in: None,
+            declaration_error: None,
         };
         let inserted = self
             .store
@@ -297,6 +299,12 @@ impl Registries {
             Err(StoreError::NotFound) => return Err(not_found(account, &spec.registry)),
             Err(e) => return Err(e.into()),
         };
+        if let Some(file) = existing.declared_in {
+            return Err(EngineError::Declared {
+                registry: spec.registry.to_string(),
+                file,
+            });
+        }
         let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
         let previous_key = existing.token_key.clone();
         let record = RegistryRecord {
@@ -340,6 +348,15 @@ impl Registries {
     ) -> Result<(), EngineError> {
         let registry = parse_registry(registry)?;
         let token_key = match self.store.get_registry(account, &registry).await {
+            Ok(RegistryRecord {
+                declared_in: Some(file),
+                ..
+            }) => {
+                return Err(EngineError::Declared {
+                    registry: registry.to_string(),
+                    file,
+                })
+            }
             Ok(record) => record.token_key,
             Err(StoreError::NotFound) => return Err(not_found(account, &registry)),
             Err(e) => return Err(e.into()),
@@ -551,6 +568,9 @@ fn conflict(account: &AccountName, registry: &RegistryName) -> EngineError {
         Some(account),
     ))
 }
+
+mod declared;
+pub use declared::{DeclaredEntry, ReconcileReport};
 
 #[cfg(test)]
 mod tests;

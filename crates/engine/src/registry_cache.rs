@@ -170,6 +170,8 @@ mod tests {
             last_validated: None,
             token_key: None,
             token_status: None,
+            declared_in: None,
+            declaration_error: None,
         }
     }
 

@@ -103,6 +103,10 @@ impl From<EngineError> for ApiError {
                 }),
                 ..ApiError::new(StatusCode::UNAUTHORIZED, err.to_string())
             },
+            EngineError::Declared { ref file, .. } => ApiError {
+                detail: json!({"reason": "declared", "file": file}),
+                ..ApiError::new(StatusCode::CONFLICT, err.to_string())
+            },
             EngineError::Throttled { retry_after } => ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())

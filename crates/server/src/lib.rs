@@ -12,6 +12,7 @@ pub mod error;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod registries_file;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
@@ -72,6 +73,8 @@ pub struct Application {
     connections: listener::ConnectionLimits,
     /// The listener's certificate, reloaded on change or SIGHUP (when TLS is on).
     tls_reloader: Option<Arc<tls::ReloadingCert>>,
+    /// The registries file, applied in the background (when `registries_file` is set).
+    registries_file: Option<Arc<registries_file::RegistriesFile>>,
     /// `metrics_listen`, bound: `/metrics` for Prometheus (off unless configured).
     metrics_listener: Option<TcpListener>,
 }
@@ -184,6 +187,18 @@ impl Application {
         if let Err(e) = engine.purge_deleted_accounts().await {
             tracing::warn!(error = %e, "removing deleted accounts failed; retrying in the background");
         }
+        let registries_file = match &settings.registries_file {
+            Some(path) => Some(Arc::new(registries_file::RegistriesFile::new(
+                path.clone(),
+                engine.clone(),
+            ))),
+            None => {
+                if let Err(e) = engine.registries().undeclare_all().await {
+                    tracing::warn!(error = %e, "could not hand the registries a file declared to the API");
+                }
+                None
+            }
+        };
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (set `listen` / REGKEEP_LISTEN)",
@@ -236,6 +251,7 @@ impl Application {
                     .map(|(config, _)| tokio_rustls::TlsAcceptor::from(config.clone())),
             },
             tls_reloader: tls.map(|(_, reloader)| reloader),
+            registries_file,
         })
     }
 
@@ -290,6 +306,9 @@ impl Application {
         tasks.spawn(async move { purger.run_account_purge_until_stopped(period, stop).await });
         if let Some(reloader) = self.tls_reloader.clone() {
             tasks.spawn(reloader.watch_until_stopped(cancel.clone()));
+        }
+        if let Some(file) = self.registries_file.clone() {
+            tasks.spawn(file.watch_until_stopped(cancel.clone()));
         }
         if let Some(metrics_listener) = self.metrics_listener {
             let exposition = metrics::Exposition {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 25] = [
     "listen",
     "data_dir",
     "database_url",
@@ -38,6 +38,7 @@ const KEYS: [&str; 24] = [
     "account_purge_seconds",
     "handout",
     "metrics_listen",
+    "registries_file",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -99,6 +100,11 @@ pub struct Settings {
     /// registries, so keep it on an address only the monitoring can reach). Off when absent.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// A YAML file of registries declared per account (crate::registries_file), applied at start,
+    /// when it changes and on SIGHUP. Absent: no registry is declared (those a file declared
+    /// before become ordinary ones).
+    #[serde(default)]
+    pub registries_file: Option<PathBuf>,
 }
 
 /// What the credential handout gives out: ECR tokens always; stored docker_v2 passwords only
@@ -348,6 +354,7 @@ impl Default for Settings {
             account_purge_seconds: 30,
             handout: HandoutConfig::default(),
             metrics_listen: None,
+            registries_file: None,
         }
     }
 }

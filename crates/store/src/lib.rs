@@ -626,8 +626,9 @@ impl Store {
         let sealed = self.seal_pass(record, pass);
         sqlx::query(
             "INSERT INTO registries (account, registry, registry_name, registry_user, registry_type, \
-             registry_verify, sealed_pass, created_at, last_updated, last_validated, token_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             registry_verify, sealed_pass, created_at, last_updated, last_validated, token_key, \
+             declared_in, declaration_error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(record.account.as_str())
         .bind(record.registry.as_str())
@@ -640,6 +641,8 @@ impl Store {
         .bind(record.last_updated.unix())
         .bind(record.last_validated.map(Timestamp::unix))
         .bind(record.token_key.clone())
+        .bind(record.declared_in.clone())
+        .bind(record.declaration_error.clone())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -654,7 +657,8 @@ impl Store {
         let done = sqlx::query(
             "UPDATE registries SET registry_name = $1, registry_user = $2, registry_type = $3, \
              registry_verify = $4, sealed_pass = $5, last_updated = $6, last_validated = $7, \
-             token_key = $8 WHERE account = $9 AND registry = $10",
+             token_key = $8, declared_in = $9, declaration_error = $10 \
+             WHERE account = $11 AND registry = $12",
         )
         .bind(record.registry_name.clone())
         .bind(record.registry_user.clone())
@@ -664,11 +668,62 @@ impl Store {
         .bind(record.last_updated.unix())
         .bind(record.last_validated.map(Timestamp::unix))
         .bind(record.token_key.clone())
+        .bind(record.declared_in.clone())
+        .bind(record.declaration_error.clone())
         .bind(record.account.as_str())
         .bind(record.registry.as_str())
         .execute(&self.pool)
         .await?;
         expect_one(done.rows_affected())
+    }
+
+    /// Every registry a registries file declares, in every account.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_declared_registries(&self) -> Result<Vec<RegistryRecord>> {
+        let rows = sqlx::query(&format!(
+            "{REGISTRY_SELECT} WHERE r.declared_in IS NOT NULL ORDER BY r.account, r.registry"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(RegistryRecord::from_row).collect()
+    }
+
+    /// Records why a declared entry could not be applied (none: it was).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn set_declaration_error(
+        &self,
+        account: &AccountName,
+        registry: &RegistryName,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE registries SET declaration_error = $1 WHERE account = $2 AND registry = $3",
+        )
+        .bind(error.map(str::to_owned))
+        .bind(account.as_str())
+        .bind(registry.as_str())
+        .execute(&self.pool)
+        .await?;
+        expect_one(done.rows_affected())
+    }
+
+    /// Hands every declared registry to the API (no registries file is configured any more):
+    /// how many there were.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn undeclare_registries(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE registries SET declared_in = NULL, declaration_error = NULL \
+             WHERE declared_in IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// # Errors
@@ -1148,6 +1203,7 @@ const USER_SELECT: &str =
     "SELECT username, account, user_type, source, password_hash, created_at, last_updated FROM users";
 const REGISTRY_SELECT: &str = "SELECT r.account, r.registry, r.registry_name, r.registry_user, \
      r.registry_type, r.registry_verify, r.created_at, r.last_updated, r.last_validated, r.token_key, \
+     r.declared_in, r.declaration_error, \
      t.expires_at AS token_expires_at, t.last_renewed_at AS token_last_renewed_at, \
      t.last_error AS token_last_error, t.updated_at AS token_updated_at \
      FROM registries r LEFT JOIN ecr_tokens t ON t.token_key = r.token_key";

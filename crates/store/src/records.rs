@@ -87,6 +87,8 @@ impl FromRow for RegistryRecord {
             last_validated: last_validated.map(Timestamp::from_unix),
             token_key,
             token_status,
+            declared_in: row.try_get("declared_in")?,
+            declaration_error: row.try_get("declaration_error")?,
         })
     }
 }

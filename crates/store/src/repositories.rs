@@ -102,6 +102,17 @@ pub trait RegistryRepository: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<()>>;
     /// How many registries the account has (quotas).
     fn count_registries<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>>;
+    /// Every registry a registries file declares, in every account, by account and name.
+    fn list_declared_registries(&self) -> BoxFuture<'_, Result<Vec<RegistryRecord>>>;
+    /// Records why a declared entry could not be applied (none: it was). [`StoreError::NotFound`].
+    fn set_declaration_error<'a>(
+        &'a self,
+        account: &'a AccountName,
+        registry: &'a RegistryName,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Hands every declared registry to the API: how many there were.
+    fn undeclare_registries(&self) -> BoxFuture<'_, Result<u64>>;
     /// A keyed fingerprint of a registry secret (HMAC under the sealing key): names the ECR
     /// token a secret mints without keeping the secret.
     fn fingerprint(&self, secret: &[u8]) -> String;
@@ -386,6 +397,20 @@ impl RegistryRepository for Store {
     }
     fn count_registries<'a>(&'a self, account: &'a AccountName) -> BoxFuture<'a, Result<u64>> {
         Box::pin(self.count_owned(OwnedTable::Registries, account))
+    }
+    fn list_declared_registries(&self) -> BoxFuture<'_, Result<Vec<RegistryRecord>>> {
+        Box::pin(Store::list_declared_registries(self))
+    }
+    fn set_declaration_error<'a>(
+        &'a self,
+        account: &'a AccountName,
+        registry: &'a RegistryName,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Store::set_declaration_error(self, account, registry, error))
+    }
+    fn undeclare_registries(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(Store::undeclare_registries(self))
     }
     fn fingerprint(&self, secret: &[u8]) -> String {
         Store::fingerprint(self, secret)

@@ -74,6 +74,8 @@ fn registry(account: &str, host: &str, token_key: Option<&str>) -> RegistryRecor
         last_validated: Some(t(2)),
         token_key: token_key.map(str::to_owned),
         token_status: None,
+        declared_in: None,
+        declaration_error: None,
     }
 }
 
@@ -258,6 +260,27 @@ async fn scenario(repos: Repositories) -> Vec<String> {
     );
     say!(registries.list_registries(&a).await);
     say!(repos.ecr_tokens.used_keys().await.map(sorted));
+    // Declared entries: listed across accounts, their error kept, handed back to the API.
+    let mut declared = registry("team-b", "d.example", None);
+    declared.declared_in = Some("/etc/regkeep/registries.yaml".into());
+    say!(registries.insert_registry(&declared, &pass).await);
+    say!(
+        registries
+            .set_declaration_error(
+                &"team-b".parse().unwrap(),
+                &"d.example".parse().unwrap(),
+                Some("refused")
+            )
+            .await
+    );
+    say!(
+        registries
+            .set_declaration_error(&a, &"missing.example".parse().unwrap(), None)
+            .await
+    );
+    say!(registries.list_declared_registries().await);
+    say!(registries.undeclare_registries().await);
+    say!(registries.list_declared_registries().await);
 
     let images = repos.images.clone();
     say!(images.upsert_image(&image("team-a", 1, 9, "1.0", 30)).await);

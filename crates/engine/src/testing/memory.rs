@@ -433,6 +433,44 @@ impl RegistryRepository for MemoryRepositories {
                 .count(),
         )
     }
+    fn list_declared_registries(&self) -> BoxFuture<'_, Result<Vec<RegistryRecord>>> {
+        // The map is ordered by (account, registry), as the database's answer.
+        let records: Vec<RegistryRecord> = self
+            .state()
+            .registries
+            .values()
+            .filter(|(r, _)| r.declared_in.is_some())
+            .map(|(r, _)| r.clone())
+            .collect();
+        ready(Ok(records
+            .into_iter()
+            .map(|r| self.with_token_status(r))
+            .collect()))
+    }
+    fn set_declaration_error<'a>(
+        &'a self,
+        account: &'a AccountName,
+        registry: &'a RegistryName,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        let mut state = self.state();
+        let stored = state
+            .registries
+            .get_mut(&(account.clone(), registry.clone()));
+        ready(found(stored).map(|(r, _)| r.declaration_error = error.map(str::to_owned)))
+    }
+    fn undeclare_registries(&self) -> BoxFuture<'_, Result<u64>> {
+        let mut state = self.state();
+        let mut changed = 0;
+        for (record, _) in state.registries.values_mut() {
+            if record.declared_in.is_some() {
+                record.declared_in = None;
+                record.declaration_error = None;
+                changed += 1;
+            }
+        }
+        ready(Ok(changed))
+    }
     fn fingerprint(&self, secret: &[u8]) -> String {
         // Unkeyed here (no sealing key in memory): tells secrets apart, which is all tests need.
         unkeyed_hash(&[secret], 8)

@@ -95,7 +95,7 @@ pub async fn add(
     summary = "Replaces a registry's settings (a body without registry_pass keeps the stored one)",
     params(("registry" = String, Path, description = "The registry as registered: `host[:port]`, `host[:port]/repository` or a wildcard (slashes are kept)"), ("validate" = Option<bool>, Query, description = "Check the credentials against the registry before storing (default true; any case: anchore-cli sends `True`/`False`)")),
     request_body = regkeep_domain::wire::RegistryConfigurationRequest,
-    responses((status = 200, description = "The stored registry", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody), (status = 422, description = "The registry or AWS refused, or could not be reached: `detail.reason` says which", body = regkeep_domain::wire::ErrorBody))
+    responses((status = 200, description = "The stored registry", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody), (status = 422, description = "The registry or AWS refused, or could not be reached: `detail.reason` says which", body = regkeep_domain::wire::ErrorBody), (status = 409, description = "The registry is declared in the registries file: change it there (`detail.reason` declared)", body = regkeep_domain::wire::ErrorBody))
 )]
 pub async fn update(
     State(state): State<AppState>,
@@ -126,7 +126,7 @@ pub async fn update(
     operation_id = "delete_registry",
     summary = "Removes a registry, its secret and its ECR token",
     params(("registry" = String, Path, description = "The registry as registered: `host[:port]`, `host[:port]/repository` or a wildcard (slashes are kept)")),
-    responses((status = 200, description = "Removed (an empty list)", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody))
+    responses((status = 200, description = "Removed (an empty list)", body = Vec<regkeep_domain::wire::RegistryConfiguration>), (status = 404, description = "No such registry in the account", body = regkeep_domain::wire::ErrorBody), (status = 409, description = "The registry is declared in the registries file: change it there (`detail.reason` declared)", body = regkeep_domain::wire::ErrorBody))
 )]
 pub async fn delete(
     State(state): State<AppState>,
@@ -280,6 +280,8 @@ pub(crate) fn to_wire(record: &RegistryRecord) -> RegistryConfiguration {
             .token_status
             .as_ref()
             .and_then(|t| t.last_error.clone()),
+        declared_in: record.declared_in.clone(),
+        declaration_error: record.declaration_error.clone(),
     }
 }
 

@@ -247,3 +247,49 @@ async fn declared_entries_are_refused_to_the_api_until_no_file_declares_them() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn one_replica_at_a_time_applies_the_file() {
+    use regkeep_domain::{Clock, Timestamp};
+    use regkeep_store::EcrTokenRepository;
+    let t = team(EngineConfig::default()).await;
+    t.registry.accept("one.example.com", "robot", "right-pass");
+    // Another replica is applying the file.
+    let now = t.clock.now();
+    let until = Timestamp::from_unix(now.unix() + 300);
+    assert!(t
+        .repos
+        .tokens()
+        .try_lease(super::LEASE_KEY, "another-replica", until, now)
+        .await
+        .unwrap());
+    let entries = || vec![entry("team-a", "one.example.com", "robot", "right-pass")];
+    let report = t
+        .engine
+        .apply_declared_registries(FILE, entries())
+        .await
+        .unwrap();
+    assert!(report.skipped, "{report:?}");
+    assert!(names(&t, "team-a").await.is_empty(), "nothing applied");
+    // Its lease ends (it finished, or it was killed and the deadline passed): this one applies,
+    // and ends its own lease after, so the other can apply at once.
+    t.clock.advance(std::time::Duration::from_secs(301));
+    let report = t
+        .engine
+        .apply_declared_registries(FILE, entries())
+        .await
+        .unwrap();
+    assert_eq!((report.skipped, report.added), (false, 1), "{report:?}");
+    let now = t.clock.now();
+    assert!(t
+        .repos
+        .tokens()
+        .try_lease(
+            super::LEASE_KEY,
+            "another-replica",
+            Timestamp::from_unix(now.unix() + 300),
+            now
+        )
+        .await
+        .unwrap());
+}

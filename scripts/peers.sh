@@ -974,6 +974,7 @@ check_redirect() {
 # the front's log empty and the endpoint's counters at zero.
 check_aws_names() {
     local got name token digest
+    : >"$AWS_FRONT_LOG"   # start-up's wait_http asked too
     got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$PEERS/ca.pem" \
         "https://api.ecr-public.us-east-1.amazonaws.com/_calls")
     [[ $got == 200 ]] || die "aws-front: GET https://api.ecr-public.us-east-1.amazonaws.com/_calls answered $got"

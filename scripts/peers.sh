@@ -136,8 +136,8 @@
 #                                      what each stand-in puts in every credential field of its answer
 #   REGKEEP_TEST_LAB_MANIFEST_DIGEST, REGKEEP_TEST_LAB_CONFIG_DIGEST, REGKEEP_TEST_LAB_LAYER_DIGEST
 #                                      the malicious registry's content (any repository, big/<N> aside)
-# and, also namespace mode only, AWS under its real names (tests needing them skip when
-# REGKEEP_TEST_AWS_FRONT_LOG is unset):
+# and, also namespace mode only, AWS under its real names (for tests/peers/ecr_endpoints.rs, which
+# runs only in the namespace):
 #   REGKEEP_TEST_AWS_FRONT_LOG         the front's JSON-lines request log (empty when start returns)
 #   REGKEEP_TEST_AWS_GOV_ACCESS_KEY_ID, REGKEEP_TEST_AWS_GOV_SECRET_ACCESS_KEY   user regkeep-test of
 #                                      moto's aws-us-gov partition (ecr:*)

@@ -16,6 +16,7 @@ mod cli;
 mod deploy;
 mod ecr;
 mod ecr_aws;
+mod ecr_endpoints;
 mod images;
 mod inbound;
 mod metrics;

@@ -217,11 +217,9 @@ impl EcrClient {
             let der = der.map_err(|e| CaBundleError::BadCertificate {
                 detail: e.to_string(),
             })?;
-            roots
-                .add(der)
-                .map_err(|e| CaBundleError::BadCertificate {
-                    detail: e.to_string(),
-                })?;
+            roots.add(der).map_err(|e| CaBundleError::BadCertificate {
+                detail: e.to_string(),
+            })?;
         }
         if roots.is_empty() {
             return Err(CaBundleError::NoCertificate);
@@ -246,7 +244,9 @@ impl EcrClient {
         aws_smithy_http_client::Builder::new().build_with_connector_fn(
             move |settings, components| {
                 let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
-                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
                     .tls_context(context.clone());
                 connector.set_connector_settings(settings.cloned());
                 if let Some(components) = components {

@@ -103,8 +103,7 @@ impl Application {
                 .with_ca_bundle(&pem)
                 .with_context(|| format!("cannot use tls.ca_bundle {} for AWS", path.display()))?;
         }
-        Self::build_with(settings, clock, Arc::new(ecr))
-        .await
+        Self::build_with(settings, clock, Arc::new(ecr)).await
     }
 
     /// As [`Application::build`], with the clock and what mints ECR tokens given (the hermetic

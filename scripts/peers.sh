@@ -464,10 +464,11 @@ start_aws_front() {
 }
 
 # start_container_credentials (namespace mode): the Pod Identity / ECS credentials stand-in, with a new
-# token (0600) on every start.
+# token (0600) on every start. No newline at its end, as in the projected token file Kubernetes writes
+# (the Rust SDK sends the file's bytes as they are: a newline makes the header invalid).
 start_container_credentials() {
     mkdir -p "$PEERS/container-credentials"
-    (umask 077 && openssl rand -hex 24 >"$PEERS/container-credentials/token")
+    (umask 077 && printf '%s' "$(openssl rand -hex 24)" >"$PEERS/container-credentials/token")
     IMDS_SOURCE_ACCESS_KEY_ID=$AWS_KEY IMDS_SOURCE_SECRET_ACCESS_KEY=$AWS_SECRET \
         spawn container-credentials "$PEERS_PY" "$REPO/fixtures/container_credentials.py" \
         --listen "127.0.0.1:$CONTAINER_CREDS_PORT" --token-file "$PEERS/container-credentials/token" \

@@ -654,6 +654,29 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_bundle_without_a_usable_certificate_is_refused() {
+        let client = || EcrClient::new(Duration::from_secs(1));
+        let no_certificate = [
+            &b""[..],
+            b"not PEM at all",
+            b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+        ];
+        for pem in no_certificate {
+            assert!(matches!(
+                client().with_ca_bundle(pem),
+                Err(CaBundleError::NoCertificate)
+            ));
+        }
+        // A CERTIFICATE block whose DER is no certificate: refused here, not a panic in the SDK's
+        // TLS set-up on the first call.
+        let bad = b"-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            client().with_ca_bundle(bad),
+            Err(CaBundleError::BadCertificate { .. })
+        ));
+    }
+
+    #[test]
     fn reads_xml_errors() {
         let body = "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error></Errors></ErrorResponse>";
         assert_eq!(

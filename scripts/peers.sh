@@ -141,6 +141,7 @@
 #   REGKEEP_TEST_AWS_FRONT_LOG         the front's JSON-lines request log (empty when start returns)
 #   REGKEEP_TEST_AWS_GOV_ACCESS_KEY_ID, REGKEEP_TEST_AWS_GOV_SECRET_ACCESS_KEY   user regkeep-test of
 #                                      moto's aws-us-gov partition (ecr:*)
+#   REGKEEP_TEST_AWS_GOV_ROLE_ARN      role regkeep-pull of aws-us-gov (web identity there)
 #   REGKEEP_TEST_AWS_CN_ACCESS_KEY_ID, REGKEEP_TEST_AWS_CN_SECRET_ACCESS_KEY     the same in aws-cn
 #   REGKEEP_TEST_CONTAINER_CREDENTIALS_URL  http://127.0.0.1:15013/v1/credentials
 #   REGKEEP_TEST_CONTAINER_TOKEN_FILE  the token that endpoint wants in Authorization (0600)
@@ -438,6 +439,7 @@ seed_aws() {
         && AWS_GOV_SECRET=$(jq -er '.partitions."aws-us-gov".secret_access_key' "$SEED_FILE") \
         && AWS_CN_KEY=$(jq -er '.partitions."aws-cn".access_key_id' "$SEED_FILE") \
         && AWS_CN_SECRET=$(jq -er '.partitions."aws-cn".secret_access_key' "$SEED_FILE") \
+        && AWS_GOV_ROLE_ARN=$(jq -er '.partitions."aws-us-gov".role_arn' "$SEED_FILE") \
         && AWS_ROLE_ARN=$(jq -er .role_arn "$SEED_FILE") && [[ $(jq -er .account "$SEED_FILE") == "$AWS_ACCOUNT" ]]; }; then
         die "unexpected seeding result in $SEED_FILE"
     fi
@@ -446,7 +448,7 @@ seed_aws() {
 
 # start_aws_front (namespace mode): fixtures/aws_front.py on $AWS_FRONT_ADDR:443 for every name of
 # NS_AWS_API_HOSTS: api.ecr-public.* to the ECR-API fixture (moto has no ECR Public), the rest (ECR,
-# STS) to moto. The web-identity broker's keys go through the environment, never argv.
+# STS) to moto. It reads the web-identity brokers' keys from the 0600 seed file, never argv.
 start_aws_front() {
     local name routes=()
     mkdir -p "$PEERS/aws-front"
@@ -457,10 +459,9 @@ start_aws_front() {
         *) routes+=(--route "$name=$MOTO_URL") ;;
         esac
     done
-    FRONT_WEB_IDENTITY_ACCESS_KEY_ID=$(jq -er .broker_access_key_id "$SEED_FILE") \
-        FRONT_WEB_IDENTITY_SECRET_ACCESS_KEY=$(jq -er .broker_secret_access_key "$SEED_FILE") \
-        spawn aws-front "$PEERS_PY" "$REPO/fixtures/aws_front.py" --listen "$AWS_FRONT_ADDR:$AWS_FRONT_PORT" \
-        --cert "$PEERS/aws-front.pem" --key "$PEERS/aws-front-key.pem" --log "$AWS_FRONT_LOG" "${routes[@]}"
+    spawn aws-front "$PEERS_PY" "$REPO/fixtures/aws_front.py" --listen "$AWS_FRONT_ADDR:$AWS_FRONT_PORT" \
+        --cert "$PEERS/aws-front.pem" --key "$PEERS/aws-front-key.pem" --log "$AWS_FRONT_LOG" \
+        --seed-file "$SEED_FILE" "${routes[@]}"
 }
 
 # start_container_credentials (namespace mode): the Pod Identity / ECS credentials stand-in, with a new
@@ -886,6 +887,7 @@ write_env() { # PASS
                     REGKEEP_TEST_AWS_FRONT_LOG "$AWS_FRONT_LOG" \
                     REGKEEP_TEST_AWS_GOV_ACCESS_KEY_ID "$AWS_GOV_KEY" \
                     REGKEEP_TEST_AWS_GOV_SECRET_ACCESS_KEY "$AWS_GOV_SECRET" \
+                    REGKEEP_TEST_AWS_GOV_ROLE_ARN "$AWS_GOV_ROLE_ARN" \
                     REGKEEP_TEST_AWS_CN_ACCESS_KEY_ID "$AWS_CN_KEY" \
                     REGKEEP_TEST_AWS_CN_SECRET_ACCESS_KEY "$AWS_CN_SECRET" \
                     REGKEEP_TEST_CONTAINER_CREDENTIALS_URL "$CONTAINER_CREDS_URL" \

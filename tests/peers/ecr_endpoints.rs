@@ -236,6 +236,48 @@ async fn irsa_web_identity_awsauto_validates_and_resolves() {
     app.finish().await;
 }
 
+/// EKS IRSA in GovCloud: EKS sets `AWS_REGION` to the cluster's region, and the web identity
+/// token is good only at that partition's STS. The host identity is fetched in that region (not a
+/// fixed us-east-1), so STS and ECR are both GovCloud's, and moto's `aws-us-gov` IAM, which knows
+/// nothing of the `aws` partition, accepts the credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irsa_in_govcloud_asks_govcloud_sts() {
+    crate::skip_without_peers!();
+    real_names_environment();
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = format!(
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6Z292OnJlZ2tlZXAifQ.{}",
+        common::random_hex(32)
+    );
+    let token_file = private_file(dir.path(), "token", &jwt);
+    std::env::set_var("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file);
+    std::env::set_var("AWS_ROLE_ARN", var("REGKEEP_TEST_AWS_GOV_ROLE_ARN"));
+    std::env::set_var("AWS_REGION", "us-gov-west-1");
+    let log = FrontLog::mark();
+    let app = app().await;
+    add_and_resolve(
+        &app,
+        "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com",
+        "awsauto",
+        "awsauto",
+        &[&jwt],
+    )
+    .await;
+    asked_exactly(
+        &log.calls("AssumeRoleWithWebIdentity"),
+        "sts.us-gov-west-1.amazonaws.com",
+        "us-gov-west-1/sts",
+        "web identity",
+    );
+    asked_exactly(
+        &log.calls(ECR_TARGET),
+        "api.ecr.us-gov-west-1.amazonaws.com",
+        "us-gov-west-1/ecr",
+        "GetAuthorizationToken",
+    );
+    app.finish().await;
+}
+
 /// EKS Pod Identity (and ECS task roles): the container credentials endpoint, with the
 /// authorization token read from a file. No STS call: the endpoint hands out credentials.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

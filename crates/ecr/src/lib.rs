@@ -16,6 +16,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use aws_config::meta::region::RegionProviderChain;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -261,8 +262,17 @@ impl EcrClient {
     async fn base(&self) -> &SdkConfig {
         self.base
             .get_or_init(|| async {
-                // A region is set so that loading never asks IMDS for one; each mint sets the
-                // registry's own region.
+                // The base region is where the host's identity is fetched (web identity's and a
+                // profile's STS calls): the SDK's own chain, environment then profile, as on EKS
+                // where AWS_REGION names the cluster's region (a GovCloud or China web identity
+                // token is only good at that partition's STS). IMDS is left out so that loading
+                // never waits for it; us-east-1 when nothing says. Each mint sets the registry's
+                // own region.
+                let region = RegionProviderChain::first_try(
+                    aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+                .or_else(Region::new("us-east-1"));
                 let mut loader = aws_config::defaults(BehaviorVersion::latest());
                 if let Some(context) = &self.tls {
                     // The loader gives its HTTP client to the credential providers it builds
@@ -270,7 +280,7 @@ impl EcrClient {
                     loader = loader.http_client(Self::https_client(context.clone()));
                 }
                 loader
-                    .region(Region::new("us-east-1"))
+                    .region(region)
                     .timeout_config(
                         aws_config::timeout::TimeoutConfig::builder()
                             .operation_timeout(self.timeout)

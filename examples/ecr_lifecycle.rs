@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
             account: "123456789012".into(),
             region: "us-east-1".into(),
             fips: false,
+            dual_stack: false,
         },
     };
     let registries = 3;

@@ -5,7 +5,9 @@
 #
 # In the namespace only loopback exists (nothing inside can reach anything else, and nothing outside,
 # e.g. a CI run's peers on the same ports, can collide), and /etc/hosts is a private file mapping
-# 123456789012.dkr.ecr.us-east-1.amazonaws.com to 127.0.0.2, so the ECR-name registry works.
+# 123456789012.dkr.ecr.us-east-1.amazonaws.com (and the other ECR host forms of NS_ECR_MORE_HOSTS) to
+# 127.0.0.2, so the ECR-name registry works, and AWS's API names (NS_AWS_API_HOSTS, scripts/ns-lib.sh) to
+# 127.0.0.4, the TLS front that stands in for AWS (fixtures/aws_front.py, started by peers.sh).
 # For the adversarial test lab (scripts/peers.sh starts its servers; see its header) lo also gets
 # 169.254.169.254 (metadata stand-in), 10.77.0.1 (private-network stand-in) and 198.51.100.7 (the
 # malicious registry; 127.0.0.9, the loopback stand-in, is on lo anyway), the private hosts file maps
@@ -61,6 +63,9 @@ mkdir -p "$PEERS"
     # One name a line: no line-length or alias-count limit to think about.
     for name in "${LAB_EVIL_NAMES[@]}"; do printf '%s %s\n' "$LAB_EVIL_ADDR" "$name"; done
     printf '10.77.0.1 %s\n%s %s\n' "$LAB_MIXED_NAME" "$LAB_EVIL_ADDR" "$LAB_MIXED_NAME"
+    # The other ECR registry host forms (same registry), and AWS's API names (the TLS front).
+    for name in "${NS_ECR_MORE_HOSTS[@]}"; do printf '%s %s\n' "$NS_ECR_ADDR" "$name"; done
+    for name in "${NS_AWS_API_HOSTS[@]}"; do printf '%s %s\n' "$NS_AWS_FRONT_ADDR" "$name"; done
 } >"$PEERS/ns-hosts"
 printf 'nameserver %s\noptions attempts:1 timeout:1\n' "$LAB_DNS_ADDR" >"$PEERS/ns-resolv.conf"
 # A missing (or dangling symlink) /etc/resolv.conf cannot be mounted over; without ours, the lab's
@@ -69,7 +74,7 @@ printf 'nameserver %s\noptions attempts:1 timeout:1\n' "$LAB_DNS_ADDR" >"$PEERS/
 mount --bind "$PEERS/ns-hosts" /etc/hosts
 echo "$NETNS" >"$REPO/$NS_FILE_REL"
 mount --bind "$PEERS/ns-resolv.conf" /etc/resolv.conf || { umount /etc/hosts; die "could not mount a private /etc/resolv.conf"; }
-say "namespace $NETNS: only lo ($(ip -brief addr show lo | awk '{$1 = $2 = ""; print substr($0, 3)}')), /etc/hosts private ($NS_ECR_HOST -> $NS_ECR_ADDR, ${#LAB_EVIL_NAMES[@]} lab names -> $LAB_EVIL_ADDR), /etc/resolv.conf private (nameserver $LAB_DNS_ADDR)"
+say "namespace $NETNS: only lo ($(ip -brief addr show lo | awk '{$1 = $2 = ""; print substr($0, 3)}')), /etc/hosts private ($NS_ECR_HOST and ${#NS_ECR_MORE_HOSTS[@]} more ECR hosts -> $NS_ECR_ADDR, ${#NS_AWS_API_HOSTS[@]} AWS API names -> $NS_AWS_FRONT_ADDR, ${#LAB_EVIL_NAMES[@]} lab names -> $LAB_EVIL_ADDR), /etc/resolv.conf private (nameserver $LAB_DNS_ADDR)"
 
 cleanup() {
     local rc=$?

@@ -6,6 +6,22 @@
 NS_ECR_HOST=123456789012.dkr.ecr.us-east-1.amazonaws.com
 # shellcheck disable=SC2034
 NS_ECR_ADDR=127.0.0.2
+# More registry host forms of the ECR host grammar (GovCloud, China, FIPS, dual-stack, ECR Public), all
+# served by that same registry on $NS_ECR_ADDR (its certificate names them all).
+# shellcheck disable=SC2034
+NS_ECR_MORE_HOSTS=(123456789012.dkr.ecr.us-gov-west-1.amazonaws.com 123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn
+    123456789012.dkr.ecr-fips.us-east-1.amazonaws.com 123456789012.dkr-ecr.us-east-1.on.aws public.ecr.aws)
+# AWS's own API names, as an AWS SDK given no AWS_ENDPOINT_URL* picks them, and some it must not pick
+# (so that a wrong pick is seen, not a failed lookup): the private /etc/hosts maps them all to
+# $NS_AWS_FRONT_ADDR, where fixtures/aws_front.py (started by peers.sh) logs the name asked for and
+# forwards to moto (ECR, STS) or the ECR-API fixture (ECR Public).
+# shellcheck disable=SC2034
+NS_AWS_FRONT_ADDR=127.0.0.4
+# shellcheck disable=SC2034
+NS_AWS_API_HOSTS=(sts.amazonaws.com sts.us-east-1.amazonaws.com sts.us-gov-west-1.amazonaws.com
+    sts.cn-north-1.amazonaws.com.cn api.ecr.us-east-1.amazonaws.com ecr.us-east-1.amazonaws.com
+    api.ecr-fips.us-east-1.amazonaws.com ecr-fips.us-east-1.amazonaws.com ecr.us-east-1.api.aws
+    api.ecr.us-gov-west-1.amazonaws.com api.ecr.cn-north-1.amazonaws.com.cn api.ecr-public.us-east-1.amazonaws.com)
 # in-namespace.sh writes its network namespace here (e.g. "net:[4026532301]") for the sweep after it.
 NS_FILE_REL=target/peers/netns
 

@@ -35,7 +35,18 @@
 #   127.0.0.1:15012  fixtures/ecr_api.py, a fake ECR GetAuthorizationToken with a control API (lifetime,
 #                    failures, token, delay; /_calls, /_reset)
 #   127.0.0.2:443    docker-registry as 123456789012.dkr.ecr.us-east-1.amazonaws.com, TLS (cert from
-#                    ca.pem), htpasswd user AWS password 123456789012-auth-token: namespace mode only
+#                    ca.pem), htpasswd user AWS password 123456789012-auth-token: namespace mode only.
+#                    Also as the other ECR host forms of NS_ECR_MORE_HOSTS (scripts/ns-lib.sh: GovCloud,
+#                    China, FIPS, dual-stack, public.ecr.aws), the same registry under each name.
+#   127.0.0.4:443    fixtures/aws_front.py, the TLS front for AWS's real API names (NS_AWS_API_HOSTS:
+#                    api.ecr.<region>.amazonaws.com[.cn], ecr.<region>.api.aws, sts.*, ...; cert from
+#                    ca.pem): logs the SNI and Host each request asked for (REGKEEP_TEST_AWS_FRONT_LOG)
+#                    and forwards it, Host kept, to moto, or for api.ecr-public.* to the ECR-API fixture;
+#                    signs the unsigned AssumeRoleWithWebIdentity calls moto cannot take (its docstring).
+#                    Namespace mode only.
+#   127.0.0.1:15013  fixtures/container_credentials.py, an EKS Pod Identity agent / ECS credentials
+#                    endpoint: GET /v1/credentials with the Authorization token of
+#                    REGKEEP_TEST_CONTAINER_TOKEN_FILE (moto AssumeRole credentials). Namespace mode only.
 #   127.0.0.1:5432   a private PostgreSQL 15 (initdb into target/peers/postgres, socket there too, never
 #                    /var/run/postgresql), role regkeep/regkeep with CREATEDB
 # The adversarial test lab (namespace mode only; scripts/in-namespace.sh put its addresses on lo, the
@@ -125,6 +136,15 @@
 #                                      what each stand-in puts in every credential field of its answer
 #   REGKEEP_TEST_LAB_MANIFEST_DIGEST, REGKEEP_TEST_LAB_CONFIG_DIGEST, REGKEEP_TEST_LAB_LAYER_DIGEST
 #                                      the malicious registry's content (any repository, big/<N> aside)
+# and, also namespace mode only, AWS under its real names (for tests/peers/ecr_endpoints.rs, which
+# runs only in the namespace):
+#   REGKEEP_TEST_AWS_FRONT_LOG         the front's JSON-lines request log (empty when start returns)
+#   REGKEEP_TEST_AWS_GOV_ACCESS_KEY_ID, REGKEEP_TEST_AWS_GOV_SECRET_ACCESS_KEY   user regkeep-test of
+#                                      moto's aws-us-gov partition (ecr:*)
+#   REGKEEP_TEST_AWS_GOV_ROLE_ARN      role regkeep-pull of aws-us-gov (web identity there)
+#   REGKEEP_TEST_AWS_CN_ACCESS_KEY_ID, REGKEEP_TEST_AWS_CN_SECRET_ACCESS_KEY     the same in aws-cn
+#   REGKEEP_TEST_CONTAINER_CREDENTIALS_URL  http://127.0.0.1:15013/v1/credentials
+#   REGKEEP_TEST_CONTAINER_TOKEN_FILE  the token that endpoint wants in Authorization (0600)
 # AWS secrets only ever travel through files (0600), environment variables and stdin, never argv.
 #
 # Needs scripts/install-deps.sh to have run, and root (PostgreSQL, port 443). Every wait is bounded;
@@ -132,6 +152,9 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# NS_ECR_MORE_HOSTS, NS_AWS_FRONT_ADDR, NS_AWS_API_HOSTS: the names in-namespace.sh put in /etc/hosts.
+# shellcheck source=scripts/ns-lib.sh
+source "$REPO/scripts/ns-lib.sh"
 PEERS=$REPO/target/peers
 ENV_FILE=$PEERS/env
 PEERS_VENV=$REPO/.cache/venv-peers
@@ -148,7 +171,9 @@ TOKEN_REALM=http://127.0.0.1:$TOKEN_PORT/token TOKEN_SERVICE=test-registry TOKEN
 PG_BIN=/usr/lib/postgresql/15/bin PG_PORT=5432
 PG_URL=postgres://regkeep:regkeep@127.0.0.1:$PG_PORT/postgres
 PG_DIR_FILE=$PEERS/postgres.dir   # the private instance's directory (data dir, socket, log) while it exists
-MOTO_PORT=15010 IMDS_PORT=15011 ECR_API_PORT=15012
+MOTO_PORT=15010 IMDS_PORT=15011 ECR_API_PORT=15012 CONTAINER_CREDS_PORT=15013
+CONTAINER_CREDS_URL=http://127.0.0.1:$CONTAINER_CREDS_PORT/v1/credentials
+AWS_FRONT_ADDR=$NS_AWS_FRONT_ADDR AWS_FRONT_PORT=443 AWS_FRONT_LOG=$PEERS/aws-front/requests.log
 MOTO_URL=http://127.0.0.1:$MOTO_PORT IMDS_URL=http://127.0.0.1:$IMDS_PORT ECR_API_URL=http://127.0.0.1:$ECR_API_PORT
 AWS_ACCOUNT=123456789012 AWS_REGION=us-east-1
 SEED_FILE=$PEERS/aws/seed.json    # moto's users and keys (secrets: 0600)
@@ -285,8 +310,11 @@ make_certs() {
         -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null
     # The TLS registry's cert, for the names tests dial.
     server_cert server localhost 'DNS:localhost,IP:127.0.0.1'
-    # The registry under the real ECR name (namespace mode only, but cheap: always made).
-    server_cert ecr-server "$ECR_HOST" "DNS:$ECR_HOST"
+    # The registry under the real ECR name and the other host forms (namespace mode only, but cheap:
+    # always made).
+    server_cert ecr-server "$ECR_HOST" "DNS:$ECR_HOST$(printf ',DNS:%s' "${NS_ECR_MORE_HOSTS[@]}")"
+    # The front for AWS's API names (namespace mode only, likewise).
+    server_cert aws-front "${NS_AWS_API_HOSTS[0]}" "$(printf 'DNS:%s,' "${NS_AWS_API_HOSTS[@]}" | sed 's/,$//')"
     # The lab's malicious registry (namespace mode only, likewise).
     server_cert evil evil.test "DNS:evil.test,DNS:*.evil.test,IP:$LAB_EVIL_ADDR"
     # The token signer: self-signed, and it is its own trust anchor (the bearer registry's rootcertbundle).
@@ -407,10 +435,45 @@ seed_aws() {
     if ! { AWS_KEY=$(jq -er .access_key_id "$SEED_FILE") && AWS_SECRET=$(jq -er .secret_access_key "$SEED_FILE") \
         && AWS_NOPERM_KEY=$(jq -er .noperm_access_key_id "$SEED_FILE") \
         && AWS_NOPERM_SECRET=$(jq -er .noperm_secret_access_key "$SEED_FILE") \
+        && AWS_GOV_KEY=$(jq -er '.partitions."aws-us-gov".access_key_id' "$SEED_FILE") \
+        && AWS_GOV_SECRET=$(jq -er '.partitions."aws-us-gov".secret_access_key' "$SEED_FILE") \
+        && AWS_CN_KEY=$(jq -er '.partitions."aws-cn".access_key_id' "$SEED_FILE") \
+        && AWS_CN_SECRET=$(jq -er '.partitions."aws-cn".secret_access_key' "$SEED_FILE") \
+        && AWS_GOV_ROLE_ARN=$(jq -er '.partitions."aws-us-gov".role_arn' "$SEED_FILE") \
         && AWS_ROLE_ARN=$(jq -er .role_arn "$SEED_FILE") && [[ $(jq -er .account "$SEED_FILE") == "$AWS_ACCOUNT" ]]; }; then
         die "unexpected seeding result in $SEED_FILE"
     fi
-    say "moto: seeded users regkeep-test, regkeep-noperm and role $AWS_ROLE_ARN"
+    say "moto: seeded users regkeep-test, regkeep-noperm, regkeep-web-identity-broker, regkeep-test in aws-us-gov and aws-cn, and role $AWS_ROLE_ARN"
+}
+
+# start_aws_front (namespace mode): fixtures/aws_front.py on $AWS_FRONT_ADDR:443 for every name of
+# NS_AWS_API_HOSTS: api.ecr-public.* to the ECR-API fixture (moto has no ECR Public), the rest (ECR,
+# STS) to moto. It reads the web-identity brokers' keys from the 0600 seed file, never argv.
+start_aws_front() {
+    local name routes=()
+    mkdir -p "$PEERS/aws-front"
+    : >"$AWS_FRONT_LOG"
+    for name in "${NS_AWS_API_HOSTS[@]}"; do
+        case $name in
+        api.ecr-public.*) routes+=(--route "$name=$ECR_API_URL") ;;
+        *) routes+=(--route "$name=$MOTO_URL") ;;
+        esac
+    done
+    spawn aws-front "$PEERS_PY" "$REPO/fixtures/aws_front.py" --listen "$AWS_FRONT_ADDR:$AWS_FRONT_PORT" \
+        --cert "$PEERS/aws-front.pem" --key "$PEERS/aws-front-key.pem" --log "$AWS_FRONT_LOG" \
+        --seed-file "$SEED_FILE" "${routes[@]}"
+}
+
+# start_container_credentials (namespace mode): the Pod Identity / ECS credentials stand-in, with a new
+# token (0600) on every start. No newline at its end, as in the projected token file Kubernetes writes
+# (the Rust SDK sends the file's bytes as they are: a newline makes the header invalid).
+start_container_credentials() {
+    mkdir -p "$PEERS/container-credentials"
+    (umask 077 && printf '%s' "$(openssl rand -hex 24)" >"$PEERS/container-credentials/token")
+    IMDS_SOURCE_ACCESS_KEY_ID=$AWS_KEY IMDS_SOURCE_SECRET_ACCESS_KEY=$AWS_SECRET \
+        spawn container-credentials "$PEERS_PY" "$REPO/fixtures/container_credentials.py" \
+        --listen "127.0.0.1:$CONTAINER_CREDS_PORT" --token-file "$PEERS/container-credentials/token" \
+        --sts-endpoint "$MOTO_URL" --role-arn "$AWS_ROLE_ARN" --region "$AWS_REGION" --account "$AWS_ACCOUNT"
 }
 
 start_imds() {
@@ -820,7 +883,15 @@ write_env() { # PASS
                     REGKEEP_TEST_LAB_PRIVATE_SECRET "$LAB_PRIVATE_SECRET" \
                     REGKEEP_TEST_LAB_MANIFEST_DIGEST "$LAB_MANIFEST_DIGEST" \
                     REGKEEP_TEST_LAB_CONFIG_DIGEST "$LAB_CONFIG_DIGEST" \
-                    REGKEEP_TEST_LAB_LAYER_DIGEST "$LAB_LAYER_DIGEST"
+                    REGKEEP_TEST_LAB_LAYER_DIGEST "$LAB_LAYER_DIGEST" \
+                    REGKEEP_TEST_AWS_FRONT_LOG "$AWS_FRONT_LOG" \
+                    REGKEEP_TEST_AWS_GOV_ACCESS_KEY_ID "$AWS_GOV_KEY" \
+                    REGKEEP_TEST_AWS_GOV_SECRET_ACCESS_KEY "$AWS_GOV_SECRET" \
+                    REGKEEP_TEST_AWS_GOV_ROLE_ARN "$AWS_GOV_ROLE_ARN" \
+                    REGKEEP_TEST_AWS_CN_ACCESS_KEY_ID "$AWS_CN_KEY" \
+                    REGKEEP_TEST_AWS_CN_SECRET_ACCESS_KEY "$AWS_CN_SECRET" \
+                    REGKEEP_TEST_CONTAINER_CREDENTIALS_URL "$CONTAINER_CREDS_URL" \
+                    REGKEEP_TEST_CONTAINER_TOKEN_FILE "$PEERS/container-credentials/token"
             fi
         } >"$tmp"
     )
@@ -899,6 +970,44 @@ check_redirect() {
     say "check: ok: redirect registry (curl): 401 Basic realm=\"regkeep-redirect\" without credentials, $IMAGE through the front, blob GET 307 to $BLOB_HOST_ADDR:$BLOB_HOST_PORT, fetched there without Authorization (/_seen), /_reset"
 }
 
+# check_aws_names (namespace mode): AWS under its real names. The front answers by name through TLS
+# (ca.pem), logs the SNI and Host, routes to moto (an unsigned STS call is moto's 403 or 500, never
+# the front's 421) and refuses a name it has no route for; the container-credentials endpoint wants
+# its token; the ECR-name registry answers under every other host form (skopeo, as user AWS). Leaves
+# the front's log empty and the endpoint's counters at zero.
+check_aws_names() {
+    local got name token digest
+    : >"$AWS_FRONT_LOG"   # start-up's wait_http asked too
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$PEERS/ca.pem" \
+        "https://api.ecr-public.us-east-1.amazonaws.com/_calls")
+    [[ $got == 200 ]] || die "aws-front: GET https://api.ecr-public.us-east-1.amazonaws.com/_calls answered $got"
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$PEERS/ca.pem" \
+        --resolve "unrouted.example:443:$AWS_FRONT_ADDR" -k "https://unrouted.example/")
+    [[ $got == 421 ]] || die "aws-front: a Host without a route answered $got, not 421"
+    jq -se '.[0].sni == "api.ecr-public.us-east-1.amazonaws.com" and .[0].host == "api.ecr-public.us-east-1.amazonaws.com"
+        and .[0].status == 200 and .[1].sni == "unrouted.example" and .[1].status == 421 and .[1].upstream == null' \
+        "$AWS_FRONT_LOG" >/dev/null || die "aws-front: unexpected log $(cat "$AWS_FRONT_LOG")"
+    : >"$AWS_FRONT_LOG"
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Authorization: not-the-token' "$CONTAINER_CREDS_URL")
+    [[ $got == 401 ]] || die "container credentials: a wrong token answered $got, not 401"
+    token=$(<"$PEERS/container-credentials/token")
+    curl -sf --max-time 10 -H @- "$CONTAINER_CREDS_URL" <<<"Authorization: $token" \
+        | jq -e '(.AccessKeyId | startswith("ASIA")) and (.SecretAccessKey | length > 0) and (.Token | length > 0)
+            and .AccountId == "'"$AWS_ACCOUNT"'" and (.Expiration | endswith("Z"))' >/dev/null \
+        || die "container credentials: unexpected answer to the right token"
+    curl -sf --max-time 5 -X POST "http://127.0.0.1:$CONTAINER_CREDS_PORT/_reset" >/dev/null || die "container credentials: /_reset failed"
+    for name in "${NS_ECR_MORE_HOSTS[@]}"; do
+        # skopeo reads credentials by registry name: one auth file entry per name, same user and password.
+        (umask 077 && jq --arg n "$name" --arg ecr "$ECR_HOST" '.auths[$n] = .auths[$ecr]' "$PEERS/auth.json" >"$PEERS/auth-more.json")
+        mkdir -p "$PEERS/certs-more.d/$name" && cp "$PEERS/ca.pem" "$PEERS/certs-more.d/$name/ca.crt"
+        digest=$(timeout 60 skopeo inspect --cert-dir "$PEERS/certs-more.d/$name" --authfile "$PEERS/auth-more.json" \
+            --format '{{.Digest}}' "docker://$name/$IMAGE" </dev/null) || die "skopeo inspect of $name/$IMAGE failed"
+        [[ $digest == "$MANIFEST_DIGEST" ]] || die "$name/$IMAGE has digest $digest, not $MANIFEST_DIGEST"
+    done
+    rm -rf "$PEERS/auth-more.json" "$PEERS/certs-more.d"
+    say "check: ok: AWS front by name (TLS, ca.pem, SNI and Host logged; 421 without a route; log emptied); container credentials (401 for a wrong token, ASIA credentials for the right one); $IMAGE under ${NS_ECR_MORE_HOSTS[*]}"
+}
+
 # --- commands ---------------------------------------------------------------------------------
 
 cmd_start() {
@@ -917,7 +1026,8 @@ cmd_start() {
         "$TOKEN_PORT:token server" "$ANON_PORT:registry anon" "$REDIRECT_PORT:redirect registry front"
         "$BLOB_HOST_PORT:redirect registry blob host" "$MOTO_PORT:moto" "$IMDS_PORT:IMDS fixture"
         "$ECR_API_PORT:ECR API fixture" "$PG_PORT:PostgreSQL")
-    if ((ECR_MODE)); then ports+=("$ECR_PORT:registry ecr and lab registry" "80:lab stand-ins and registry" "53:lab DNS"); fi
+    if ((ECR_MODE)); then ports+=("$ECR_PORT:registry ecr, lab registry and AWS front" "80:lab stand-ins and registry" "53:lab DNS"
+        "$CONTAINER_CREDS_PORT:container credentials"); fi
     for port in "${ports[@]}"; do
         require_free_port "${port%%:*}" "${port#*:}"
     done
@@ -928,6 +1038,7 @@ cmd_start() {
     trap 'exit 143' TERM
 
     rm -rf "$PEERS"/registry-* "$PEERS/token-server" "$PEERS/redirect-registry" "$PEERS/oci" "$PEERS/moto" "$PEERS/imds" "$PEERS/ecr-api" "$PEERS/aws" \
+        "$PEERS/aws-front" "$PEERS/container-credentials" \
         "$LAB" "$PEERS"/lab-*
     make_certs
     pass=$(openssl rand -hex 16)
@@ -945,15 +1056,21 @@ cmd_start() {
     wait_http moto 200 "$MOTO_URL/moto-api/data.json"   # not an AWS action: spends no free call
     seed_aws
     start_imds
+    if ((ECR_MODE)); then start_aws_front; start_container_credentials; fi
     wait_http ecr-api 200 "$ECR_API_URL/_calls"
     wait_http imds 401 "$IMDS_URL/latest/meta-data/"   # it listens once it holds credentials
+    if ((ECR_MODE)); then
+        # By name, through TLS with ca.pem: the front routes api.ecr-public.* to the ECR-API fixture.
+        wait_http aws-front 200 "https://api.ecr-public.us-east-1.amazonaws.com/_calls" --cacert "$PEERS/ca.pem"
+        wait_http container-credentials 401 "$CONTAINER_CREDS_URL"   # it listens once it holds credentials
+    fi
     seed_images
     write_env "$pass"
     say "peers up in $((SECONDS - t0))s ($( ((ECR_MODE)) && echo "namespace mode: with $ECR_HOST and the adversarial lab" \
         || echo "host mode: no ECR-name registry, no adversarial lab")); checking them"
     check_peers
     check_redirect "$pass"
-    if ((ECR_MODE)); then check_lab; fi
+    if ((ECR_MODE)); then check_lab; check_aws_names; fi
     trap - EXIT INT TERM
     say "all peers up and checked in $((SECONDS - t0))s; env: $ENV_FILE"
 }

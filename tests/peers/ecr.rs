@@ -27,6 +27,7 @@ fn request() -> TokenRequest {
             account: "123456789012".into(),
             region: "us-east-1".into(),
             fips: false,
+            dual_stack: false,
         },
     }
 }

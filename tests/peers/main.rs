@@ -17,6 +17,7 @@ mod contract;
 mod deploy;
 mod ecr;
 mod ecr_aws;
+mod ecr_endpoints;
 mod images;
 mod inbound;
 mod metrics;

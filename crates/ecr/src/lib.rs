@@ -4,20 +4,27 @@
 //! ([`AwsCredentialSource`]: static keys, the host's default chain — environment, profile, web
 //! identity, container credentials, IMDSv2 — or a role assumed from it) and which registry
 //! ([`EcrTarget`]), and calls `GetAuthorizationToken` (ECR private, in the host's region and
-//! partition, FIPS endpoint for FIPS hosts) or the `ecr-public` API (us-east-1). SigV4, IMDS, STS
-//! and the credential chain are the SDK's; standard variables such as `AWS_ENDPOINT_URL_ECR` keep
-//! working because the base configuration is the SDK's own `load`.
+//! partition, the FIPS endpoint for FIPS hosts and the dual-stack one for dual-stack hosts) or the
+//! `ecr-public` API (us-east-1). SigV4, IMDS, STS, the credential chain and the endpoint names are
+//! the SDK's (regkeep only says region, FIPS and dual-stack); standard variables such as
+//! `AWS_ENDPOINT_URL_ECR` keep working because the base configuration is the SDK's own `load`.
+//! [`EcrClient::with_ca_bundle`] adds regkeep's `tls.ca_bundle` to the roots the SDK's HTTPS
+//! client trusts (for AWS, STS and the credential sources alike).
 //!
 //! Caching, renewal and persistence of tokens are the engine's (the token lifecycle use-case).
 
 use std::fmt;
 use std::time::Duration;
 
+use aws_config::meta::region::RegionProviderChain;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use base64::Engine as _;
 use regkeep_domain::{BoxFuture, Secret, Timestamp};
 use tokio::sync::OnceCell;
@@ -43,11 +50,14 @@ pub enum AwsCredentialSource {
 /// Which ECR registry a token is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EcrTarget {
-    /// A private registry: its 12-digit account, region, and whether its host is a FIPS endpoint.
+    /// A private registry: its 12-digit account, region, whether its host is a FIPS endpoint,
+    /// and whether it is the dual-stack (`dkr-ecr`, IPv4 and IPv6) form, whose token then comes
+    /// from the dual-stack ECR API (`ecr.<region>.api.aws`).
     Private {
         account: String,
         region: String,
         fips: bool,
+        dual_stack: bool,
     },
     /// ECR Public (tokens from the `ecr-public` API in us-east-1).
     Public,
@@ -166,6 +176,20 @@ pub struct EcrClient {
     /// must not slow start-up.
     base: std::sync::Arc<OnceCell<SdkConfig>>,
     timeout: Duration,
+    /// The roots the SDK's HTTPS client trusts when regkeep has a CA bundle (the platform's
+    /// roots plus the bundle); `None`: the SDK's own default client, platform roots only.
+    tls: Option<TlsContext>,
+}
+
+/// The CA bundle given to [`EcrClient::with_ca_bundle`] cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaBundleError {
+    /// A `CERTIFICATE` block that is not valid PEM/DER or not usable as a root.
+    #[error("the CA bundle holds a certificate that cannot be used as a trust anchor: {detail}")]
+    BadCertificate { detail: String },
+    /// No `CERTIFICATE` block at all.
+    #[error("the CA bundle holds no PEM certificate: give a PEM file with one or more `-----BEGIN CERTIFICATE-----` blocks")]
+    NoCertificate,
 }
 
 impl EcrClient {
@@ -174,16 +198,89 @@ impl EcrClient {
         EcrClient {
             base: std::sync::Arc::new(OnceCell::new()),
             timeout,
+            tls: None,
         }
+    }
+
+    /// Trusts the PEM certificates of `pem` (regkeep's `tls.ca_bundle`) for every AWS call —
+    /// ECR, ECR Public, STS and the HTTPS credential sources — besides the platform's roots (which
+    /// the SDK reads, `SSL_CERT_FILE` included). For a TLS-inspecting proxy or a private endpoint
+    /// whose certificate a private CA signed. Only the HTTPS client changes: it is the SDK's
+    /// own (rustls with aws-lc, proxy settings from the environment), given more roots.
+    ///
+    /// # Errors
+    /// [`CaBundleError`] when `pem` holds no certificate, or one that cannot be a root.
+    pub fn with_ca_bundle(mut self, pem: &[u8]) -> Result<Self, CaBundleError> {
+        use rustls_pki_types::pem::PemObject as _;
+        // Checked here, not by the SDK: its TLS set-up panics on a certificate it cannot parse.
+        let mut roots = rustls::RootCertStore::empty();
+        for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            let der = der.map_err(|e| CaBundleError::BadCertificate {
+                detail: e.to_string(),
+            })?;
+            roots.add(der).map_err(|e| CaBundleError::BadCertificate {
+                detail: e.to_string(),
+            })?;
+        }
+        if roots.is_empty() {
+            return Err(CaBundleError::NoCertificate);
+        }
+        let trust = TrustStore::default()
+            .with_native_roots(true)
+            .with_pem_certificate(pem.to_vec());
+        let context = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| CaBundleError::BadCertificate {
+                detail: e.to_string(),
+            })?;
+        self.tls = Some(context);
+        Ok(self)
+    }
+
+    /// The SDK's default HTTPS client (as `aws-smithy-runtime`'s `default_https_client` builds it:
+    /// rustls with aws-lc, the connector settings and sleep of each client, proxy settings from
+    /// the environment), trusting `context`'s roots.
+    fn https_client(context: TlsContext) -> SharedHttpClient {
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings, components| {
+                let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context.clone());
+                connector.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    connector.set_sleep_impl(components.sleep_impl());
+                }
+                connector.set_proxy_config(Some(ProxyConfig::from_env()));
+                connector.build()
+            },
+        )
     }
 
     async fn base(&self) -> &SdkConfig {
         self.base
             .get_or_init(|| async {
-                // A region is set so that loading never asks IMDS for one; each mint sets the
-                // registry's own region.
-                aws_config::defaults(BehaviorVersion::latest())
-                    .region(Region::new("us-east-1"))
+                // The base region is where the host's identity is fetched (web identity's and a
+                // profile's STS calls): the SDK's own chain, environment then profile, as on EKS
+                // where AWS_REGION names the cluster's region (a GovCloud or China web identity
+                // token is only good at that partition's STS). IMDS is left out so that loading
+                // never waits for it; us-east-1 when nothing says. Each mint sets the registry's
+                // own region.
+                let region = RegionProviderChain::first_try(
+                    aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+                .or_else(Region::new("us-east-1"));
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(context) = &self.tls {
+                    // The loader gives its HTTP client to the credential providers it builds
+                    // (web identity's STS, container credentials, profiles' assumed roles) too.
+                    loader = loader.http_client(Self::https_client(context.clone()));
+                }
+                loader
+                    .region(region)
                     .timeout_config(
                         aws_config::timeout::TimeoutConfig::builder()
                             .operation_timeout(self.timeout)
@@ -213,10 +310,23 @@ impl EcrClient {
         };
         let credentials = self.credentials_provider(base, source, &region).await?;
         match target {
-            EcrTarget::Private { account, fips, .. } => {
+            EcrTarget::Private {
+                account,
+                fips,
+                dual_stack,
+                ..
+            } => {
+                // FIPS and dual-stack are the SDK's endpoint parameters: its endpoint rules
+                // pick the host (`api.ecr.<region>.<suffix>`, `ecr.<region>.api.aws`, ...) for
+                // the region's partition; an operator's `AWS_ENDPOINT_URL_ECR` still wins. A
+                // dual-stack host turns dual-stack on; another leaves the operator's
+                // `AWS_USE_DUALSTACK_ENDPOINT` as it is (an IPv6-only host wants it everywhere).
                 let mut config = aws_sdk_ecr::config::Builder::from(base)
                     .region(Region::new(region))
                     .use_fips(*fips);
+                if *dual_stack {
+                    config = config.use_dual_stack(true);
+                }
                 if let Some(provider) = credentials {
                     config = config.credentials_provider(provider);
                 }
@@ -551,6 +661,29 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    #[test]
+    fn a_ca_bundle_without_a_usable_certificate_is_refused() {
+        let client = || EcrClient::new(Duration::from_secs(1));
+        let no_certificate = [
+            &b""[..],
+            b"not PEM at all",
+            b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+        ];
+        for pem in no_certificate {
+            assert!(matches!(
+                client().with_ca_bundle(pem),
+                Err(CaBundleError::NoCertificate)
+            ));
+        }
+        // A CERTIFICATE block whose DER is no certificate: refused here, not a panic in the SDK's
+        // TLS set-up on the first call.
+        let bad = b"-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            client().with_ca_bundle(bad),
+            Err(CaBundleError::BadCertificate { .. })
+        ));
     }
 
     #[test]

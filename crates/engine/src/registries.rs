@@ -527,16 +527,20 @@ impl Registries {
                 region,
                 partition,
                 fips,
-                ..
+                dual_stack,
             } => (
+                // A dual-stack host's entry is its own: its renewals must go to the dual-stack
+                // API (an IPv6-only host reaches no other), whoever registered the account first.
                 format!(
-                    "{identity}|{partition}|{region}{}|{account}",
-                    if fips { "-fips" } else { "" }
+                    "{identity}|{partition}|{region}{}{}|{account}",
+                    if fips { "-fips" } else { "" },
+                    if dual_stack { "-dualstack" } else { "" }
                 ),
                 EcrTarget::Private {
                     account,
                     region,
                     fips,
+                    dual_stack,
                 },
             ),
             EcrHost::Public => (

@@ -97,12 +97,17 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
         let timeout = Duration::from_secs(settings.registry.request_timeout_secs);
-        Self::build_with(
-            settings,
-            clock,
-            Arc::new(regkeep_ecr::EcrClient::new(timeout)),
-        )
-        .await
+        let mut ecr = regkeep_ecr::EcrClient::new(timeout);
+        // The CA bundle trusted for registries is trusted for AWS too (ECR, STS, credential
+        // sources): a TLS-inspecting proxy or a private endpoint is signed by the same private CA.
+        if let Some(path) = settings.tls.ca_bundle.as_deref() {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read tls.ca_bundle {}", path.display()))?;
+            ecr = ecr
+                .with_ca_bundle(&pem)
+                .with_context(|| format!("cannot use tls.ca_bundle {} for AWS", path.display()))?;
+        }
+        Self::build_with(settings, clock, Arc::new(ecr)).await
     }
 
     /// As [`Application::build`], with the clock and what mints ECR tokens given (the hermetic

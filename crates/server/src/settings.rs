@@ -299,7 +299,8 @@ pub struct RegistrySettings {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// A PEM bundle of CA certificates trusted for every registry.
+    /// A PEM bundle of CA certificates trusted for every registry and for AWS (ECR, STS, the
+    /// credential sources), besides the built-in and platform roots.
     #[serde(default)]
     pub ca_bundle: Option<PathBuf>,
     /// A folder of per-registry CAs: `<certs_dir>/<host[:port]>/*.crt`. Default `data_dir/certs.d`.

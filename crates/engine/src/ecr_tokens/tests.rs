@@ -74,6 +74,7 @@ fn request_for(access_key_id: &str) -> TokenRequest {
             account: "123456789012".into(),
             region: "us-east-1".into(),
             fips: false,
+            dual_stack: false,
         },
     }
 }

@@ -198,3 +198,43 @@ async fn a_purged_account_takes_its_tokens_along() {
     assert_eq!(rig.engine.ecr_tokens().kept(), 0);
     assert_eq!(rig.renewals_over_two_half_lives().await, 0);
 }
+
+/// A host's form decides the SDK's endpoint parameters: FIPS and dual-stack reach the minter, and
+/// a dual-stack host's token entry is its own (its renewals must keep to the dual-stack API).
+#[tokio::test]
+async fn fips_and_dual_stack_hosts_reach_the_minter_and_key_their_own_tokens() {
+    use regkeep_ecr::EcrTarget;
+    let rig = rig().await;
+    let pass = Secret::new("unit-test-secret-key");
+    let request = |host: &str| {
+        rig.engine
+            .registries()
+            .ecr_request(&host.parse().unwrap(), "AKIAUNITTEST", &pass)
+            .unwrap()
+    };
+    let plain = request("123456789012.dkr.ecr.us-east-1.amazonaws.com");
+    let fips = request("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com");
+    let dual = request("123456789012.dkr-ecr.us-east-1.on.aws");
+    let both = request("123456789012.dkr-ecr-fips.us-east-1.on.aws");
+    let flags = |r: &crate::ecr_tokens::TokenRequest| match &r.target {
+        EcrTarget::Private {
+            fips, dual_stack, ..
+        } => (*fips, *dual_stack),
+        EcrTarget::Public => panic!("a private host"),
+    };
+    assert_eq!(flags(&plain), (false, false));
+    assert_eq!(flags(&fips), (true, false));
+    assert_eq!(flags(&dual), (false, true));
+    assert_eq!(flags(&both), (true, true));
+    let keys: std::collections::BTreeSet<&str> = [&plain, &fips, &dual, &both]
+        .iter()
+        .map(|r| r.key.as_str())
+        .collect();
+    assert_eq!(keys.len(), 4, "one token entry per endpoint: {keys:?}");
+    assert!(dual.key.contains("|us-east-1-dualstack|"), "{}", dual.key);
+    assert!(
+        plain.key.ends_with("|aws|us-east-1|123456789012"),
+        "the keys of other hosts are as they were: {}",
+        plain.key
+    );
+}

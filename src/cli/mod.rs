@@ -28,13 +28,21 @@ pub const EXIT_FAILURE: u8 = 2;
 /// `regkeep serve` runs the service; the other commands talk to it over its HTTP API (the
 /// same API `anchore-cli registry ...` uses).
 #[derive(Parser, Debug)]
-#[command(name = "regkeep", version, about, long_about = None, after_help = EXAMPLES)]
+#[command(name = "regkeep", version = VERSION, about, long_about = None, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `regkeep --version`: the release and the git commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("REGKEEP_GIT_COMMIT"),
+    ")"
+);
 
 const EXAMPLES: &str = "Examples:
   regkeep serve
@@ -96,6 +104,20 @@ pub enum Command {
     /// Hand out registry credentials to files other tools read (needs an API key).
     #[command(subcommand)]
     Auth(apikey::AuthCommand),
+    /// Print a shell completion script. Example: `regkeep completions bash >
+    /// /etc/bash_completion.d/regkeep` (zsh: into a directory of $fpath as `_regkeep`; fish:
+    /// `~/.config/fish/completions/regkeep.fish`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: `regkeep.1` and one per command (`regkeep-registry.1`, ...) into
+    /// DIR, or `regkeep.1` to standard output without DIR. Example: `regkeep man
+    /// /usr/local/share/man/man1`
+    Man {
+        /// Where to write the pages (created when missing).
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Parses arguments and runs the command.
@@ -133,8 +155,57 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 apikey::run_apikey(&client::Client::new(&cli.global)?, &cli.global, cmd).await
             }
             Command::Auth(cmd) => apikey::run_auth(&cli.global, cmd).await,
+            Command::Completions { shell } => {
+                let mut command = <Cli as clap::CommandFactory>::command();
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut command, "regkeep", &mut script);
+                write_stdout(&script)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Man { dir } => man_pages(dir.as_deref()),
         }
     })
+}
+
+/// `regkeep man [DIR]`: the top page to standard output, or every page into DIR.
+fn man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).render(&mut page)?;
+        write_stdout(&page)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create {}: give a directory you can write",
+            dir.display()
+        )
+    })?;
+    let mut pages = vec![(String::from("regkeep"), command.clone())];
+    for sub in command.get_subcommands() {
+        pages.push((format!("regkeep-{}", sub.get_name()), sub.clone()));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        clap_mangen::Man::new(page.display_name(name.clone()))
+            .title(name.clone())
+            .render(&mut file)?;
+        write_stdout(format!("{}\n", path.display()).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Reads a secret from standard input: the first line, without its line ending.

@@ -16,10 +16,12 @@ pub enum RegistryCommand {
     ///
     /// Example: `regkeep registry add registry.example.com:5000 ci-bot --password-stdin < pass.txt`
     Add(RegistryWrite),
-    /// Replace a registry's user, password, type, TLS verification and name.
+    /// Change what you give of a registry (user, password, type, TLS verification, name);
+    /// everything else stays as it is, the stored password included. Prints what changed.
     ///
-    /// Example: `regkeep registry update registry.example.com:5000 ci-bot --password-stdin < new.txt`
-    Update(RegistryWrite),
+    /// Examples: `regkeep registry update registry.example.com:5000 --registry-name lab`;
+    /// `regkeep registry update registry.example.com:5000 ci-bot --password-stdin < new.txt`
+    Update(RegistryUpdate),
     /// Remove a registry and its stored password. Example: `regkeep registry del registry.example.com:5000`
     Del {
         /// The registry string, as registered.
@@ -72,6 +74,37 @@ pub struct RegistryWrite {
     registry_name: Option<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct RegistryUpdate {
+    /// The registry string, as registered.
+    registry: String,
+    /// A new registry user (for ECR an AWS access key id, `awsauto` or `_iam_role`). Absent: the
+    /// stored one.
+    registry_user: Option<String>,
+    /// A new password. Absent (and no --password-stdin): the stored one is kept. Prefer
+    /// --password-stdin: arguments show in the process list and shell history.
+    registry_pass: Option<String>,
+    /// Read a new password from standard input (first line).
+    #[arg(long)]
+    password_stdin: bool,
+    /// A new type: `docker_v2` or `awsecr`.
+    #[arg(long, value_name = "TYPE")]
+    registry_type: Option<String>,
+    /// Stop verifying the registry's TLS certificate (and allow plain HTTP).
+    #[arg(long, conflicts_with = "verify")]
+    insecure: bool,
+    /// Verify the registry's TLS certificate again.
+    #[arg(long)]
+    verify: bool,
+    /// Store without contacting the registry (by default the registry is asked when the user,
+    /// password, type or TLS verification change).
+    #[arg(long)]
+    skip_validate: bool,
+    /// A new display name.
+    #[arg(long, value_name = "NAME")]
+    registry_name: Option<String>,
+}
+
 pub async fn run(
     client: &Client,
     global: &GlobalArgs,
@@ -85,16 +118,7 @@ pub async fn run(
                 .call::<Vec<RegistryConfiguration>, _>(Method::POST, &path, Some(&request))
                 .await?
         }
-        RegistryCommand::Update(args) => {
-            let (request, validate) = request(args)?;
-            let path = format!(
-                "/registries/{}?validate={validate}",
-                segment(&request.registry)
-            );
-            client
-                .call::<Vec<RegistryConfiguration>, _>(Method::PUT, &path, Some(&request))
-                .await?
-        }
+        RegistryCommand::Update(args) => return update(client, global, args).await,
         RegistryCommand::Del { registry } => {
             let path = format!("/registries/{}", segment(&registry));
             let answer = client
@@ -143,6 +167,111 @@ pub async fn run(
         }
     };
     output::finish(answer, global.json, |records| print(records))
+}
+
+/// `registry update`: reads the record, sends it back with what was given changed (a body without
+/// a password keeps the stored one), and says what changed.
+async fn update(
+    client: &Client,
+    global: &GlobalArgs,
+    args: RegistryUpdate,
+) -> anyhow::Result<ExitCode> {
+    let path = format!("/registries/{}", segment(&args.registry));
+    let current = match client
+        .call::<Vec<RegistryConfiguration>, ()>(Method::GET, &path, None)
+        .await?
+    {
+        Ok(records) => records,
+        Err(refusal) => return Ok(refusal.report()),
+    };
+    let Some(current) = current.into_iter().next() else {
+        anyhow::bail!("the server answered no record for {}", args.registry);
+    };
+    let pass = match (args.registry_pass, args.password_stdin) {
+        (Some(_), true) => anyhow::bail!(
+            "give the password either as an argument or with --password-stdin, not both"
+        ),
+        (Some(p), false) => Some(Secret::new(p)),
+        (None, true) => Some(read_stdin_secret("password")?),
+        (None, false) => None,
+    };
+    let user = args
+        .registry_user
+        .unwrap_or_else(|| current.registry_user.clone());
+    let registry_type = args
+        .registry_type
+        .unwrap_or_else(|| current.registry_type.clone());
+    let verify = if args.insecure {
+        false
+    } else if args.verify {
+        true
+    } else {
+        current.registry_verify
+    };
+    let name = args
+        .registry_name
+        .unwrap_or_else(|| current.registry_name.clone());
+    let mut changes = Vec::new();
+    let mut change = |what: &str, from: &str, to: &str| {
+        if from != to {
+            changes.push(format!("{what} {from} -> {to}"));
+        }
+    };
+    change("user", &current.registry_user, &user);
+    change("type", &current.registry_type, &registry_type);
+    change(
+        "TLS verification",
+        &current.registry_verify.to_string(),
+        &verify.to_string(),
+    );
+    change("name", &current.registry_name, &name);
+    let credentials_changed = pass.is_some() || !changes.iter().all(|c| c.starts_with("name "));
+    if pass.is_some() {
+        changes.push("password replaced".into());
+    }
+    if changes.is_empty() {
+        if !global.json {
+            output::line(&format!(
+                "registry {}: nothing to change (give a new user, password, --registry-type, --insecure/--verify or --registry-name)",
+                current.registry
+            ))?;
+        }
+        return output::finish(
+            Ok::<_, super::client::Refusal>(vec![current]),
+            global.json,
+            |_| Ok(()),
+        );
+    }
+    let request = RegistryConfigurationRequest {
+        registry: current.registry.clone(),
+        registry_user: user,
+        // Empty: the server keeps the stored password.
+        registry_pass: pass.unwrap_or_default(),
+        registry_type: Some(registry_type),
+        registry_verify: Some(verify),
+        registry_name: Some(name),
+    };
+    let validate = credentials_changed && !args.skip_validate;
+    let answer = client
+        .call::<Vec<RegistryConfiguration>, _>(
+            Method::PUT,
+            &format!("{path}?validate={validate}"),
+            Some(&request),
+        )
+        .await?;
+    output::finish(answer, global.json, |records| {
+        output::line(&format!(
+            "registry {}: {}{}",
+            current.registry,
+            changes.join("; "),
+            if validate {
+                " (checked against the registry)"
+            } else {
+                ""
+            }
+        ))?;
+        print(records)
+    })
 }
 
 fn request(args: RegistryWrite) -> anyhow::Result<(RegistryConfigurationRequest, bool)> {

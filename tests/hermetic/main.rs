@@ -9,6 +9,7 @@ mod fake_registry;
 
 mod api;
 mod api_keys;
+mod cli_docs;
 mod metrics;
 mod openapi;
 mod registry_client;

@@ -1858,3 +1858,117 @@ fn the_registries_file_is_applied_at_start_and_on_sighup() {
         }
     }
 }
+
+/// `registry update` changes only what is given (issue 14, item 1): a rename keeps the user, the
+/// password and TLS verification off; a new password alone keeps the name; nothing given changes
+/// nothing; each says what changed. anchore-cli's PUT (which always sends the password) is
+/// unchanged (its suites run elsewhere), and a PUT without a password keeps the stored one.
+#[test]
+fn registry_update_changes_only_what_is_given() {
+    crate::skip_without_peers!();
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::sqlite();
+    let admin_pass = format!("adm-{}", random_hex(6));
+    let served = Served::start(dir.path(), &database, Some(&admin_pass), &[]);
+    let env = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "admin"),
+        ("REGKEEP_PASS", admin_pass.as_str()),
+    ];
+    let add = [
+        "registry",
+        "add",
+        &p.http,
+        &p.user,
+        "--password-stdin",
+        "--insecure",
+        "--registry-name",
+        "lab-http-2",
+    ];
+    expect(
+        &regkeep(&env, &add, Some(&format!("{}\n", p.pass))),
+        0,
+        &["lab-http-2"],
+    );
+    let get = |field: &str| -> serde_json::Value {
+        let out = regkeep(&env, &["--json", "registry", "get", &p.http], None);
+        let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        records[0][field].clone()
+    };
+
+    // A rename: nothing else changes, the registry is not asked, and the answer says what changed.
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "update",
+            &p.http,
+            "--registry-name",
+            "lab-renamed",
+        ],
+        None,
+    );
+    expect(&out, 0, &["name lab-http-2 -> lab-renamed"]);
+    assert!(
+        !text(&out).contains("checked against the registry"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(get("registry_name"), "lab-renamed");
+    assert_eq!(get("registry_verify"), false, "--insecure is kept");
+    assert_eq!(get("registry_user"), p.user.as_str());
+    // The stored password still works.
+    expect(
+        &regkeep(&env, &["registry", "check", &p.http], None),
+        0,
+        &[],
+    );
+
+    // A wrong new password is refused by the registry and nothing is stored.
+    let out = regkeep(
+        &env,
+        &["registry", "update", &p.http, "--password-stdin"],
+        Some("not-the-password\n"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    expect(
+        &regkeep(&env, &["registry", "check", &p.http], None),
+        0,
+        &[],
+    );
+    // The right one, with verification back on and off again: each change is named.
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "update",
+            &p.http,
+            "--password-stdin",
+            "--verify",
+            "--skip-validate",
+        ],
+        Some(&format!("{}\n", p.pass)),
+    );
+    expect(
+        &out,
+        0,
+        &["TLS verification false -> true", "password replaced"],
+    );
+    assert_eq!(get("registry_name"), "lab-renamed", "the name stays");
+    let out = regkeep(&env, &["registry", "update", &p.http, "--insecure"], None);
+    expect(
+        &out,
+        0,
+        &[
+            "TLS verification true -> false",
+            "checked against the registry",
+        ],
+    );
+
+    // Nothing given: nothing changes.
+    let out = regkeep(&env, &["registry", "update", &p.http], None);
+    expect(&out, 0, &["nothing to change"]);
+    assert!(!text(&out).contains(&p.pass));
+    served.terminate();
+}

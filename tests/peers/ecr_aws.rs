@@ -476,6 +476,7 @@ async fn moto_no_host_identity_and_a_refused_role_say_which() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["detail"]["reason"], "aws_no_credentials", "{answer}");
+    said_briefly(&answer);
     assert!(
         answer["message"]
             .as_str()
@@ -501,6 +502,7 @@ async fn moto_no_host_identity_and_a_refused_role_say_which() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["detail"]["reason"], "aws_refused", "{answer}");
     assert_eq!(answer["detail"]["aws_code"], "AssumeRoleFailed", "{answer}");
+    said_briefly(&answer);
     assert_eq!(
         answer["detail"]["registry_status"], 403,
         "STS's status: {answer}"
@@ -512,4 +514,13 @@ async fn moto_no_host_identity_and_a_refused_role_say_which() {
     );
     app.finish().await;
     app2.finish().await;
+}
+
+/// An AWS failure told in a few words: under 300 characters, never the SDK's Debug text.
+fn said_briefly(answer: &Value) {
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(message.chars().count() < 300, "{message}");
+    for never in ["{", "DispatchFailure", "Extensions", "ConnectorError"] {
+        assert!(!message.contains(never), "{never} in {message}");
+    }
 }

@@ -11,6 +11,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone)]
 pub struct Secret(SecretString);
 
+/// The empty secret (a request that carries none).
+impl Default for Secret {
+    fn default() -> Self {
+        Secret::new("")
+    }
+}
+
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Secret(SecretString::from(value.into()))

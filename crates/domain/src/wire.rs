@@ -20,6 +20,9 @@ use crate::secret::Secret;
 pub struct RegistryConfigurationRequest {
     pub registry: String,
     pub registry_user: String,
+    /// Required to add a registry. To update one, absent (or empty) keeps the stored password
+    /// (anchore-cli always sends it; regkeep's CLI sends it only when it changes).
+    #[serde(default, skip_serializing_if = "Secret::is_empty")]
     pub registry_pass: Secret,
     /// `docker_v2` or `awsecr`; absent (or null) means guessed from the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]

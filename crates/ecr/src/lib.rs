@@ -100,7 +100,7 @@ pub enum EcrError {
     #[error("AWS is unavailable: {detail}")]
     Unavailable { detail: String },
     /// `awsauto`/`_iam_role` and the host has no AWS identity.
-    #[error("no AWS credentials on this host: {detail}. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, web identity (IRSA), container credentials, or run on an instance with a role")]
+    #[error("no AWS credentials on this host ({detail}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, web identity (IRSA), container credentials, or an instance role")]
     NoHostCredentials { detail: String },
     /// AWS answered something regkeep cannot use.
     #[error("unexpected answer from AWS: {detail}")]
@@ -465,8 +465,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug + RawBody + 'static,
 {
-    let detail = DisplayErrorContext(&err).to_string();
-    debug!(error = %detail, "AWS call failed");
+    debug!(error = %DisplayErrorContext(&err), "AWS call failed");
+    let detail = concise(&err);
     match &err {
         SdkError::ServiceError(context) => {
             let status = context.raw().status();
@@ -548,7 +548,9 @@ fn credential_or_unavailable(
             sts.unwrap_or(EcrError::NoHostCredentials { detail })
         }
         AwsCredentialSource::HostChain | AwsCredentialSource::AssumeRole { .. } => {
-            EcrError::NoHostCredentials { detail }
+            EcrError::NoHostCredentials {
+                detail: innermost(err),
+            }
         }
     }
 }
@@ -566,8 +568,23 @@ fn sts_verdict(error: &StsError, detail: &str) -> Option<EcrError> {
     match error {
         SdkError::ServiceError(context) => {
             let status = context.raw().status().as_u16();
-            let code = context.err().code().unwrap_or("Unknown").to_owned();
-            let message = context.err().message().unwrap_or_default().to_owned();
+            // As for ECR: an XML error the SDK did not read is read here (moto, some proxies).
+            let body = first_chars(
+                &String::from_utf8_lossy(context.raw().body().bytes().unwrap_or_default()),
+                4096,
+            );
+            let code = context
+                .err()
+                .code()
+                .map(str::to_owned)
+                .or_else(|| xml_field(&body, "Code"))
+                .unwrap_or_else(|| "Unknown".into());
+            let message = context
+                .err()
+                .message()
+                .map(str::to_owned)
+                .or_else(|| xml_field(&body, "Message"))
+                .unwrap_or_default();
             Some(
                 if THROTTLING_CODES.contains(&code.as_str()) || status == 429 {
                     EcrError::Throttled { code, message }
@@ -578,7 +595,11 @@ fn sts_verdict(error: &StsError, detail: &str) -> Option<EcrError> {
                 } else {
                     EcrError::Refused {
                         code: "AssumeRoleFailed".into(),
-                        message: detail.to_owned(),
+                        message: if message.is_empty() {
+                            detail.to_owned()
+                        } else {
+                            format!("STS {code}: {message}")
+                        },
                         status: Some(status),
                     }
                 },
@@ -624,6 +645,50 @@ fn xml_field(body: &str, field: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
+/// An error and its causes in a few words, for people: each cause's own text (never its `Debug`
+/// form, which for the SDK's errors runs to kilobytes), a cause its predecessor already says
+/// left out, the whole bounded.
+fn concise(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = first_line(&e.to_string());
+        let text = text.as_str();
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(text)) {
+            parts.push(text.to_owned());
+        }
+        next = e.source();
+    }
+    let joined = parts.join(": ");
+    if joined.chars().count() > MAX_DETAIL_CHARS {
+        format!("{}…", first_chars(&joined, MAX_DETAIL_CHARS))
+    } else {
+        joined
+    }
+}
+
+/// The deepest cause's first line: the most specific words (for a credential chain that found
+/// nothing, `no credentials found in chain`).
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = err;
+    while let Some(next) = deepest.source() {
+        deepest = next;
+    }
+    first_line(&deepest.to_string())
+}
+
+/// A cause's first line, without a trailing `Attempted:`-style lead-in to the lines dropped.
+fn first_line(text: &str) -> String {
+    let line = text.trim().lines().next().unwrap_or_default().trim();
+    let line = line.strip_suffix("Attempted:").unwrap_or(line).trim_end();
+    // Some of the SDK's texts end in a `Debug` rendering (`unhandled error: Error { ... }`).
+    let line = line.split_once(" { ").map_or(line, |(before, _)| before);
+    line.trim_end_matches('.').to_owned()
+}
+
+/// Longest cause text carried into an answer (the whole message stays under 300 characters).
+const MAX_DETAIL_CHARS: usize = 200;
+
 fn first_chars(text: &str, n: usize) -> String {
     text.trim().chars().take(n).collect()
 }
@@ -631,6 +696,58 @@ fn first_chars(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_told_in_a_few_words_never_debug_text() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl fmt::Display for Layer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let chain = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "io error",
+                Some(Box::new(Layer(
+                    "client error (Connect)",
+                    Some(Box::new(Layer("Connection refused (os error 111)", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            concise(&chain),
+            "dispatch failure: io error: client error (Connect): Connection refused (os error 111)"
+        );
+        let long = Layer(Box::leak("x".repeat(1000).into_boxed_str()), None);
+        assert!(concise(&long).chars().count() <= MAX_DETAIL_CHARS + 1);
+        // A real SDK error: a dispatch failure as the SDK builds it.
+        let sdk: SdkError<
+            aws_sdk_ecr::operation::get_authorization_token::GetAuthorizationTokenError,
+            (),
+        > = SdkError::dispatch_failure(aws_smithy_runtime_api::client::result::ConnectorError::io(
+            Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused",
+            )),
+        ));
+        let text = concise(&sdk);
+        for never in ["{", "DispatchFailure", "Extensions", "ConnectorError"] {
+            assert!(!text.contains(never), "{text}");
+        }
+        assert!(text.contains("Connection refused"), "{text}");
+        let verbose = DisplayErrorContext(&sdk).to_string();
+        assert!(
+            verbose.contains("DispatchFailure"),
+            "the SDK's own context is Debug text: {verbose}"
+        );
+    }
 
     #[test]
     fn decodes_tokens() {

@@ -286,6 +286,15 @@ impl Registries {
         validate: bool,
     ) -> Result<Saved, EngineError> {
         let path_name = parse_registry(path_registry)?;
+        let mut request = request;
+        if request.registry_pass.is_empty() {
+            // An update without a password keeps the stored one.
+            request.registry_pass = match self.store.registry_password(account, &path_name).await {
+                Ok(stored) => stored,
+                Err(StoreError::NotFound) => return Err(not_found(account, &path_name)),
+                Err(e) => return Err(e.into()),
+            };
+        }
         let spec = RegistrySpec::parse(request)?;
         if spec.registry != path_name {
             return Err(EngineError::BadInput(format!(

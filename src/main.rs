@@ -1,8 +1,8 @@
 //! `regkeep`: the service (`regkeep serve`) and its command-line client.
 //!
-//! Exit codes: 0 success; 1 the server refused the request (4xx other than 401: bad input,
-//! not found, conflict, validation failed); 2 the server was unreachable, authentication
-//! failed (401), or something broke (5xx, start-up errors).
+//! Exit codes (README, `--help`): 0 success; 1 refused by regkeep; 2 a local problem, failed
+//! authentication or an error of regkeep's own; 3 temporary (unreachable, timed out, throttled,
+//! busy); 130 interrupted.
 
 mod cli;
 
@@ -20,7 +20,11 @@ fn main() -> ExitCode {
                 "regkeep: {}",
                 regkeep_domain::untrusted_text::for_terminal(&format!("{err:#}"))
             );
-            ExitCode::from(cli::EXIT_FAILURE)
+            if err.chain().any(|c| c.is::<cli::Unreachable>()) {
+                ExitCode::from(cli::EXIT_TEMPORARY)
+            } else {
+                ExitCode::from(cli::EXIT_FAILURE)
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{GlobalArgs, EXIT_FAILURE, EXIT_REFUSED};
+use super::{GlobalArgs, EXIT_FAILURE, EXIT_REFUSED, EXIT_TEMPORARY};
 
 const DEFAULT_URL: &str = "http://127.0.0.1:8228";
 
@@ -32,8 +32,21 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// Prints the error the way anchore-cli does (message, code, detail) and gives the exit code.
+    /// Prints the error the way anchore-cli does (message, code, detail; with `--json` the error
+    /// object itself on standard output) and gives the exit code ([`exit_code`]).
     pub fn report(&self) -> ExitCode {
+        if super::json_errors() {
+            let body = self.body.clone().unwrap_or_else(|| ErrorBody {
+                message: format!("HTTP {}: {}", self.status, sanitize(&self.raw, 300)),
+                httpcode: self.status.as_u16(),
+                detail: serde_json::json!({}),
+            });
+            match serde_json::to_string_pretty(&body) {
+                Ok(text) => println!("{text}"),
+                Err(_) => eprintln!("regkeep: error: HTTP {}", self.status),
+            }
+            return ExitCode::from(self.exit_code());
+        }
         match &self.body {
             Some(body) => {
                 eprintln!("regkeep: error: {}", for_terminal(&body.message));
@@ -53,12 +66,42 @@ impl Refusal {
                 );
             }
         }
-        if self.status.is_client_error() && self.status != StatusCode::UNAUTHORIZED {
-            ExitCode::from(EXIT_REFUSED)
-        } else {
-            ExitCode::from(EXIT_FAILURE)
+        ExitCode::from(self.exit_code())
+    }
+
+    /// 3 when a retry may help (regkeep or the registry unreachable or slow, throttled, busy, its
+    /// disk full); 2 for failed authentication and regkeep's own errors; 1 for every other
+    /// refusal (the request itself is wrong: bad input, not found, conflict, forbidden, the
+    /// registry refused the credentials).
+    pub fn exit_code(&self) -> u8 {
+        let reason = self
+            .body
+            .as_ref()
+            .and_then(|b| b.detail.get("reason"))
+            .and_then(serde_json::Value::as_str);
+        match self.status.as_u16() {
+            408 | 429 | 502 | 503 | 504 | 507 => EXIT_TEMPORARY,
+            422 if matches!(
+                reason,
+                Some("unreachable" | "timeout" | "aws_unavailable" | "aws_throttled")
+            ) =>
+            {
+                EXIT_TEMPORARY
+            }
+            401 => EXIT_FAILURE,
+            400..=499 => EXIT_REFUSED,
+            _ => EXIT_FAILURE,
         }
     }
+}
+
+/// regkeep itself could not be reached (refused, timed out, name unknown): worth a retry.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach regkeep at {url}: is `regkeep serve` running there? (--url / REGKEEP_URL)")]
+pub struct Unreachable {
+    pub url: String,
+    #[source]
+    pub cause: reqwest::Error,
 }
 
 /// What to run next, in this CLI's words, for an error the server describes in `detail` (the
@@ -215,9 +258,7 @@ impl Client {
         if let Some(account) = &self.as_account {
             request = request.header("x-anchore-account", account);
         }
-        let response = request.send().await.with_context(|| {
-            format!("cannot reach regkeep at {}: is `regkeep serve` running there? (--url / REGKEEP_URL)", self.base)
-        })?;
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(Ok(response));
@@ -228,6 +269,14 @@ impl Client {
             body: serde_json::from_slice(&bytes).ok(),
             raw: String::from_utf8_lossy(&bytes).into_owned(),
         }))
+    }
+
+    /// A request that got no answer: [`Unreachable`] (exit code 3) with the cause under it.
+    fn unreachable(&self, error: reqwest::Error) -> anyhow::Error {
+        anyhow::Error::new(Unreachable {
+            url: self.base.clone(),
+            cause: error,
+        })
     }
 
     /// Sends a request; `Ok(Err(refusal))` when the server answered with an error.
@@ -245,9 +294,7 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.with_context(|| {
-            format!("cannot reach regkeep at {}: is `regkeep serve` running there? (--url / REGKEEP_URL)", self.base)
-        })?;
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let bytes = response
             .bytes()

@@ -143,18 +143,19 @@ async fn run_pull(
     let reference: ImageReference = image
         .parse()
         .map_err(|e: regkeep_domain::ImageReferenceError| anyhow::anyhow!("{e}"))?;
+    let explicit = platform.is_some();
     let platform = match platform {
         Some(p) => Platform::parse(p).map_err(|m| anyhow::anyhow!(m))?,
         None => Platform::default_linux(),
     };
     let result = tokio::select! {
-        r = pull(client, &reference, &platform, dir) => r,
+        r = pull(client, &reference, &platform, explicit, dir) => r,
         _ = tokio::signal::ctrl_c() => {
             // The dropped pull may still be creating a file on the blocking pool.
             creations_settled().await;
             remove_partials(dir);
             eprintln!("regkeep: interrupted: no partial blob was left under its final name in {}", dir.display());
-            return Ok(ExitCode::from(130));
+            return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
         }
     };
     if result.is_err() {
@@ -184,6 +185,13 @@ async fn run_pull(
             Ok(ExitCode::SUCCESS)
         }
         Err(PullError::Refused(refusal)) => Ok(refusal.report()),
+        Err(PullError::NoSuchPlatform(message)) => {
+            eprintln!(
+                "regkeep: error: {}",
+                regkeep_domain::untrusted_text::for_terminal(&message)
+            );
+            Ok(ExitCode::from(super::EXIT_REFUSED))
+        }
         Err(PullError::Other(e)) => {
             eprintln!(
                 "regkeep: error: {}",

@@ -7,6 +7,7 @@
 mod account;
 mod apikey;
 mod client;
+pub use client::Unreachable;
 mod image;
 mod output;
 mod pull;
@@ -18,10 +19,24 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-/// The server refused the request (4xx other than 401).
+/// The server refused the request: bad input, not found, conflict, forbidden, credentials the
+/// registry refused.
 pub const EXIT_REFUSED: u8 = 1;
-/// Unreachable server, failed authentication, server error, or a local failure.
+/// A local problem, failed authentication (401), or an error of regkeep's own (500).
 pub const EXIT_FAILURE: u8 = 2;
+/// Temporary: regkeep or the registry unreachable or too slow, throttled (429), busy (503),
+/// its disk full (507). A retry may help.
+pub const EXIT_TEMPORARY: u8 = 3;
+/// Interrupted (Ctrl-C).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Whether errors are printed as JSON (`--json`): set once from the arguments. A flag rather than
+/// a parameter: every command's refusal path reads it, and none can then forget it.
+static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn json_errors() -> bool {
+    JSON_ERRORS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// regkeep keeps authenticated access to private container registries alive.
 ///
@@ -53,7 +68,15 @@ const EXAMPLES: &str = "Examples:
   regkeep image add registry.example.com:5000/team/app:1.2
   regkeep image pull registry.example.com:5000/team/app:1.2 --output ./app-layout
   regkeep apikey create --scope credentials:read --expires 90d --output node.key
-  regkeep auth export --format authjson --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com --api-key-file node.key";
+  regkeep auth export --format authjson --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com --api-key-file node.key
+
+Exit codes:
+  0    success
+  1    refused by regkeep: bad input, not found, conflict, forbidden, credentials the registry refused
+  2    a local problem, authentication to regkeep failed (401), or an error of regkeep's own (500)
+  3    temporary: regkeep or the registry unreachable or timed out, 429, 503, 507 (a retry may help)
+  130  interrupted (Ctrl-C)
+With --json, an error answer is printed as its JSON object {message, httpcode, detail} on standard output.";
 
 /// Options every client command takes.
 #[derive(Args, Debug, Clone)]
@@ -127,6 +150,7 @@ pub enum Command {
 /// codes, not errors.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    JSON_ERRORS.store(cli.global.json, std::sync::atomic::Ordering::Relaxed);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

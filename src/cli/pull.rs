@@ -59,6 +59,8 @@ pub struct PullReport {
 /// Why a pull failed: a server refusal (exit code from it) or anything else.
 pub enum PullError {
     Refused(Refusal),
+    /// The image has no manifest for the platform asked for (the message names those it has).
+    NoSuchPlatform(String),
     Other(anyhow::Error),
 }
 
@@ -66,6 +68,41 @@ impl<E: Into<anyhow::Error>> From<E> for PullError {
     fn from(e: E) -> Self {
         PullError::Other(e.into())
     }
+}
+
+/// Refuses a single-platform image whose config names another platform than `platform`.
+async fn check_single_platform(
+    client: &Client,
+    name: &str,
+    config: &Descriptor,
+    image: &ImageReference,
+    platform: &Platform,
+) -> Result<(), PullError> {
+    let path = format!("/content/{name}/blobs/{}", config.digest);
+    let response = match client.get_stream(&path).await? {
+        Ok(response) => response,
+        Err(refusal) => return Err(PullError::Refused(refusal)),
+    };
+    // A config is small; bounded all the same (the server bounds what it reads too).
+    let bytes = response.bytes().await.context("reading the image config")?;
+    if bytes.len() > 8 << 20 {
+        return Err(anyhow::anyhow!("the image config of {image} is larger than 8 MiB").into());
+    }
+    let config: regkeep_domain::oci::ImageConfig =
+        serde_json::from_slice(&bytes).unwrap_or_default();
+    if let (Some(os), Some(architecture)) = (config.os, config.architecture) {
+        let there = Platform {
+            os,
+            architecture,
+            variant: config.variant,
+        };
+        if !platform.served_by(&there) {
+            return Err(PullError::NoSuchPlatform(format!(
+                "{image} has only {there} (a single-platform image), not {platform}: leave out --platform, or give --platform {there}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Pulls `image` for `platform` into the layout at `output`.
@@ -77,6 +114,7 @@ pub async fn pull(
     client: &Client,
     image: &ImageReference,
     platform: &Platform,
+    explicit_platform: bool,
     output: &Path,
 ) -> Result<PullReport, PullError> {
     let name = format!("{}/{}", image.authority(), image.repository());
@@ -93,7 +131,9 @@ pub async fn pull(
     let (bytes, media_type, digest, manifest, chosen_platform) = if top.is_index() {
         let entry = top
             .entry_for(platform)
-            .map_err(|m| anyhow::anyhow!("{image}: {m} (choose one with --platform)"))?
+            .map_err(|m| {
+                PullError::NoSuchPlatform(format!("{image}: {m} (choose one with --platform)"))
+            })?
             .clone();
         let (b, t, d) = fetch_manifest(client, &name, &entry.digest, Some(&entry.digest)).await?;
         let m: Manifest = serde_json::from_slice(&b)
@@ -105,6 +145,11 @@ pub async fn pull(
     let Some(config) = manifest.config.clone() else {
         return Err(anyhow::anyhow!("the manifest {digest} has no config: not an image").into());
     };
+    if explicit_platform && chosen_platform.is_none() {
+        // A single-platform image: its config says which platform it is, and a platform asked
+        // for by name must be that one. The config comes first (small), the layers only then.
+        check_single_platform(client, &name, &config, image, platform).await?;
+    }
     for d in std::iter::once(&config).chain(&manifest.layers) {
         if !is_sha256_digest(&d.digest) {
             return Err(anyhow::anyhow!(

@@ -28,8 +28,15 @@ pub enum SubscriptionCommand {
         /// The subscription id.
         id: String,
     },
-    /// Resume a paused subscription (polled at once). Example: `regkeep subscription activate 3f2a...`
+    /// Resume a paused subscription; it is polled at once and the answer shows what that poll
+    /// found. Example: `regkeep subscription activate 3f2a...`
     Activate {
+        /// The subscription id.
+        id: String,
+    },
+    /// Poll a watched tag now (instead of at its next interval) and show what it found. Example:
+    /// `regkeep subscription poll 3f2a...`
+    Poll {
         /// The subscription id.
         id: String,
     },
@@ -83,6 +90,12 @@ pub async fn run_subscription(
         }
         SubscriptionCommand::Activate { id } => set_active(client, &id, true).await?,
         SubscriptionCommand::Deactivate { id } => set_active(client, &id, false).await?,
+        SubscriptionCommand::Poll { id } => {
+            let path = format!("/subscriptions/{}/poll", segment(&id));
+            client
+                .call::<Vec<Subscription>, ()>(Method::POST, &path, None)
+                .await?
+        }
         SubscriptionCommand::Del { id } => {
             let path = format!("/subscriptions/{}", segment(&id));
             let answer = client

@@ -10,6 +10,7 @@ mod fake_registry;
 mod api;
 mod api_keys;
 mod cli_docs;
+mod cli_exit;
 mod metrics;
 mod openapi;
 mod registry_client;

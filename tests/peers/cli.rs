@@ -1972,3 +1972,81 @@ fn registry_update_changes_only_what_is_given() {
     assert!(!text(&out).contains(&p.pass));
     served.terminate();
 }
+
+/// A platform asked for by name that the image does not have is refused (exit 1) naming the
+/// platforms it has, for a single-platform image and for an index, by `image add` and
+/// `image pull` (issue 14, item 2); without --platform the single-platform image is recorded.
+#[test]
+fn a_platform_the_image_lacks_is_refused_naming_those_it_has() {
+    crate::skip_without_peers!();
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::sqlite();
+    let admin_pass = format!("adm-{}", random_hex(6));
+    let served = Served::start(dir.path(), &database, Some(&admin_pass), &[]);
+    let env = [
+        ("REGKEEP_URL", served.url.as_str()),
+        ("REGKEEP_USER", "admin"),
+        ("REGKEEP_PASS", admin_pass.as_str()),
+    ];
+    expect(
+        &regkeep(
+            &env,
+            &[
+                "registry",
+                "add",
+                &p.http,
+                &p.user,
+                "--password-stdin",
+                "--insecure",
+                "--registry-type",
+                "docker_v2",
+            ],
+            Some(&format!("{}\n", p.pass)),
+        ),
+        0,
+        &[],
+    );
+    let single = format!("{}/test/hello:v1", p.http);
+    let multi = format!("{}/test/multi:v1", p.http);
+    for image in [&single, &multi] {
+        let out = regkeep(
+            &env,
+            &["image", "add", image, "--platform", "windows/amd64"],
+            None,
+        );
+        expect(&out, 1, &["linux/amd64"]);
+        let layout = dir.path().join("layout");
+        let out = regkeep(
+            &env,
+            &[
+                "image",
+                "pull",
+                image,
+                "--platform",
+                "windows/amd64",
+                "--output",
+                layout.to_str().unwrap(),
+            ],
+            None,
+        );
+        expect(&out, 1, &["linux/amd64", "windows/amd64"]);
+    }
+    let out = regkeep(
+        &env,
+        &["image", "add", &single, "--platform", "linux/arm64"],
+        None,
+    );
+    expect(&out, 1, &["has only linux/amd64"]);
+    expect(&regkeep(&env, &["image", "add", &single], None), 0, &[]);
+    expect(
+        &regkeep(
+            &env,
+            &["image", "add", &multi, "--platform", "linux/arm64"],
+            None,
+        ),
+        0,
+        &[],
+    );
+    served.terminate();
+}

@@ -573,3 +573,72 @@ async fn ecr_fixture_72_hours_of_polling_across_token_renewals() {
         &["watch-test-secret", "123456789012-auth-token"],
     );
 }
+
+/// `subscription poll` (and `POST /v1/subscriptions/{id}/poll`) answers the new digest right after
+/// a skopeo tag move, with the poller's interval far away; `subscription activate` answers after
+/// its own poll (issue 14, item 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_now_answers_the_digest_the_tag_was_just_moved_to() {
+    crate::skip_without_peers!();
+    let p = peers();
+    // The default interval: only an asked-for poll can see the move within this test.
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.add_plain_http_registry(&p.http, &p.user, &p.pass).await;
+    let repo = format!("poll/{}", random_hex(4));
+    retag(&p.http, "test/hello:v1", &format!("{repo}:latest"));
+    let key = format!("{}/{repo}:latest", p.http);
+    let (status, subs) = app
+        .post(
+            "/v1/subscriptions",
+            json!({"subscription_type": "tag_update", "subscription_key": key}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{subs}");
+    let id = subs[0]["subscription_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        subs[0]["last_digest"],
+        var("REGKEEP_TEST_IMAGE_DIGEST").as_str()
+    );
+
+    let moved_to = var("REGKEEP_TEST_MULTI_DIGEST");
+    retag(&p.http, "test/multi:v1", &format!("{repo}:latest"));
+    let out = Command::new(BIN)
+        .args(["--json", "subscription", "poll", &id])
+        .env_clear()
+        .env("REGKEEP_URL", &app.base)
+        .env("REGKEEP_USER", "admin")
+        .env("REGKEEP_PASS", &app.admin_pass)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let polled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(polled[0]["last_digest"], moved_to.as_str(), "{polled}");
+    assert_eq!(
+        tag_update_events(&app).await.len(),
+        1,
+        "the move is an event"
+    );
+
+    // Deactivated, moved back, activated: the activation's answer has the poll's digest.
+    let (status, _) = app
+        .put(&format!("/v1/subscriptions/{id}"), json!({"active": false}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    retag(&p.http, "test/hello:v1", &format!("{repo}:latest"));
+    let (status, activated) = app
+        .put(&format!("/v1/subscriptions/{id}"), json!({"active": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{activated}");
+    assert_eq!(
+        activated[0]["last_digest"],
+        var("REGKEEP_TEST_IMAGE_DIGEST").as_str(),
+        "{activated}"
+    );
+    let (status, missing) = app.post("/v1/subscriptions/nope/poll", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    app.finish().await;
+}

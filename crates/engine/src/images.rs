@@ -51,11 +51,20 @@ impl Images {
                 .map_err(|e: regkeep_domain::ImageReferenceError| {
                     EngineError::BadInput(e.to_string())
                 })?;
+        let explicit = platform.is_some();
         let platform = match platform {
             Some(p) => Platform::parse(p).map_err(EngineError::BadInput)?,
             None => Platform::default_linux(),
         };
         let resolved = self.resolve_image(account, &image, &platform).await?;
+        // A single-platform image is what it is; a platform asked for by name must be it (a
+        // multi-platform image without it was refused while resolving, naming those it has).
+        if explicit && !platform.served_by(&resolved.platform) {
+            return Err(EngineError::BadInput(format!(
+                "{image} has only {} (a single-platform image), not {platform}: leave out the platform, or give {}",
+                resolved.platform, resolved.platform
+            )));
+        }
         let tag_points_at = match (digest, image.tag()) {
             (Some(_), Some(tag)) => self.tag_digest_now(account, &image, tag).await,
             _ => None,

@@ -233,7 +233,8 @@ impl TagWatch {
             .map_err(|e| subscription_error(e, account, id))
     }
 
-    /// Turns a subscription on (polled at once by the poller) or off.
+    /// Turns a subscription on (polled at once: the answer is the record after that poll) or
+    /// off.
     ///
     /// # Errors
     /// NotFound.
@@ -248,6 +249,42 @@ impl TagWatch {
             .set_subscription_active(account, id, active, now, now)
             .await
             .map_err(|e| subscription_error(e, account, id))?;
+        if active {
+            return self.poll_subscription_now(account, id).await;
+        }
+        self.get_subscription(account, id).await
+    }
+
+    /// Polls one subscription now, whatever its schedule (`subscription poll`), and answers the
+    /// record after the poll: the digest the tag points at now, or why it could not be had. The
+    /// poll is claimed as the poller claims one, so the poller (of any replica) does not poll it
+    /// at the same moment; when it just did, its result is the answer.
+    ///
+    /// # Errors
+    /// NotFound; storage errors (a failed poll is in the record, not an error).
+    pub async fn poll_subscription_now(
+        &self,
+        account: &AccountName,
+        id: &str,
+    ) -> Result<SubscriptionRecord, EngineError> {
+        let record = self.get_subscription(account, id).await?;
+        let next = self.next_poll(self.clock.now());
+        if self
+            .store
+            .claim_poll(account, id, record.next_poll_at, next)
+            .await?
+        {
+            match tokio::time::timeout(
+                POLL_DEADLINE,
+                self.poll_one(&record, &RegistryLimiter::new(0)),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => info!(%account, id, %error, "a poll asked for failed"),
+                Err(_) => warn!(%account, id, "a poll asked for took too long and was stopped"),
+            }
+        }
         self.get_subscription(account, id).await
     }
 

@@ -51,6 +51,7 @@ const ALIASES: &[(&str, &str, &str)] = &[
         images::delete_by_id,
         content::get,
         watch::add, watch::list, watch::types, watch::get, watch::update, watch::delete,
+        watch::poll,
         watch::list_events, watch::delete_events, watch::event_types, watch::get_event,
         watch::delete_event,
         accounts::own_account, accounts::own_user, accounts::list, accounts::get,

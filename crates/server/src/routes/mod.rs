@@ -111,6 +111,7 @@ pub fn routes() -> Routes {
         .add(Get, "/v1/subscriptions/{id}", watch::get)
         .add(Put, "/v1/subscriptions/{id}", watch::update)
         .add(Delete, "/v1/subscriptions/{id}", watch::delete)
+        .add(Post, "/v1/subscriptions/{id}/poll", watch::poll)
         .add(Get, "/v1/events", watch::list_events)
         .add(Delete, "/v1/events", watch::delete_events)
         .add(Get, "/v1/events/{id}", watch::get_event)

@@ -156,6 +156,30 @@ pub async fn update(
     Ok(Json(vec![to_wire(&record)]))
 }
 
+/// `POST /v1/subscriptions/{id}/poll`: polls the tag now and answers the subscription after the
+/// poll (its digest, or why it could not be had).
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/poll",
+    tag = "subscriptions",
+    operation_id = "poll_subscription",
+    summary = "Polls a watched tag now and answers what it found",
+    params(("id" = String, Path, description = "A subscription ID")),
+    responses((status = 200, description = "The subscription after the poll (`last_digest`, `last_error`)", body = Vec<regkeep_domain::wire::Subscription>), (status = 404, description = "No such subscription in the account", body = regkeep_domain::wire::ErrorBody))
+)]
+pub async fn poll(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Subscription>>, ApiError> {
+    let record = state
+        .engine
+        .watch()
+        .poll_subscription_now(&auth.account, &id)
+        .await?;
+    Ok(Json(vec![to_wire(&record)]))
+}
+
 /// `DELETE /v1/subscriptions/{id}`: 200 with `true`, as Anchore answers.
 #[utoipa::path(
     delete,

@@ -17,22 +17,37 @@ use super::{output, read_stdin_secret, GlobalArgs};
 pub enum AccountCommand {
     /// Create an account. Example: `regkeep account add team-a --email ops@example.com`
     Add {
+        /// The account's name: 1 to 64 of letters, digits and `._@-`, starting with a letter or
+        /// digit.
         name: String,
-        #[arg(long)]
+        /// A contact address for the account (shown in `account get`).
+        #[arg(long, value_name = "ADDRESS")]
         email: Option<String>,
     },
     /// List accounts.
     List,
     /// Show one account. Example: `regkeep account get team-a`
-    Get { name: String },
+    Get {
+        /// The account's name.
+        name: String,
+    },
     /// Show the account and user you are logged in as.
     Whoami,
     /// Disable an account: its users can no longer log in. Example: `regkeep account disable team-a`
-    Disable { name: String },
+    Disable {
+        /// The account's name.
+        name: String,
+    },
     /// Enable a disabled account.
-    Enable { name: String },
+    Enable {
+        /// The account's name.
+        name: String,
+    },
     /// Delete a disabled account with its users and registries. Example: `regkeep account del team-a`
-    Del { name: String },
+    Del {
+        /// The account's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -294,6 +309,9 @@ fn print_accounts(accounts: &[Account]) -> anyhow::Result<()> {
 }
 
 fn print_users(users: &[User]) -> anyhow::Result<()> {
+    if users.is_empty() {
+        return output::line("No users in this account: add one with `regkeep user add`");
+    }
     let rows = users
         .iter()
         .map(|u| {

@@ -163,6 +163,13 @@ impl Client {
             .clone()
             .or_else(|| env_either("REGKEEP_URL", "ANCHORE_CLI_URL"))
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        // `127.0.0.1:8228` is taken as http://127.0.0.1:8228 (a scheme-less address is what
+        // people type).
+        let url = if url.contains("://") {
+            url
+        } else {
+            format!("http://{url}")
+        };
         let parsed = url::Url::parse(&url)
             .with_context(|| format!("--url `{url}` is not a URL: give one like {DEFAULT_URL}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {

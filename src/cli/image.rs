@@ -95,9 +95,28 @@ pub async fn run(
             answer
         }
         ImageCommand::Get { image } => {
-            let path = if is_image_id(&image) {
-                format!("/images/by_id/{image}")
-            } else if image.starts_with("sha256:") {
+            // 64 hex digits are an image ID, or an image digest written without `sha256:`.
+            if is_image_id(&image) {
+                let by_id = client
+                    .call::<Vec<ImageRecord>, ()>(
+                        Method::GET,
+                        &format!("/images/by_id/{image}"),
+                        None,
+                    )
+                    .await?;
+                let answer = match by_id {
+                    Err(refusal) if refusal.status == reqwest::StatusCode::NOT_FOUND => {
+                        let by_digest = format!("/images/{}", segment(&format!("sha256:{image}")));
+                        client
+                            .call::<Vec<ImageRecord>, ()>(Method::GET, &by_digest, None)
+                            .await?
+                            .map_err(|_| refusal)
+                    }
+                    other => other,
+                };
+                return output::finish(answer, global.json, |records| print(records));
+            }
+            let path = if image.starts_with("sha256:") {
                 format!("/images/{}", segment(&image))
             } else {
                 format!("/images?fulltag={}", segment(&image))
@@ -168,11 +187,12 @@ async fn run_pull(
                 output::json(&report)?;
             } else {
                 output::line(&format!(
-                    "Pulled {} ({}) into {}: {} layers, {} bytes ({} downloaded){}",
+                    "Pulled {} ({}) into {}: {} layer{}, {} bytes ({} downloaded){}",
                     report.image,
                     report.manifest_digest,
                     report.output.display(),
                     report.layers,
+                    if report.layers == 1 { "" } else { "s" },
                     report.bytes,
                     report.downloaded,
                     report
@@ -209,6 +229,9 @@ fn is_image_id(text: &str) -> bool {
 
 /// One line per tag (and registry) each image was added under.
 fn print(records: &[ImageRecord]) -> anyhow::Result<()> {
+    if records.is_empty() {
+        return output::line("No images: record one with `regkeep image add`");
+    }
     let mut rows = Vec::new();
     for r in records {
         let row = |name: String| {

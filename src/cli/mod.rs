@@ -78,24 +78,28 @@ Exit codes:
   130  interrupted (Ctrl-C)
 With --json, an error answer is printed as its JSON object {message, httpcode, detail} on standard output.";
 
+/// Where `--help` lists the options of every client command, apart from the command's own (serve
+/// takes none of them).
+const CLIENT_OPTIONS: &str = "Client options (every command but serve)";
+
 /// Options every client command takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// regkeep's URL, e.g. `http://127.0.0.1:8228` (a trailing `/v1` is fine). Default: env
     /// REGKEEP_URL, then ANCHORE_CLI_URL, then http://127.0.0.1:8228.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "URL")]
     pub url: Option<String>,
     /// User name. Default: env REGKEEP_USER, then ANCHORE_CLI_USER.
-    #[arg(long = "u", visible_alias = "user", global = true, value_name = "USER")]
+    #[arg(long = "u", visible_alias = "user", global = true, help_heading = CLIENT_OPTIONS, value_name = "USER")]
     pub user: Option<String>,
     /// Password; prefer env REGKEEP_PASS (then ANCHORE_CLI_PASS) so it stays out of the process list.
-    #[arg(long = "p", visible_alias = "pass", global = true, value_name = "PASS")]
+    #[arg(long = "p", visible_alias = "pass", global = true, help_heading = CLIENT_OPTIONS, value_name = "PASS")]
     pub pass: Option<String>,
     /// Act in another account (admins only), e.g. `--as-account team-a`.
-    #[arg(long, global = true, value_name = "ACCOUNT")]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "ACCOUNT")]
     pub as_account: Option<String>,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
     pub json: bool,
 }
 

@@ -112,11 +112,25 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let answer = match command {
         RegistryCommand::Add(args) => {
+            // A type guessed as ECR is said once, in the answer (docker_v2, the usual guess,
+            // goes without saying; an unparsable registry is left for the server to explain).
+            let guessed_ecr = args.registry_type.is_none()
+                && args
+                    .registry
+                    .parse::<RegistryName>()
+                    .is_ok_and(|name| RegistryType::guess(&name) == RegistryType::AwsEcr);
             let (request, validate) = request(args)?;
             let path = format!("/registries?validate={validate}");
-            client
+            let answer = client
                 .call::<Vec<RegistryConfiguration>, _>(Method::POST, &path, Some(&request))
-                .await?
+                .await?;
+            return output::finish(answer, global.json, |records| {
+                print(records)?;
+                if guessed_ecr {
+                    output::line("Type awsecr: guessed from the host (--registry-type sets it)")?;
+                }
+                Ok(())
+            });
         }
         RegistryCommand::Update(args) => return update(client, global, args).await,
         RegistryCommand::Del { registry } => {
@@ -285,16 +299,6 @@ fn request(args: RegistryWrite) -> anyhow::Result<(RegistryConfigurationRequest,
             "no password: give it as the third argument, or better, pipe it with --password-stdin"
         ),
     };
-    if args.registry_type.is_none() {
-        // Warn as anchore-cli does; an unparsable registry is left for the server to explain.
-        if let Ok(name) = args.registry.parse::<RegistryName>() {
-            let guessed = RegistryType::guess(&name);
-            eprintln!(
-                "regkeep: warning: no --registry-type given; guessed `{guessed}` from the host {} (use --registry-type to set it)",
-                name.authority()
-            );
-        }
-    }
     let request = RegistryConfigurationRequest {
         registry: args.registry,
         registry_user: args.registry_user,
@@ -307,6 +311,9 @@ fn request(args: RegistryWrite) -> anyhow::Result<(RegistryConfigurationRequest,
 }
 
 fn print(records: &[RegistryConfiguration]) -> anyhow::Result<()> {
+    if records.is_empty() {
+        return output::line("No registries: add one with `regkeep registry add`");
+    }
     let rows = records
         .iter()
         .map(|r| {

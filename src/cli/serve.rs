@@ -14,10 +14,17 @@ pub struct ServeArgs {
     /// Example: `regkeep serve --config /etc/regkeep/config.yaml`
     #[arg(long, env = "REGKEEP_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The address to serve on, over the configuration's `listen` (and REGKEEP_LISTEN).
+    /// Example: `regkeep serve --listen 0.0.0.0:8228`
+    #[arg(long, value_name = "ADDRESS")]
+    listen: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(args.config.as_deref())?;
+    let mut settings = Settings::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
     telemetry::init(settings.log_format, &settings.log_level);
     let app = Application::build(&settings)
         .await

@@ -105,6 +105,9 @@ pub async fn run_subscription(
         }
     };
     output::finish(answer, global.json, |records: &Vec<Subscription>| {
+        if records.is_empty() {
+            return output::line("No subscriptions: watch a tag with `regkeep subscription add`");
+        }
         let rows = records
             .iter()
             .map(|s| {
@@ -180,6 +183,9 @@ pub async fn run_event(
         .call::<EventsList, ()>(Method::GET, &path, None)
         .await?;
     output::finish(answer, global.json, |list| {
+        if list.results.is_empty() {
+            return output::line("No events");
+        }
         let rows = list
             .results
             .iter()

@@ -955,7 +955,7 @@ async fn regkeep_cli_commands(backend: Backend) {
         ],
         Some("aws-secret-7\n"),
     );
-    expect(&out, 0, &["guessed `awsecr`", "awsecr"]);
+    expect(&out, 0, &["Type awsecr: guessed from the host", "awsecr"]);
     // Neither argument nor stdin: a clear local error.
     let out = regkeep(
         &env,
@@ -1749,7 +1749,10 @@ fn the_registries_file_is_applied_at_start_and_on_sighup() {
             .unwrap_or_else(|| panic!("{registry} in {list}"))
     };
     let http = find(&list, &p.http);
-    assert_eq!(http["declared_in"], file_text.as_str(), "{http}");
+    assert_eq!(
+        http["declared_in"], "registries.yaml",
+        "the file, not where it is on the server: {http}"
+    );
     assert_eq!(http["registry_name"], "lab");
     assert!(http.get("declaration_error").is_none(), "{http}");
     assert!(!http["last_validated"].is_null(), "validated: {http}");
@@ -1790,7 +1793,7 @@ fn the_registries_file_is_applied_at_start_and_on_sighup() {
             None,
         ),
         1,
-        &[file_text.as_str()],
+        &["registries.yaml"],
     );
 
     // Edit: the bearer entry goes, the http entry is renamed. The file keeps its size and
@@ -1953,7 +1956,24 @@ fn registry_update_changes_only_what_is_given() {
         &["TLS verification false -> true", "password replaced"],
     );
     assert_eq!(get("registry_name"), "lab-renamed", "the name stays");
+    // Turning verification off, or changing the user or type, keeps no stored password: whoever
+    // may update a registry must not send a password they never knew elsewhere.
     let out = regkeep(&env, &["registry", "update", &p.http, "--insecure"], None);
+    expect(&out, 1, &["needs its password too"]);
+    let out = regkeep(&env, &["registry", "update", &p.http, "someone-else"], None);
+    expect(&out, 1, &["needs its password too"]);
+    assert_eq!(get("registry_verify"), true, "nothing changed");
+    let out = regkeep(
+        &env,
+        &[
+            "registry",
+            "update",
+            &p.http,
+            "--insecure",
+            "--password-stdin",
+        ],
+        Some(&format!("{}\n", p.pass)),
+    );
     expect(
         &out,
         0,

@@ -108,6 +108,10 @@ checks.allow_header_conformance.enabled = false
             "1",
             "--request-timeout",
             "20",
+            // A check of schemathesis's own generator (too many drawn values filtered out for
+            // one operation), not of the API: it came and went with the random seed.
+            "--suppress-health-check",
+            "filter_too_much",
         ])
         .kill_on_drop(true)
         .output();
@@ -126,7 +130,8 @@ checks.allow_header_conformance.enabled = false
         "schemathesis found failures on {backend:?}:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every operation the document has was tested.
+    // Every operation schemathesis loaded was tested, and it loaded every operation of the
+    // document (it folds `/v1/` into `/v1`: one fewer).
     let (_, doc) = app.get("/v1/openapi.json").await;
     let operations: usize = doc["paths"]
         .as_object()
@@ -134,9 +139,11 @@ checks.allow_header_conformance.enabled = false
         .values()
         .map(|item| item.as_object().map_or(0, |o| o.len()))
         .sum();
+    let selected = format!("Selected: {0}/{0}", operations - 1);
+    let tested = format!("Tested: {}", operations - 1);
     assert!(
-        summary.contains(&format!("Tested: {operations}")),
-        "every operation ({operations}) is tested: {summary}"
+        summary.contains(&selected) && summary.contains(&tested),
+        "every operation ({operations}, /v1/ folded into /v1) is tested: {summary}"
     );
     app.finish().await;
 }

@@ -447,7 +447,7 @@ async fn moto_cli_adds_ecr_registries_in_every_mode() {
         );
         assert_eq!(out.status.code(), Some(0), "{user}: {text}");
         assert!(
-            text.contains("guessed `awsecr`") && text.contains("awsecr"),
+            text.contains("Type awsecr: guessed from the host") && text.contains("awsecr"),
             "{user}: {text}"
         );
         assert_no_secrets("CLI output", &text, &[&secret, MOTO_TOKEN]);

@@ -482,6 +482,9 @@ where
                 .map(str::to_owned)
                 .or_else(|| xml_field(&body, "Message"))
                 .unwrap_or_else(|| first_chars(&body, 300));
+            // What AWS (or a proxy in the way) sent: bounded, no control characters.
+            let code = regkeep_domain::untrusted_text::sanitize(&code, 64);
+            let message = regkeep_domain::untrusted_text::sanitize(&message, 300);
             if THROTTLING_CODES.contains(&code.as_str()) || status == 429 {
                 EcrError::Throttled { code, message }
             } else if status >= 500 {

@@ -287,7 +287,8 @@ impl Registries {
     ) -> Result<Saved, EngineError> {
         let path_name = parse_registry(path_registry)?;
         let mut request = request;
-        if request.registry_pass.is_empty() {
+        let password_kept = request.registry_pass.is_empty();
+        if password_kept {
             // An update without a password keeps the stored one.
             request.registry_pass = match self.store.registry_password(account, &path_name).await {
                 Ok(stored) => stored,
@@ -313,6 +314,9 @@ impl Registries {
                 registry: spec.registry.to_string(),
                 file,
             });
+        }
+        if password_kept {
+            check_kept_password(&existing, &spec)?;
         }
         let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
         let previous_key = existing.token_key.clone();
@@ -563,6 +567,26 @@ impl Registries {
             target,
         })
     }
+}
+
+/// A stored secret is kept (an update without a password) only for what it was given for: the
+/// same user and type, and TLS verification not turned off. Otherwise whoever may update a
+/// registry could send a password they never knew somewhere else: an AWS secret key handed out
+/// as a `docker_v2` password, or a password sent over unverified TLS.
+fn check_kept_password(existing: &RegistryRecord, spec: &RegistrySpec) -> Result<(), EngineError> {
+    let what = if existing.registry_type != spec.registry_type {
+        "the type"
+    } else if existing.registry_user != spec.registry_user {
+        "the user"
+    } else if existing.registry_verify && !spec.registry_verify {
+        "TLS verification (turned off)"
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::BadInput(format!(
+        "changing {what} of registry {} needs its password too: give registry_pass (regkeep registry update ... --password-stdin); the stored one is kept only for the same user, type and TLS verification",
+        spec.registry
+    )))
 }
 
 fn parse_registry(text: &str) -> Result<RegistryName, EngineError> {

@@ -197,12 +197,16 @@ impl Application {
                 path.clone(),
                 engine.clone(),
             ))),
-            None => {
+            // One process (SQLite): no file any more means the entries it declared are the API's
+            // again. With replicas (PostgreSQL) one replica without the setting (a canary, a
+            // misconfigured one) must not take the others' file away: nothing changes there.
+            None if engine.database().backend_name() == "sqlite" => {
                 if let Err(e) = engine.registries().undeclare_all().await {
                     tracing::warn!(error = %e, "could not hand the registries a file declared to the API");
                 }
                 None
             }
+            None => None,
         };
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(

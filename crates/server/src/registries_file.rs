@@ -90,11 +90,16 @@ impl RegistriesFile {
     /// Reads the file and applies it. `None` when the file could not be read or parsed (logged;
     /// nothing changed) or the database failed.
     pub async fn apply(&self, why: &str) -> Option<ReconcileReport> {
-        let file = self.path.display().to_string();
+        // Records and answers name the file, not where it is on the server (every user of an
+        // account reads `declared_in`); the log has the path.
+        let file = self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let entries = match read_entries(&self.path) {
             Ok(entries) => entries,
             Err(problem) => {
-                error!(file, why, error = %problem, "the registries file was not applied: the declared registries stay as they were");
+                error!(path = %self.path.display(), why, error = %problem, "the registries file was not applied: the declared registries stay as they were");
                 return None;
             }
         };
@@ -165,6 +170,7 @@ impl RegistriesFile {
 /// The file's entries, each with its secret read (or why it cannot be).
 fn read_entries(path: &Path) -> Result<Vec<DeclaredEntry>, String> {
     let text = read_bounded(path, MAX_FILE_BYTES)?;
+    refuse_aliases(&text)?;
     use figment::providers::Format as _;
     let shape: FileShape = figment::Figment::from(figment::providers::Yaml::string(&text))
         .extract()
@@ -216,17 +222,22 @@ fn request(entry: Entry) -> Result<RegistryConfigurationRequest, String> {
         (Some(_), Some(_)) => {
             return Err("give one of password_env and password_file, not both".into())
         }
+        // Neither the variable's name nor the file's path is repeated: the error is shown to
+        // every user of the account, and a name written by mistake may be the secret itself.
         (Some(variable), None) => match std::env::var(variable) {
             Ok(value) if !value.is_empty() => Secret::new(value),
             _ => {
-                return Err(format!(
-                    "password_env {variable} is not set (or empty) in regkeep's environment"
-                ))
+                return Err(
+                    "password_env: that variable is not set (or is empty) in regkeep's environment"
+                        .into(),
+                )
             }
         },
         (None, Some(file)) => {
-            let text = read_bounded(file, MAX_SECRET_BYTES)
-                .map_err(|e| format!("password_file: {e}"))?;
+            let text = read_bounded(file, MAX_SECRET_BYTES).map_err(|e| {
+                let why = e.rsplit(": ").next().unwrap_or("cannot be read").to_owned();
+                format!("password_file: that file cannot be used ({why})")
+            })?;
             // One trailing newline is the file's, not the password's.
             let text = text
                 .strip_suffix("\r\n")
@@ -249,16 +260,60 @@ fn request(entry: Entry) -> Result<RegistryConfigurationRequest, String> {
     })
 }
 
-/// A file's text, refused past `max` bytes.
+/// Refuses YAML aliases (`*name`): the YAML reader expands every alias before regkeep sees the
+/// document, and a few kilobytes of nested aliases expand to gigabytes (a "billion laughs" file).
+/// A registries file has no use for them. The scan is of the text, outside quoted scalars and
+/// comments: an alias is a `*` where a value starts, followed by a name.
+fn refuse_aliases(text: &str) -> Result<(), String> {
+    for (number, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' => quote = Some(c),
+                None if c == '#' && previous.is_whitespace() => break,
+                None if c == '*'
+                    && matches!(previous, ' ' | '\t' | '[' | '{' | ',' | ':' | '-')
+                    && chars
+                        .peek()
+                        .is_some_and(|n| n.is_alphanumeric() || *n == '_' || *n == '-') =>
+                {
+                    return Err(format!(
+                        "line {}: YAML aliases (`*name`) are not accepted in a registries file: write each entry out",
+                        number + 1
+                    ));
+                }
+                None => {}
+            }
+            previous = c;
+        }
+    }
+    Ok(())
+}
+
+/// A regular file's text, refused past `max` bytes (read through a limit: `/dev/zero` or a
+/// `/proc` file reports no size worth trusting; a FIFO would block).
 fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
+    use std::io::Read as _;
     let shown = path.display();
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("{shown} cannot be read: {e}"))?
-        .len();
-    if size > max {
+    let file = std::fs::File::open(path).map_err(|e| format!("{shown} cannot be read: {e}"))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| format!("{shown} cannot be read: {e}"))?;
+    if !metadata.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{shown} cannot be read as text: {e}"))?;
+    if text.len() as u64 > max {
         return Err(format!("{shown} is larger than {max} bytes"));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("{shown} cannot be read: {e}"))
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -317,10 +372,10 @@ mod tests {
             why(3)
         );
         assert!(why(4).contains("no password"), "{}", why(4));
+        assert!(why(5).contains("variable is not set"), "{}", why(5));
         assert!(
-            why(5).contains("REGKEEP_TEST_UNSET_VARIABLE is not set"),
-            "{}",
-            why(5)
+            !why(5).contains("REGKEEP_TEST_UNSET_VARIABLE"),
+            "the name is not repeated"
         );
         assert!(why(6).contains("not both"), "{}", why(6));
         assert!(
@@ -328,9 +383,47 @@ mod tests {
             "unknown fields are named: {}",
             why(7)
         );
-        assert!(why(8).contains("/nonexistent/pass"), "{}", why(8));
+        assert!(
+            why(8).contains("password_file: that file cannot be used"),
+            "{}",
+            why(8)
+        );
+        assert!(
+            !why(8).contains("/nonexistent/pass"),
+            "the path is not repeated"
+        );
         assert_eq!(read[8].registry, "r8.example.com");
         assert_eq!(read[8].account, "a");
+    }
+
+    #[test]
+    fn aliases_are_refused_before_the_yaml_reader_expands_them() {
+        let bomb = "registries: [{account: &a [x, x, x], registry: r, user: [*a, *a, *a]}]";
+        assert!(entries(bomb).unwrap_err().contains("aliases"));
+        let list = "a: &x [1]\nregistries:\n  - *x\n";
+        assert!(entries(list).unwrap_err().contains("line 3"));
+        // Stars that are no alias: wildcards, quoted text, comments.
+        let fine = "registries: # *not an alias\n  - {account: a, registry: \"docker.io/org/*\", user: u, password_env: \"*X\"}\n  - {account: a, registry: docker.io/team/*, user: u, password_env: Y}\n";
+        assert_eq!(entries(fine).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn secret_files_are_read_bounded_and_only_when_regular() {
+        let why = |path: &str| read_bounded(Path::new(path), MAX_SECRET_BYTES).unwrap_err();
+        assert!(
+            why("/dev/zero").contains("not a regular file"),
+            "{}",
+            why("/dev/zero")
+        );
+        assert!(
+            why("/tmp").contains("not a regular file") || why("/tmp").contains("cannot be read")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; (MAX_SECRET_BYTES + 1) as usize]).unwrap();
+        assert!(read_bounded(&big, MAX_SECRET_BYTES)
+            .unwrap_err()
+            .contains("larger than"));
     }
 
     #[test]

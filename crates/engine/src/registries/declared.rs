@@ -63,11 +63,24 @@ impl Registries {
         file: &str,
         entries: Vec<DeclaredEntry>,
     ) -> Result<ReconcileReport, EngineError> {
-        let mut report = ReconcileReport::default();
         if !self.ecr_tokens.try_lease(LEASE_KEY, LEASE).await {
-            report.skipped = true;
-            return Ok(report);
+            return Ok(ReconcileReport {
+                skipped: true,
+                ..ReconcileReport::default()
+            });
         }
+        // The lease ends however this ends (an error included), so another replica can apply.
+        let result = self.reconcile_leased(file, entries).await;
+        self.ecr_tokens.end_lease(LEASE_KEY).await;
+        result
+    }
+
+    async fn reconcile_leased(
+        &self,
+        file: &str,
+        entries: Vec<DeclaredEntry>,
+    ) -> Result<ReconcileReport, EngineError> {
+        let mut report = ReconcileReport::default();
         let declared: BTreeMap<(AccountName, RegistryName), RegistryRecord> = self
             .store
             .list_declared_registries()
@@ -129,7 +142,6 @@ impl Registries {
         if report.added + report.changed + report.removed > 0 || !report.failed.is_empty() {
             self.registries_changed().await;
         }
-        self.ecr_tokens.end_lease(LEASE_KEY).await;
         info!(
             file,
             added = report.added,
@@ -178,14 +190,14 @@ impl Registries {
         declared: Option<&RegistryRecord>,
     ) -> Result<Applied, String> {
         let request = entry.request?;
-        let spec = RegistrySpec::parse(request).map_err(|e| e.to_string())?;
+        let spec = RegistrySpec::parse(request).map_err(entry_error)?;
         if &spec.registry != registry {
             return Err(format!(
                 "the entry's registry reads as {} once parsed: write it that way",
                 spec.registry
             ));
         }
-        let ecr = self.check_type_rules(&spec).map_err(|e| e.to_string())?;
+        let ecr = self.check_type_rules(&spec).map_err(entry_error)?;
         let existing = match declared {
             Some(record) => Some(record.clone()),
             None => match self.store.get_registry(account, registry).await {
@@ -196,7 +208,7 @@ impl Registries {
                     )
                 }
                 Err(StoreError::NotFound) => None,
-                Err(e) => return Err(EngineError::from(e).to_string()),
+                Err(e) => return Err(stored_error(e)),
             },
         };
         if let Some(record) = &existing {
@@ -223,14 +235,14 @@ impl Registries {
                 self.store.count_registries(account),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(entry_error)?;
         }
         // A refusal by the registry or AWS is kept on the record; the entry is stored anyway, so
         // fixing the registry and reloading is all it takes.
         let (last_validated, error) =
             match self.validated_at(&spec, ecr.as_ref(), entry.validate).await {
                 Ok(at) => (at, None),
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => (None, Some(entry_error(e))),
             };
         if let Some(why) = &error {
             warn!(account = %account, registry = %registry, error = %why, "a registries file entry's credentials were refused; stored with the error");
@@ -257,7 +269,7 @@ impl Registries {
                 self.store
                     .insert_registry(&record, &spec.registry_pass)
                     .await
-                    .map_err(|e| EngineError::from(e).to_string())?;
+                    .map_err(stored_error)?;
                 info!(account = %account, registry = %registry, file, "declared registry added");
                 Ok(Applied::Added)
             }
@@ -278,7 +290,7 @@ impl Registries {
                 self.store
                     .update_registry(&record, &spec.registry_pass)
                     .await
-                    .map_err(|e| EngineError::from(e).to_string())?;
+                    .map_err(stored_error)?;
                 if let Some(old_key) =
                     previous_key.filter(|old| record.token_key.as_ref() != Some(old))
                 {
@@ -303,6 +315,28 @@ impl Registries {
         }
         Ok(count)
     }
+}
+
+/// An engine error, for an entry's record: what the entry or the registry got wrong as it is;
+/// the server's own failures as a generic sentence (the cause goes to the log).
+fn entry_error(e: EngineError) -> String {
+    match e {
+        EngineError::Internal(_)
+        | EngineError::Unavailable(_)
+        | EngineError::StorageFull
+        | EngineError::Busy => {
+            warn!(error = %e, "a registries file entry could not be applied");
+            "the server could not apply this entry now (its log says why); it is tried again at the next application".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A storage failure, for an entry's record (every user of the account reads it): a generic
+/// sentence; the cause goes to the log.
+fn stored_error(e: StoreError) -> String {
+    warn!(error = %e, "a registries file entry could not be stored");
+    "the server could not store this entry (its log says why); it is tried again at the next application".into()
 }
 
 enum Applied {

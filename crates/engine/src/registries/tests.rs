@@ -238,3 +238,49 @@ async fn fips_and_dual_stack_hosts_reach_the_minter_and_key_their_own_tokens() {
         plain.key
     );
 }
+
+/// An update without a password keeps the stored secret only for the same user, type and TLS
+/// verification: otherwise a user (or an API key that may write registries) could have a secret
+/// they never knew handed out or sent elsewhere, e.g. an ECR secret key as a docker_v2 password.
+#[tokio::test]
+async fn a_kept_password_serves_only_what_it_was_given_for() {
+    let t = crate::testing::team(EngineConfig::default()).await;
+    let registries = t.engine.registries();
+    let a = account("team-a");
+    registries
+        .add_registry(&a, ecr_registry("AKIAKEPT"), false)
+        .await
+        .unwrap();
+    let kept = |change: &dyn Fn(&mut RegistryConfigurationRequest)| {
+        let mut request = ecr_registry("AKIAKEPT");
+        request.registry_pass = Secret::default();
+        change(&mut request);
+        request
+    };
+    for (what, request) in [
+        (
+            "type",
+            kept(&|r| r.registry_type = Some("docker_v2".into())),
+        ),
+        ("user", kept(&|r| r.registry_user = "AKIAOTHER".into())),
+        ("verify", kept(&|r| r.registry_verify = Some(false))),
+    ] {
+        let refused = registries.update_registry(&a, ECR, request, false).await;
+        assert!(
+            matches!(&refused, Err(crate::EngineError::BadInput(m)) if m.contains("needs its password too")),
+            "{what}: {refused:?}"
+        );
+    }
+    // The name alone: the stored secret is kept.
+    let renamed = registries
+        .update_registry(
+            &a,
+            ECR,
+            kept(&|r| r.registry_name = Some("prod".into())),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.record.registry_name, "prod");
+    assert_eq!(renamed.record.registry_type.as_str(), "awsecr");
+}

@@ -21,8 +21,8 @@
 # renewal. L < 90 therefore measures the floor, not the
 # half-life renewal (the script says so); e.g. `bench/replicas-renewal.sh 92 2` exercises the latter.
 #
-# Usage: bench/replicas-renewal.sh [LIFETIME_SECONDS] [LIFETIMES]   (defaults 20 and 6; runtime about
-#        2 x LIFETIMES x L + 1.5 min). Needs root (the namespace). No build: runs $REGKEEP_BIN (default
+# Usage: bench/replicas-renewal.sh [LIFETIME_SECONDS] [LIFETIMES]   (defaults 92 and 6: half-life
+#        renewal over six token lifetimes; runtime about 2 x LIFETIMES x L + 1.5 min, ~20 min). Needs root (the namespace). No build: runs $REGKEEP_BIN (default
 #        target/release/regkeep if it exists, else target/debug/regkeep), e.g.
 #            REGKEEP_BIN=/tmp/rk-bench-bin/regkeep bench/replicas-renewal.sh
 set -euo pipefail
@@ -34,7 +34,7 @@ if [[ ${1:-} != --inner ]]; then
     [[ -x $REGKEEP_BIN ]] || { echo "replicas-renewal: no executable $REGKEEP_BIN (build it, or set REGKEEP_BIN)" >&2; exit 1; }
     REGKEEP_BIN=$(realpath "$REGKEEP_BIN")
     export REGKEEP_BIN
-    exec scripts/test-shell.sh bash bench/replicas-renewal.sh --inner "${1:-20}" "${2:-6}"
+    exec scripts/test-shell.sh bash bench/replicas-renewal.sh --inner "${1:-92}" "${2:-6}"
 fi
 lifetime=$2 lifetimes=$3
 [[ $lifetime =~ ^[0-9]+$ && $lifetimes =~ ^[0-9]+$ && $lifetime -gt 0 && $lifetimes -gt 0 ]] \

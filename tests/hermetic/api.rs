@@ -158,3 +158,38 @@ async fn a_deleted_ecr_registry_is_never_renewed_by_the_running_server() {
     app.assert_no_secrets(&["hermetic-aws-secret", "fake-ecr-token"]);
     app.stop().await;
 }
+
+/// `min_password_length` (default 8) on user passwords set through the API: a 5-character one is
+/// refused naming the setting; registry passwords are never measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_passwords_shorter_than_the_minimum_are_refused_naming_the_setting() {
+    let app = HermeticApp::spawn().await;
+    let (status, body) = app.post("/v1/accounts", json!({"name": "pw-team"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post(
+            "/v1/accounts/pw-team/users",
+            json!({"username": "pat", "password": "12345"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("min_password_length"), "{message}");
+    assert!(!message.contains("12345"), "{message}");
+    let (status, body) = app
+        .post(
+            "/v1/accounts/pw-team/users",
+            json!({"username": "pat", "password": "12345678"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A registry password of one character is the registry's business.
+    let (status, body) = app
+        .post(
+            "/v1/registries?validate=false",
+            registry_body("short.example.com", "u", "x"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.stop().await;
+}

@@ -140,6 +140,18 @@ async fn tls_registry_needs_its_ca(backend: Backend) {
     assert_eq!(body["detail"]["reason"], "tls");
     assert!(message(&body).contains("CA"), "says how to fix: {body}");
 
+    // A plain-HTTP registry registered with verification on: said as such, not as a CA problem.
+    let (status, body) = app
+        .post("/v1/registries", registry_body(&p.http, &p.user, &p.pass))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"]["reason"], "tls");
+    assert!(
+        message(&body).contains("plain HTTP") && message(&body).contains("--insecure"),
+        "{body}"
+    );
+    assert!(!message(&body).contains("corrupt message"), "{body}");
+
     // registry_verify=false (--insecure): accepted without the CA.
     let mut insecure = registry_body(&p.tls, &p.user, &p.pass);
     insecure["registry_verify"] = json!(false);

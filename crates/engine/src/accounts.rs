@@ -30,6 +30,8 @@ pub struct Accounts {
     pub(crate) quotas: crate::Quotas,
     pub(crate) logins: Arc<crate::logins::Logins>,
     pub(crate) hashers: Arc<passwords::PasswordHashers>,
+    /// Fewest characters of a password set through the API (`min_password_length`).
+    pub(crate) min_password_length: usize,
 }
 
 /// The accounts' repository as the engine uses it: every write that changed a row ends the
@@ -536,6 +538,7 @@ impl Accounts {
             self.store.count_users(&account),
         )
         .await?;
+        self.check_new_password(&request.password)?;
         let now = self.clock.now();
         let record = UserRecord {
             username: username.clone(),
@@ -602,6 +605,7 @@ impl Accounts {
         let username = parse_user(username)?;
         require_admin_or_own(caller, &account)?;
         check_credential_type(&credential.credential_type)?;
+        self.check_new_password(&credential.value)?;
         self.user_record(&account, &username).await?;
         let hash = self.hashers.hash(&credential.value).await?;
         // The write names the account: a user deleted and re-created in another account while
@@ -617,6 +621,18 @@ impl Accounts {
             Err(e) => return Err(e.into()),
         }
         self.user_record(&account, &username).await
+    }
+
+    /// A password set through the API is at least `min_password_length` characters (NIST SP
+    /// 800-63B asks for 8). The message names the setting, never the password or its length.
+    fn check_new_password(&self, password: &Secret) -> Result<(), EngineError> {
+        if password.expose().chars().count() < self.min_password_length {
+            return Err(EngineError::BadInput(format!(
+                "the password is shorter than {} characters (the server's min_password_length): choose a longer one",
+                self.min_password_length
+            )));
+        }
+        Ok(())
     }
 
     /// The credentials a user has (a password, or none once deleted), never their value.

@@ -78,6 +78,9 @@ pub struct EngineConfig {
     pub login_limits: LoginLimits,
     /// Most registries, subscriptions and image records one account may hold.
     pub quotas: Quotas,
+    /// Fewest characters of a user password set through the API (`min_password_length`; never
+    /// registry passwords). Zero: no minimum.
+    pub min_password_length: usize,
 }
 
 /// Per-account limits (0: none), so one tenant cannot fill the disk for all.
@@ -304,6 +307,7 @@ impl Engine {
             quotas: config.quotas,
             logins,
             hashers: passwords::PasswordHashers::per_core(),
+            min_password_length: config.min_password_length,
         });
         Engine {
             metrics,

@@ -241,6 +241,9 @@ pub enum RegistryError {
         authority: String,
         detail: String,
     },
+    /// A TLS hello answered in plain HTTP.
+    #[error("{url} answered in plain HTTP, not TLS: the registry does not speak TLS on that port. If you trust the network to it, register it without TLS verification (--insecure, registry_verify=false): regkeep then uses plain HTTP")]
+    PlainHttp { url: String },
     #[error("could not reach {url}: {detail}. Check the registry address and that it is running")]
     Unreachable { url: String, detail: String },
     #[error("{url} did not answer within {seconds} s")]
@@ -268,7 +271,9 @@ impl RegistryError {
     /// A short machine-readable kind for API error details.
     pub fn kind(&self) -> &'static str {
         match self {
-            RegistryError::Tls { .. } | RegistryError::TlsSettings(_) => "tls",
+            RegistryError::Tls { .. }
+            | RegistryError::TlsSettings(_)
+            | RegistryError::PlainHttp { .. } => "tls",
             RegistryError::Unreachable { .. } => "unreachable",
             RegistryError::Timeout { .. } => "timeout",
             RegistryError::Refused { .. } => "refused",
@@ -522,9 +527,11 @@ impl RegistryClient {
         let url = https.join("/v2/").map_err(|e| bad_url(&https, e))?;
         match send(client.get(&url)?, &shown_url(&url), self.timeouts).await {
             Ok(response) => Ok((https, response)),
-            Err(err @ (RegistryError::Tls { .. } | RegistryError::Unreachable { .. }))
-                if !endpoint.verify_tls =>
-            {
+            Err(
+                err @ (RegistryError::Tls { .. }
+                | RegistryError::PlainHttp { .. }
+                | RegistryError::Unreachable { .. }),
+            ) if !endpoint.verify_tls => {
                 let http = registry_base("http", host)?;
                 let url = http.join("/v2/").map_err(|e| bad_url(&http, e))?;
                 debug!(registry = %endpoint.authority, "HTTPS failed with verification off; trying plain HTTP");
@@ -736,7 +743,7 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     // presigned storage URL carrying a signature: never shown.
     let err = err.without_url();
     let mut deepest = String::new();
-    let (mut tls, mut eof) = (false, false);
+    let (mut tls, mut eof, mut plain_http) = (false, false, false);
     for e in causes(&err) {
         // The outbound policy refused the address in the resolver: nothing was sent.
         if let Some(refused) = e.downcast_ref::<AddressRefused>() {
@@ -744,6 +751,13 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
         }
         // rustls's own error: a certificate, the handshake, a plain-HTTP answer to a hello.
         tls |= e.is::<rustls::Error>();
+        // The answer to the TLS hello was not TLS: the registry speaks plain HTTP on that port.
+        plain_http |= matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        );
         eof |= e
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
@@ -759,6 +773,11 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
     // client certificate required) leaves no rustls error, only an end of stream while
     // connecting over HTTPS: that is TLS failing too, not an unreachable host.
     let handshake_cut = err.is_connect() && url.starts_with("https://") && eof;
+    if plain_http {
+        return RegistryError::PlainHttp {
+            url: url.to_owned(),
+        };
+    }
     if tls || handshake_cut {
         let detail = if tls {
             deepest

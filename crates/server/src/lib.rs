@@ -170,8 +170,17 @@ impl Application {
                 },
                 handout_static_passwords: settings.handout.static_passwords,
                 handout_host_identity_tokens: settings.handout.host_identity_tokens,
+                min_password_length: settings.min_password_length,
             },
         );
+        if let Some(password) = &settings.default_admin_password {
+            if password.expose().chars().count() < settings.min_password_length {
+                tracing::warn!(
+                    min_password_length = settings.min_password_length,
+                    "default_admin_password is shorter than min_password_length: it seeds the admin anyway (once); set a longer one"
+                );
+            }
+        }
         let tls = match (&settings.server_tls.cert_file, &settings.server_tls.key_file) {
             (Some(cert), Some(key)) => Some(tls::ReloadingCert::server_config(cert, key)?),
             (None, None) => {

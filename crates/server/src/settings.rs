@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The top-level keys, which are also the only `REGKEEP_*` variables read as configuration (so
 /// the CLI's `REGKEEP_URL`/`REGKEEP_USER`/`REGKEEP_PASS` and `REGKEEP_CONFIG` never collide).
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 26] = [
     "listen",
     "data_dir",
     "database_url",
@@ -39,6 +39,7 @@ const KEYS: [&str; 25] = [
     "handout",
     "metrics_listen",
     "registries_file",
+    "min_password_length",
 ];
 
 /// Everything `regkeep serve` can be told.
@@ -105,6 +106,14 @@ pub struct Settings {
     /// before become ordinary ones).
     #[serde(default)]
     pub registries_file: Option<PathBuf>,
+    /// Fewest characters of a user password set through the API or the CLI (default 8, as NIST
+    /// SP 800-63B asks; never applied to registry passwords). 0: no minimum.
+    #[serde(default = "default_min_password_length")]
+    pub min_password_length: usize,
+}
+
+fn default_min_password_length() -> usize {
+    8
 }
 
 /// What the credential handout gives out: ECR tokens always; stored docker_v2 passwords only
@@ -356,6 +365,7 @@ impl Default for Settings {
             handout: HandoutConfig::default(),
             metrics_listen: None,
             registries_file: None,
+            min_password_length: default_min_password_length(),
         }
     }
 }

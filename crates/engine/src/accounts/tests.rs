@@ -172,3 +172,59 @@ async fn a_purged_account_takes_its_users_and_registries() {
         Err(EngineError::NotFound(_))
     ));
 }
+
+/// A user password set through the API is at least `min_password_length` characters (counted in
+/// characters, not bytes); the refusal names the setting and never the password.
+#[tokio::test]
+async fn user_passwords_are_at_least_the_minimum_length() {
+    use regkeep_domain::wire::UserCreationRequest;
+    let rig = team(EngineConfig {
+        min_password_length: 8,
+        ..EngineConfig::default()
+    })
+    .await;
+    let accounts = rig.engine.accounts();
+    let short = accounts
+        .create_user(
+            &rig.admin,
+            "team-a",
+            UserCreationRequest {
+                username: "shorty".into(),
+                password: Secret::new("abc12"),
+            },
+        )
+        .await;
+    match short {
+        Err(EngineError::BadInput(m)) => {
+            assert!(m.contains("min_password_length") && m.contains('8'), "{m}");
+            assert!(!m.contains("abc12"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Eight characters, multi-byte ones counted as one each.
+    accounts
+        .create_user(
+            &rig.admin,
+            "team-a",
+            UserCreationRequest {
+                username: "eight".into(),
+                password: Secret::new("pässwörd"),
+            },
+        )
+        .await
+        .unwrap();
+    let change = |value: &str| AccessCredential {
+        credential_type: "password".into(),
+        value: Secret::new(value),
+    };
+    assert!(matches!(
+        accounts
+            .set_user_password(&rig.admin, "team-a", "alice", change("short"))
+            .await,
+        Err(EngineError::BadInput(_))
+    ));
+    accounts
+        .set_user_password(&rig.admin, "team-a", "alice", change("long-enough"))
+        .await
+        .unwrap();
+}

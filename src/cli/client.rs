@@ -54,8 +54,9 @@ impl Refusal {
                     eprintln!("Hint: {}", for_terminal(&hint));
                 }
                 eprintln!("HTTP code: {}", body.httpcode);
-                if body.detail.as_object().is_some_and(|d| !d.is_empty()) {
-                    eprintln!("Detail: {}", json_for_terminal(&body.detail.to_string()));
+                // Only what the message does not already say (the whole object: --json).
+                if let Some(extra) = extra_detail(&body.detail) {
+                    eprintln!("Detail: {}", json_for_terminal(&extra.to_string()));
                 }
             }
             None => {
@@ -102,6 +103,24 @@ pub struct Unreachable {
     pub url: String,
     #[source]
     pub cause: reqwest::Error,
+}
+
+/// The keys of an error's `detail` that its message does not already say: the machine-readable
+/// reason and the names it was about are in the sentence; an empty list of error codes says
+/// nothing. `None` when nothing is left.
+fn extra_detail(detail: &serde_json::Value) -> Option<serde_json::Value> {
+    let mut extra = detail.as_object()?.clone();
+    for said in ["reason", "kind", "name", "account", "state"] {
+        extra.remove(said);
+    }
+    if extra
+        .get("error_codes")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        extra.remove("error_codes");
+    }
+    (!extra.is_empty()).then_some(serde_json::Value::Object(extra))
 }
 
 /// What to run next, in this CLI's words, for an error the server describes in `detail` (the
@@ -329,4 +348,60 @@ impl Client {
 /// Percent-encodes a path segment (every `/` and `:` too, as anchore-cli does).
 pub fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_shows_only_what_the_message_does_not_say() {
+        let not_found = serde_json::json!({"error_codes": [], "reason": "entity_not_found",
+            "kind": "registry", "name": "r.example.com", "account": "admin"});
+        assert_eq!(extra_detail(&not_found), None);
+        let refused = serde_json::json!({"error_codes": [], "reason": "refused",
+            "registry_status": 401, "registry_answer": "UNAUTHORIZED"});
+        assert_eq!(
+            extra_detail(&refused),
+            Some(serde_json::json!({"registry_status": 401, "registry_answer": "UNAUTHORIZED"}))
+        );
+        assert_eq!(
+            extra_detail(&serde_json::json!({"error_codes": ["E1"]})),
+            Some(serde_json::json!({"error_codes": ["E1"]}))
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_what_a_retry_can_change() {
+        let refusal = |status: u16, reason: Option<&str>| Refusal {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Some(ErrorBody {
+                message: String::new(),
+                httpcode: status,
+                detail: reason.map_or(serde_json::json!({}), |r| serde_json::json!({"reason": r})),
+            }),
+            raw: String::new(),
+        };
+        for (status, reason, code) in [
+            (400, None, 1),
+            (403, None, 1),
+            (404, None, 1),
+            (409, None, 1),
+            (422, Some("refused"), 1),
+            (422, Some("unreachable"), 3),
+            (422, Some("timeout"), 3),
+            (422, Some("aws_unavailable"), 3),
+            (401, None, 2),
+            (500, None, 2),
+            (429, None, 3),
+            (503, None, 3),
+            (507, None, 3),
+        ] {
+            assert_eq!(
+                refusal(status, reason).exit_code(),
+                code,
+                "{status} {reason:?}"
+            );
+        }
+    }
 }

@@ -1897,6 +1897,8 @@ fn registry_update_changes_only_what_is_given() {
         records[0][field].clone()
     };
 
+    let validated = get("last_validated");
+    assert!(validated.is_string(), "added with a check: {validated}");
     // A rename: nothing else changes, the registry is not asked, and the answer says what changed.
     let out = regkeep(
         &env,
@@ -1914,6 +1916,11 @@ fn registry_update_changes_only_what_is_given() {
         !text(&out).contains("checked against the registry"),
         "{}",
         text(&out)
+    );
+    assert_eq!(
+        get("last_validated"),
+        validated,
+        "a rename checks nothing and loses nothing"
     );
     assert_eq!(get("registry_name"), "lab-renamed");
     assert_eq!(get("registry_verify"), false, "--insecure is kept");

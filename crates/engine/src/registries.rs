@@ -318,7 +318,16 @@ impl Registries {
         if password_kept {
             check_kept_password(&existing, &spec)?;
         }
-        let validated = self.validated_at(&spec, ecr.as_ref(), validate).await?;
+        // Not checked now: the last check still stands when the credential and how it is
+        // presented did not change (a rename); otherwise it is unknown.
+        let unchanged = password_kept
+            && existing.registry_user == spec.registry_user
+            && existing.registry_type == spec.registry_type
+            && existing.registry_verify == spec.registry_verify;
+        let validated = match self.validated_at(&spec, ecr.as_ref(), validate).await? {
+            None if unchanged => existing.last_validated,
+            checked => checked,
+        };
         let previous_key = existing.token_key.clone();
         let record = RegistryRecord {
             registry_name: spec.registry_name.clone(),

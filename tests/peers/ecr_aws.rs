@@ -517,7 +517,7 @@ async fn moto_no_host_identity_and_a_refused_role_say_which() {
 }
 
 /// An AWS failure told in a few words: under 300 characters, never the SDK's Debug text.
-fn said_briefly(answer: &Value) {
+pub(crate) fn said_briefly(answer: &Value) {
     let message = answer["message"].as_str().unwrap_or_default();
     assert!(message.chars().count() < 300, "{message}");
     for never in ["{", "DispatchFailure", "Extensions", "ConnectorError"] {

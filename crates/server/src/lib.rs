@@ -13,6 +13,7 @@ pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod registries_file;
+pub mod reload;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;

@@ -25,7 +25,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use regkeep_domain::wire::RegistryConfigurationRequest;
 use regkeep_domain::Secret;
@@ -125,31 +125,14 @@ impl RegistriesFile {
     /// application that could not finish (another replica held the lease, the database failed) is
     /// tried again at the next look.
     pub async fn watch_until_stopped(self: Arc<Self>, cancel: CancellationToken) {
-        let stamp = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
-        };
+        use crate::reload::stamp;
         let mut seen = stamp(&self.path);
         let mut pending = self.apply("start").await.is_none_or(|r| r.skipped);
-        #[cfg(unix)]
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hangups = crate::reload::Hangups::new();
         loop {
-            #[cfg(unix)]
-            let sighup = async {
-                match hangup.as_mut() {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let sighup = std::future::pending::<()>();
             let why = tokio::select! {
                 () = cancel.cancelled() => return,
-                () = sighup => "SIGHUP",
+                () = hangups.next() => "SIGHUP",
                 () = tokio::time::sleep(WATCH_EVERY) => {
                     let now = stamp(&self.path);
                     if now != seen {

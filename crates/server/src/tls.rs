@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -80,30 +80,13 @@ impl ReloadingCert {
     /// Reloads on SIGHUP and when either file's modification time or size changes, until
     /// `cancel`.
     pub async fn watch_until_stopped(self: Arc<Self>, cancel: CancellationToken) {
-        let stamp = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
-        };
+        use crate::reload::stamp;
         let mut seen = (stamp(&self.cert_file), stamp(&self.key_file));
-        #[cfg(unix)]
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hangups = crate::reload::Hangups::new();
         loop {
-            #[cfg(unix)]
-            let sighup = async {
-                match hangup.as_mut() {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let sighup = std::future::pending::<()>();
             tokio::select! {
                 () = cancel.cancelled() => return,
-                () = sighup => self.reload("SIGHUP"),
+                () = hangups.next() => self.reload("SIGHUP"),
                 () = tokio::time::sleep(WATCH_EVERY) => {
                     let now = (stamp(&self.cert_file), stamp(&self.key_file));
                     if now != seen {

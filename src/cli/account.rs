@@ -54,6 +54,7 @@ pub enum AccountCommand {
 pub enum UserCommand {
     /// Add a user to an account. Example: `regkeep user add alice --account team-a --password-stdin < pw`
     Add {
+        /// The new user's login name.
         username: String,
         /// The password; prefer --password-stdin.
         password: Option<String>,
@@ -67,12 +68,14 @@ pub enum UserCommand {
     },
     /// Delete a user. Example: `regkeep user del alice --account team-a`
     Del {
+        /// The user to delete.
         username: String,
         #[command(flatten)]
         target: UserTarget,
     },
     /// Set a user's password. Example: `regkeep user setpassword alice --account team-a --password-stdin < pw`
     Setpassword {
+        /// The user whose password is set.
         username: String,
         /// The new password; prefer --password-stdin.
         password: Option<String>,

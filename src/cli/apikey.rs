@@ -59,6 +59,7 @@ pub enum AuthCommand {
     ///
     /// Example: `regkeep auth export --format dockerconfigjson --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com --api-key-file ci.key --output pull-secret.json`
     Export {
+        /// What to write: a Kubernetes pull Secret or a containers auth.json.
         #[arg(long, value_enum)]
         format: ExportFormat,
         /// A registry host to export (repeatable).

@@ -49,8 +49,14 @@ impl Refusal {
         }
         match &self.body {
             Some(body) => {
-                eprintln!("regkeep: error: {}", for_terminal(&body.message));
-                if let Some(hint) = hint(&body.detail) {
+                let hint = hint(&body.detail);
+                // The server's fix names API paths; with a hint of our own, it is left out.
+                let message = match (&hint, body.detail.get("fix").and_then(|f| f.as_str())) {
+                    (Some(_), Some(fix)) => without_fix(&body.message, fix),
+                    _ => &body.message,
+                };
+                eprintln!("regkeep: error: {}", for_terminal(message));
+                if let Some(hint) = hint {
                     eprintln!("Hint: {}", for_terminal(&hint));
                 }
                 eprintln!("HTTP code: {}", body.httpcode);
@@ -105,12 +111,20 @@ pub struct Unreachable {
     pub cause: reqwest::Error,
 }
 
+/// The message without its trailing fix (`<what>: <fix>`, the server's `detail.fix`).
+fn without_fix<'a>(message: &'a str, fix: &str) -> &'a str {
+    match message.strip_suffix(fix) {
+        Some(what) if !what.trim().is_empty() => what.trim_end_matches([':', ';', ' ']),
+        _ => message,
+    }
+}
+
 /// The keys of an error's `detail` that its message does not already say: the machine-readable
 /// reason and the names it was about are in the sentence; an empty list of error codes says
 /// nothing. `None` when nothing is left.
 fn extra_detail(detail: &serde_json::Value) -> Option<serde_json::Value> {
     let mut extra = detail.as_object()?.clone();
-    for said in ["reason", "kind", "name", "account", "state"] {
+    for said in ["reason", "kind", "name", "account", "state", "fix"] {
         extra.remove(said);
     }
     if extra
@@ -147,6 +161,13 @@ fn hint(detail: &serde_json::Value) -> Option<String> {
             "`regkeep subscription list` shows them".into()
         }
         ("entity_not_found", Some("event")) => "`regkeep event list` shows the events".into(),
+        ("entity_not_found", Some("api_key")) => "`regkeep apikey list` shows the keys".into(),
+        ("entity_not_found", Some("registry_for")) => {
+            "register one with `regkeep registry add HOST USER --password-stdin` (a repository-scoped entry serves only its repository)".into()
+        }
+        ("handout_needs_api_key", _) => {
+            "make a key with `regkeep apikey create --scope credentials:read --output FILE` and give it with --api-key-file FILE".into()
+        }
         ("already_exists", Some("registry")) => {
             format!("change it with `regkeep registry update {name} ...`")
         }
@@ -369,6 +390,23 @@ mod tests {
             extra_detail(&serde_json::json!({"error_codes": ["E1"]})),
             Some(serde_json::json!({"error_codes": ["E1"]}))
         );
+    }
+
+    #[test]
+    fn the_servers_fix_is_left_out_only_when_it_ends_the_message() {
+        let fix = "GET /v1/accounts lists the accounts";
+        assert_eq!(
+            without_fix(
+                "account nope does not exist: GET /v1/accounts lists the accounts",
+                fix
+            ),
+            "account nope does not exist"
+        );
+        assert_eq!(
+            without_fix("something else entirely", fix),
+            "something else entirely"
+        );
+        assert_eq!(without_fix(fix, fix), fix, "never an empty message");
     }
 
     #[test]

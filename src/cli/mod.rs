@@ -80,7 +80,7 @@ With --json, an error answer is printed as its JSON object {message, httpcode, d
 
 /// Where `--help` lists the options of every client command, apart from the command's own (serve
 /// takes none of them).
-const CLIENT_OPTIONS: &str = "Client options (every command but serve)";
+const CLIENT_OPTIONS: &str = "Client options";
 
 /// Options every client command takes.
 #[derive(Args, Debug, Clone)]
@@ -153,14 +153,20 @@ pub enum Command {
 /// Local failures (bad arguments after parsing, I/O, start-up); server answers become exit
 /// codes, not errors.
 pub fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     JSON_ERRORS.store(cli.global.json, std::sync::atomic::Ordering::Relaxed);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => {
+                refuse_client_options(&cli.global)?;
+                serve::run(args).await
+            }
             Command::Registry(cmd) => {
                 registry::run(&client::Client::new(&cli.global)?, &cli.global, cmd).await
             }
@@ -184,7 +190,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
             Command::Auth(cmd) => apikey::run_auth(&cli.global, cmd).await,
             Command::Completions { shell } => {
-                let mut command = <Cli as clap::CommandFactory>::command();
+                let mut command = command();
                 let mut script = Vec::new();
                 clap_complete::generate(shell, &mut command, "regkeep", &mut script);
                 write_stdout(&script)?;
@@ -195,10 +201,56 @@ pub fn run() -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The client options' argument IDs (the fields of [`GlobalArgs`]).
+const CLIENT_ARGS: [&str; 5] = ["url", "user", "pass", "as_account", "json"];
+
+/// The commands that do not talk to a regkeep server, so take no client options.
+const LOCAL_COMMANDS: [&str; 3] = ["serve", "completions", "man"];
+
+/// The argument definitions, with the client options left out of the help (and man pages, and
+/// completions) of the commands that do not use them. clap copies a global option into every
+/// subcommand and has no per-subcommand opt-out, but it skips a subcommand that already has an
+/// argument of that ID: those commands get hidden copies (still parsed, so that
+/// [`refuse_client_options`] can say why they do not apply).
+pub fn command() -> clap::Command {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let hidden: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| CLIENT_ARGS.contains(&arg.get_id().as_str()))
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    for name in LOCAL_COMMANDS {
+        command = command.mut_subcommand(name, |sub| sub.args(hidden.iter().cloned()));
+    }
+    command
+}
+
+/// `regkeep serve --url ...` would otherwise be silently ignored (it looks like the address to
+/// serve on): refused, naming what serve takes.
+fn refuse_client_options(global: &GlobalArgs) -> anyhow::Result<()> {
+    let given: Vec<&str> = [
+        (global.url.is_some(), "--url"),
+        (global.user.is_some(), "--u"),
+        (global.pass.is_some(), "--p"),
+        (global.as_account.is_some(), "--as-account"),
+        (global.json, "--json"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "serve takes no client options ({}): they are for the commands that talk to a regkeep server. To choose where serve listens, use --listen ADDR:PORT (or REGKEEP_LISTEN)",
+        given.join(", ")
+    )
+}
+
 /// `regkeep man [DIR]`: the top page to standard output, or every page into DIR.
 fn man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let command = <Cli as clap::CommandFactory>::command();
+    let command = command();
     let Some(dir) = dir else {
         let mut page = Vec::new();
         clap_mangen::Man::new(command).render(&mut page)?;
@@ -256,5 +308,26 @@ mod tests {
     #[test]
     fn arguments_are_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// `--help` describes every argument a person can give (issue 14: `account add`'s NAME had
+    /// no description).
+    #[test]
+    fn every_argument_is_described() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_hide_set() && !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&command(), "regkeep", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }

@@ -86,3 +86,44 @@ fn man_pages_for_the_program_and_each_command() {
         &top[..top.len().min(200)]
     );
 }
+
+#[test]
+fn serve_help_lists_only_what_serve_takes() {
+    let (code, serve) = run(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    assert!(serve.contains("--listen"), "{serve}");
+    for client in ["--url", "--as-account", "--json", "Client options"] {
+        assert!(
+            !serve.contains(client),
+            "serve --help lists {client}: {serve}"
+        );
+    }
+    // The commands that talk to regkeep still list them, under their own heading.
+    let (code, add) = run(&["registry", "add", "--help"]);
+    assert_eq!(code, 0);
+    for client in ["--url", "--as-account", "--json", "Client options"] {
+        assert!(
+            add.contains(client),
+            "registry add --help misses {client}: {add}"
+        );
+    }
+    // The man page of serve leaves them out too.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _) = run(&["man", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let page = std::fs::read_to_string(dir.path().join("regkeep-serve.1")).unwrap();
+    assert!(page.contains("listen"), "{page}");
+    assert!(!page.contains("as\\-account"), "{page}");
+
+    // Given anyway, they are refused instead of silently ignored, naming what serve takes.
+    let out = Command::new(BIN)
+        .args(["serve", "--url", "http://0.0.0.0:9999", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--url, --json") && err.contains("--listen"),
+        "{err}"
+    );
+}

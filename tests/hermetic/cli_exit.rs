@@ -9,11 +9,20 @@ use crate::app::HermeticApp;
 const BIN: &str = env!("CARGO_BIN_EXE_regkeep");
 
 async fn regkeep(url: &str, pass: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    regkeep_as(url, ("admin", pass), args, stdin).await
+}
+
+async fn regkeep_as(
+    url: &str,
+    (user, pass): (&str, &str),
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     use std::io::Write as _;
     let mut child = Command::new(BIN)
         .env_clear()
         .env("REGKEEP_URL", url)
-        .env("REGKEEP_USER", "admin")
+        .env("REGKEEP_USER", user)
         .env("REGKEEP_PASS", pass)
         .args(args)
         .stdin(std::process::Stdio::piped())
@@ -48,6 +57,14 @@ async fn exit_codes_tell_wrong_input_from_failure_from_try_again() {
     )
     .await;
     assert_eq!(code(&out), 1, "{out:?}");
+    // The fix is the CLI's command, not the API path the server's message ends with.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("registry nowhere.example.com is not registered")
+            && err.contains("Hint: `regkeep registry list`"),
+        "{err}"
+    );
+    assert!(!err.contains("/v1/"), "{err}");
     // 2: authentication failed.
     let out = regkeep(&app.base, "wrong-password", &["registry", "list"], None).await;
     assert_eq!(code(&out), 2, "{out:?}");
@@ -96,6 +113,10 @@ async fn json_errors_are_the_error_object_on_standard_output() {
         .as_str()
         .unwrap()
         .contains("nowhere.example.com"));
+    // The API's answer keeps its fix in the message (what anchore-cli shows) and alone.
+    let fix = error["detail"]["fix"].as_str().unwrap();
+    assert!(fix.contains("GET /v1/registries"), "{error}");
+    assert!(error["message"].as_str().unwrap().ends_with(fix), "{error}");
     let out = regkeep(
         &app.base,
         "wrong-password",
@@ -106,5 +127,76 @@ async fn json_errors_are_the_error_object_on_standard_output() {
     assert_eq!(code(&out), 2);
     let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(error["httpcode"], 401, "{error}");
+    app.stop().await;
+}
+
+/// Issue 14: a disabled account's user with the right password was told to "give a valid user
+/// name and password". They are told the account is disabled and who can enable it; a wrong
+/// password is still only a wrong password (nothing said about the account).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_accounts_user_is_told_the_account_is_disabled() {
+    let app = HermeticApp::spawn().await;
+    let pass = app.admin_pass.clone();
+    for (args, stdin) in [
+        (&["account", "add", "team-d"][..], None),
+        (
+            &[
+                "user",
+                "add",
+                "dana",
+                "--account",
+                "team-d",
+                "--password-stdin",
+            ][..],
+            Some("dana-pass-1\n"),
+        ),
+        (&["account", "disable", "team-d"][..], None),
+    ] {
+        let out = regkeep(&app.base, &pass, args, stdin).await;
+        assert_eq!(code(&out), 0, "{args:?}: {out:?}");
+    }
+    let out = regkeep_as(
+        &app.base,
+        ("dana", "dana-pass-1"),
+        &["registry", "list"],
+        None,
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 1, "refused, not a failure: {err}");
+    assert!(
+        err.contains("account team-d is disabled") && err.contains("regkeep account enable team-d"),
+        "{err}"
+    );
+    assert!(!err.contains("valid user name and password"), "{err}");
+    assert!(
+        !err.contains("/v1/"),
+        "the CLI's command, not the API path: {err}"
+    );
+
+    let out = regkeep_as(
+        &app.base,
+        ("dana", "not-her-pass"),
+        &["registry", "list"],
+        None,
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(
+        !err.contains("disabled"),
+        "a wrong password learns nothing: {err}"
+    );
+
+    let out = regkeep(&app.base, &pass, &["account", "enable", "team-d"], None).await;
+    assert_eq!(code(&out), 0, "{out:?}");
+    let out = regkeep_as(
+        &app.base,
+        ("dana", "dana-pass-1"),
+        &["registry", "list"],
+        None,
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{out:?}");
     app.stop().await;
 }

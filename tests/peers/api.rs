@@ -138,7 +138,21 @@ async fn tls_registry_needs_its_ca(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["detail"]["reason"], "tls");
-    assert!(message(&body).contains("CA"), "says how to fix: {body}");
+    // The hint names the real file to create, not the setting's name.
+    let ca_file = app
+        .data_dir
+        .path()
+        .join("certs.d")
+        .join(&p.tls)
+        .join("ca.crt");
+    assert!(
+        message(&body).contains(&format!(
+            "put its certificate in {} on the regkeep host",
+            ca_file.display()
+        )),
+        "says where the CA goes: {body}"
+    );
+    assert!(!message(&body).contains("tls.certs_dir/"), "{body}");
 
     // A plain-HTTP registry registered with verification on: said as such, not as a CA problem.
     let (status, body) = app
@@ -166,10 +180,9 @@ async fn tls_registry_needs_its_ca(backend: Backend) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["detail"]["reason"], "refused");
 
-    // A per-registry CA in certs.d makes verification pass.
-    let certs = app.data_dir.path().join("certs.d").join(&p.tls);
-    std::fs::create_dir_all(&certs).unwrap();
-    std::fs::copy(&p.ca, certs.join("ca.crt")).unwrap();
+    // The CA where the hint said makes verification pass.
+    std::fs::create_dir_all(ca_file.parent().unwrap()).unwrap();
+    std::fs::copy(&p.ca, &ca_file).unwrap();
     let (status, body) = app
         .post(
             "/v1/registries",

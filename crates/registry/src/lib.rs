@@ -235,10 +235,13 @@ pub struct Endpoint {
 /// What went wrong talking to a registry. Messages say what was answered and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("TLS with {url} failed: {detail}. If the registry uses a private CA, put its certificate in the CA bundle (tls.ca_bundle) or in tls.certs_dir/{authority}/ca.crt; or register it with registry_verify=false")]
+    #[error("TLS with {url} failed: {detail}. If the registry uses a private CA, put its certificate in {ca_file} on the regkeep host (or in the CA bundle, tls.ca_bundle); or register it without verification (--insecure, registry_verify=false)")]
     Tls {
         url: String,
-        authority: String,
+        /// Where this registry's CA certificate would be read from: the real path when regkeep
+        /// has a certs folder (the person who reads this is the one who can put it there),
+        /// else the setting to configure.
+        ca_file: String,
         detail: String,
     },
     /// A TLS hello answered in plain HTTP.
@@ -541,7 +544,7 @@ impl RegistryClient {
                     Err(_) => Err(err),
                 }
             }
-            Err(err) => Err(err.with_authority(&endpoint.authority)),
+            Err(err) => Err(err.with_ca_file(&self.tls, &endpoint.authority)),
         }
     }
 
@@ -697,11 +700,12 @@ pub(crate) fn shown_url(url: &reqwest::Url) -> String {
 }
 
 impl RegistryError {
-    fn with_authority(self, authority: &str) -> Self {
+    /// Names where the registry's CA certificate goes (only the client knows the folder).
+    fn with_ca_file(self, tls: &TlsSettings, authority: &str) -> Self {
         match self {
             RegistryError::Tls { url, detail, .. } => RegistryError::Tls {
                 url,
-                authority: authority.to_owned(),
+                ca_file: tls.ca_file_hint(authority),
                 detail,
             },
             other => other,
@@ -786,7 +790,7 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
         };
         return RegistryError::Tls {
             url: url.to_owned(),
-            authority: String::new(),
+            ca_file: String::new(),
             detail,
         };
     }

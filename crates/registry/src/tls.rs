@@ -73,6 +73,16 @@ impl TlsSettings {
         parts.join("|")
     }
 
+    /// Where a CA certificate for `authority` is read from, for messages: the real path (the
+    /// certs folder holds public certificates only, and its default place is documented), or
+    /// the setting to set when there is no folder.
+    pub(crate) fn ca_file_hint(&self, authority: &str) -> String {
+        match &self.certs_dir {
+            Some(dir) => dir.join(authority).join("ca.crt").display().to_string(),
+            None => format!("tls.certs_dir/{authority}/ca.crt"),
+        }
+    }
+
     pub(crate) fn apply(
         &self,
         mut builder: reqwest::ClientBuilder,

@@ -35,6 +35,17 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// Ends the message with how to fix it in the API's terms, also given alone as
+    /// `detail.fix`, so that a client with its own words for the fix (the CLI names its
+    /// commands) can show the message without it.
+    fn with_fix(mut self, fix: Option<String>) -> Self {
+        if let Some(fix) = fix {
+            self.message = format!("{}: {fix}", self.message);
+            self.detail["fix"] = fix.into();
+        }
+        self
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -51,11 +62,13 @@ impl From<EngineError> for ApiError {
             EngineError::Refused(ref refusal) => ApiError {
                 detail: refusal_detail(refusal),
                 ..ApiError::new(StatusCode::FORBIDDEN, refusal_message(refusal))
-            },
+            }
+            .with_fix(refusal_fix(refusal)),
             EngineError::NotFound(ref named) => ApiError {
                 detail: named_detail("entity_not_found", named),
                 ..ApiError::new(StatusCode::NOT_FOUND, not_found_message(named))
-            },
+            }
+            .with_fix(not_found_fix(named)),
             EngineError::AlreadyExists(ref named) => {
                 // Anchore answers a duplicate account or user with 400; registries and
                 // subscriptions keep regkeep's 409.
@@ -67,32 +80,39 @@ impl From<EngineError> for ApiError {
                     detail: named_detail("already_exists", named),
                     ..ApiError::new(status, exists_message(named))
                 }
+                .with_fix(exists_fix(named))
             }
             EngineError::InvalidStateChange(ref change) => {
-                let (reason, account, message) = match change {
-                    // Anchore's words (anchore-cli adds a hint when it sees them).
+                // Anchore's words (anchore-cli adds a hint when it sees them).
+                let (reason, account, message, fix) = match change {
                     StateChange::DeleteEnabled { account } => (
                         "account_enabled",
                         account,
-                        format!("Invalid account state change requested: account {account} is enabled; disable it first (PUT /v1/accounts/{account}/state with {{\"state\": \"disabled\"}})"),
+                        format!("Invalid account state change requested: account {account} is enabled"),
+                        Some(format!("disable it first with PUT /v1/accounts/{account}/state {{\"state\": \"disabled\"}}")),
                     ),
                     StateChange::BeingDeleted { account } => (
                         "account_deleting",
                         account,
                         format!("Invalid account state change requested: account {account} is being deleted"),
+                        None,
                     ),
                 };
                 ApiError {
                     detail: json!({"reason": reason, "account": account.as_str()}),
                     ..ApiError::new(StatusCode::BAD_REQUEST, message)
                 }
+                .with_fix(fix)
             }
             EngineError::OwnCredential => ApiError {
                 detail: json!({"reason": "own_credential"}),
                 ..ApiError::bad_request(
-                    "Cannot delete credential used for authentication of the request: set a new password instead (POST /v1/user/credentials)",
+                    "Cannot delete credential used for authentication of the request",
                 )
-            },
+            }
+            .with_fix(Some(
+                "set a new password instead with POST /v1/user/credentials".to_owned(),
+            )),
             EngineError::KeyUnusable { ref key_id, state } => ApiError {
                 detail: json!({
                     "reason": match state {
@@ -169,18 +189,36 @@ fn not_found_message(named: &Named) -> String {
     let name = &named.name;
     let account = named.account.as_ref().map_or("", |a| a.as_str());
     match named.entity {
-        Entity::Account => format!("account {name} does not exist: GET /v1/accounts lists the accounts"),
-        Entity::User => format!("user {name} does not exist in account {account}: GET /v1/accounts/{account}/users lists its users"),
+        Entity::Account => format!("account {name} does not exist"),
+        Entity::User => format!("user {name} does not exist in account {account}"),
         Entity::PasswordCredential => format!("user {name} has no password credential"),
-        Entity::Registry => format!("registry {name} is not registered in account {account}: the registry list (GET /v1/registries) shows the registered ones"),
-        Entity::Image => format!("image {name} is not recorded in account {account}: GET /v1/images lists the recorded ones"),
-        Entity::ImageTag => format!("no image of account {account} is recorded under {name}: add it with POST /v1/images"),
-        Entity::ImageId => format!("no image with ID {name} is recorded in account {account}: GET /v1/images lists the recorded ones"),
-        Entity::Subscription => format!("subscription {name} does not exist in account {account}: GET /v1/subscriptions lists them"),
-        Entity::Event => format!("event {name} does not exist in account {account}: GET /v1/events lists its events"),
-        Entity::ApiKey => format!("API key {name} does not exist in account {account}: GET /v1/apikeys lists its keys"),
-        Entity::RegistryFor => format!("no registry of account {account} serves {name}: register one (POST /v1/registries); a repository-scoped entry serves only its repository"),
+        Entity::Registry => format!("registry {name} is not registered in account {account}"),
+        Entity::Image => format!("image {name} is not recorded in account {account}"),
+        Entity::ImageTag => format!("no image of account {account} is recorded under {name}"),
+        Entity::ImageId => format!("no image with ID {name} is recorded in account {account}"),
+        Entity::Subscription => format!("subscription {name} does not exist in account {account}"),
+        Entity::Event => format!("event {name} does not exist in account {account}"),
+        Entity::ApiKey => format!("API key {name} does not exist in account {account}"),
+        Entity::RegistryFor => format!("no registry of account {account} serves {name}"),
     }
+}
+
+/// How to find or make what was not found, in the API's terms ([`ApiError::with_fix`]).
+fn not_found_fix(named: &Named) -> Option<String> {
+    let account = named.account.as_ref().map_or("", |a| a.as_str());
+    let fix = match named.entity {
+        Entity::Account => "GET /v1/accounts lists the accounts".to_owned(),
+        Entity::User => format!("GET /v1/accounts/{account}/users lists its users"),
+        Entity::PasswordCredential => return None,
+        Entity::Registry => "the registry list (GET /v1/registries) shows the registered ones".to_owned(),
+        Entity::Image | Entity::ImageId => "GET /v1/images lists the recorded ones".to_owned(),
+        Entity::ImageTag => "add it with POST /v1/images".to_owned(),
+        Entity::Subscription => "GET /v1/subscriptions lists them".to_owned(),
+        Entity::Event => "GET /v1/events lists its events".to_owned(),
+        Entity::ApiKey => "GET /v1/apikeys lists its keys".to_owned(),
+        Entity::RegistryFor => "register one (POST /v1/registries); a repository-scoped entry serves only its repository".to_owned(),
+    };
+    Some(fix)
 }
 
 fn exists_message(named: &Named) -> String {
@@ -189,9 +227,20 @@ fn exists_message(named: &Named) -> String {
     match named.entity {
         Entity::Account => format!("Account already exists: account {name} exists (or is being deleted); choose another name"),
         Entity::User => format!("User already exists: user {name} exists (user names are unique across accounts); choose another name"),
-        Entity::Registry => format!("registry {name} is already registered: change it with PUT /v1/registries/{{registry}} (registry update)"),
-        Entity::Subscription => format!("account {account} already watches {name}: GET /v1/subscriptions lists it"),
+        Entity::Registry => format!("registry {name} is already registered"),
+        Entity::Subscription => format!("account {account} already watches {name}"),
         other => format!("{} {name} exists already in account {account}", other.as_str()),
+    }
+}
+
+/// How to change what exists instead, in the API's terms ([`ApiError::with_fix`]).
+fn exists_fix(named: &Named) -> Option<String> {
+    match named.entity {
+        Entity::Registry => {
+            Some("change it with PUT /v1/registries/{registry} (registry update)".to_owned())
+        }
+        Entity::Subscription => Some("GET /v1/subscriptions lists it".to_owned()),
+        _ => None,
     }
 }
 
@@ -249,8 +298,8 @@ fn refusal_message(refusal: &Refusal) -> String {
     match refusal {
         Refusal::OtherAccount { user, account } => format!("user {user} may not act in account {account}: only admin users may use x-anchore-account (--as-account)"),
         Refusal::AccountNotEnabled { account, state: AccountState::Deleting } => format!("Not authorized. Account not enabled: account {account} is being deleted, and its users can no longer use the API"),
-        Refusal::AccountNotEnabled { account, .. } => format!("Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it (PUT /v1/accounts/{account}/state)"),
-        Refusal::HandoutNeedsApiKey { user } => format!("user {user} logged in with a password: credentials are handed out only to API keys with scope credentials:read (make one with POST /v1/apikeys)"),
+        Refusal::AccountNotEnabled { account, .. } => format!("Not authorized. Account not enabled: account {account} is disabled, and its users cannot use the API until an admin enables it"),
+        Refusal::HandoutNeedsApiKey { user } => format!("user {user} logged in with a password: credentials are handed out only to API keys with scope credentials:read"),
         Refusal::NotAdmin { .. }
         | Refusal::OtherAccountsUsers { .. }
         | Refusal::DisableAdminAccount
@@ -258,6 +307,20 @@ fn refusal_message(refusal: &Refusal) -> String {
         | Refusal::KeyScope { .. }
         | Refusal::StaticPasswordHandout { .. }
         | Refusal::HostIdentityHandout { .. } => refusal.to_string(),
+    }
+}
+
+/// How to lift a refusal, in the API's terms ([`ApiError::with_fix`]).
+fn refusal_fix(refusal: &Refusal) -> Option<String> {
+    match refusal {
+        Refusal::AccountNotEnabled {
+            account,
+            state: AccountState::Disabled,
+        } => Some(format!(
+            "PUT /v1/accounts/{account}/state with {{\"state\": \"enabled\"}}"
+        )),
+        Refusal::HandoutNeedsApiKey { .. } => Some("make one with POST /v1/apikeys".to_owned()),
+        _ => None,
     }
 }
 

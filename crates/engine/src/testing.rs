@@ -17,7 +17,7 @@ use regkeep_store::{EcrTokenRepository, StoreError};
 #[cfg(test)]
 mod contract;
 mod memory;
-pub use memory::MemoryRepositories;
+pub use memory::{MemoryRepositories, INJECTED_CAUSE};
 
 /// What the scripted minter answers.
 #[derive(Clone, Debug)]

@@ -26,11 +26,16 @@ use crate::Repositories;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// The path the injected storage failures name ([`MemoryRepositories::fail_registry_writes`]).
+pub const INJECTED_CAUSE: &str = "/var/lib/regkeep/injected-failure.db";
+
 /// Accounts, users, registries, images, subscriptions, events and ECR tokens, in memory.
 #[derive(Default)]
 pub struct MemoryRepositories {
     state: Mutex<State>,
     tokens: Arc<MemoryTokenRepository>,
+    /// Registry writes fail as an unwritable database would ([`Self::fail_registry_writes`]).
+    failing_registry_writes: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -63,6 +68,24 @@ impl MemoryRepositories {
             watch: self.clone(),
             ecr_tokens: self.tokens.clone(),
         }
+    }
+
+    /// While `on`, inserting, updating and deleting registries fails as a database that cannot
+    /// be written does (`StoreError::Unwritable`, with a cause naming a file path that must never
+    /// reach an answer); reads and `set_declaration_error` still work.
+    pub fn fail_registry_writes(&self, on: bool) {
+        self.failing_registry_writes
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn registry_write_fails(&self) -> Option<StoreError> {
+        self.failing_registry_writes
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then(|| {
+                StoreError::Unwritable(format!(
+                    "{INJECTED_CAUSE}: attempt to write a readonly database"
+                ))
+            })
     }
 
     /// The token repository (its rows follow the registries' token keys).
@@ -345,6 +368,9 @@ impl RegistryRepository for MemoryRepositories {
         record: &'a RegistryRecord,
         pass: &'a Secret,
     ) -> BoxFuture<'a, Result<()>> {
+        if let Some(e) = self.registry_write_fails() {
+            return ready(Err(e));
+        }
         let mut state = self.state();
         let key = (record.account.clone(), record.registry.clone());
         if state.registries.contains_key(&key) {
@@ -361,6 +387,9 @@ impl RegistryRepository for MemoryRepositories {
         record: &'a RegistryRecord,
         pass: &'a Secret,
     ) -> BoxFuture<'a, Result<()>> {
+        if let Some(e) = self.registry_write_fails() {
+            return ready(Err(e));
+        }
         let mut state = self.state();
         let key = (record.account.clone(), record.registry.clone());
         let Some((stored, secret)) = state.registries.get_mut(&key) else {
@@ -417,6 +446,9 @@ impl RegistryRepository for MemoryRepositories {
         account: &'a AccountName,
         registry: &'a RegistryName,
     ) -> BoxFuture<'a, Result<()>> {
+        if let Some(e) = self.registry_write_fails() {
+            return ready(Err(e));
+        }
         let mut state = self.state();
         let removed = state
             .registries

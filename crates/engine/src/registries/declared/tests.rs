@@ -293,3 +293,80 @@ async fn one_replica_at_a_time_applies_the_file() {
         .await
         .unwrap());
 }
+
+/// A database that cannot be written: each entry says so in plain words on its record (every
+/// user of the account reads it) without the cause, which names server paths; an error return
+/// still ends the lease; once the database is writable again, the next application does it all.
+#[tokio::test]
+async fn a_storage_failure_is_said_in_plain_words_and_ends_the_lease() {
+    use crate::testing::INJECTED_CAUSE;
+    use regkeep_domain::{Clock, Timestamp};
+    use regkeep_store::EcrTokenRepository;
+    let t = team(EngineConfig::default()).await;
+    for host in ["one.example.com", "two.example.com"] {
+        t.registry.accept(host, "robot", "right-pass");
+    }
+    let one = || entry("team-a", "one.example.com", "robot", "right-pass");
+    let renamed = || {
+        let mut e = one();
+        if let Ok(request) = &mut e.request {
+            request.registry_name = Some("renamed".into());
+        }
+        e
+    };
+    let two = || entry("team-a", "two.example.com", "robot", "right-pass");
+    let apply = |entries| t.engine.apply_declared_registries(FILE, entries);
+    assert_eq!(apply(vec![one()]).await.unwrap().added, 1);
+
+    t.repos.fail_registry_writes(true);
+    let report = apply(vec![renamed(), two()]).await.unwrap();
+    assert_eq!(report.failed.len(), 2, "{report:?}");
+    for failure in &report.failed {
+        assert!(failure.contains("could not store this entry"), "{failure}");
+        assert!(!failure.contains(INJECTED_CAUSE), "{failure}");
+    }
+    let listed = names(&t, "team-a").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let on_record = listed[0].2.clone().unwrap_or_default();
+    assert!(
+        on_record.contains("could not store this entry"),
+        "{listed:?}"
+    );
+    assert!(!on_record.contains(INJECTED_CAUSE), "{listed:?}");
+
+    // Removing fails: the application stops with the error, and its lease ends anyway.
+    let err = apply(vec![two()]).await.unwrap_err();
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    assert!(!err.to_string().contains(INJECTED_CAUSE), "{err}");
+    // Another replica can take the lease at once (this one would get its own back anyway).
+    let now = t.clock.now();
+    assert!(
+        t.repos
+            .tokens()
+            .try_lease(
+                super::LEASE_KEY,
+                "another-replica",
+                Timestamp::from_unix(now.unix() + 300),
+                now
+            )
+            .await
+            .unwrap(),
+        "the failed application ended its lease"
+    );
+    t.clock.advance(std::time::Duration::from_secs(301));
+
+    t.repos.fail_registry_writes(false);
+    let report = apply(vec![renamed(), two()]).await.unwrap();
+    assert_eq!(
+        (report.added, report.changed, report.failed.len()),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let listed = names(&t, "team-a").await;
+    assert!(
+        listed
+            .iter()
+            .all(|(_, declared, error)| declared.is_some() && error.is_none()),
+        "{listed:?}"
+    );
+}

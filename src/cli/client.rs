@@ -111,10 +111,13 @@ pub struct Unreachable {
     pub cause: reqwest::Error,
 }
 
-/// The message without its trailing fix (`<what>: <fix>`, the server's `detail.fix`).
+/// The message without its trailing fix (`<what>: <fix>` or `<what>; <fix>`, the server's `detail.fix`).
 fn without_fix<'a>(message: &'a str, fix: &str) -> &'a str {
-    match message.strip_suffix(fix) {
-        Some(what) if !what.trim().is_empty() => what.trim_end_matches([':', ';', ' ']),
+    match message
+        .strip_suffix(fix)
+        .map(|what| what.trim_end_matches([':', ';', ' ']))
+    {
+        Some(what) if !what.trim().is_empty() => what,
         _ => message,
     }
 }
@@ -407,6 +410,8 @@ mod tests {
             "something else entirely"
         );
         assert_eq!(without_fix(fix, fix), fix, "never an empty message");
+        let odd = format!(": {fix}");
+        assert_eq!(without_fix(&odd, fix), odd, "never an empty message");
     }
 
     #[test]

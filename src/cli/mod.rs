@@ -190,7 +190,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
             Command::Auth(cmd) => apikey::run_auth(&cli.global, cmd).await,
             Command::Completions { shell } => {
-                let mut command = command();
+                let mut command = documented_command();
                 let mut script = Vec::new();
                 clap_complete::generate(shell, &mut command, "regkeep", &mut script);
                 write_stdout(&script)?;
@@ -225,13 +225,51 @@ pub fn command() -> clap::Command {
     command
 }
 
+/// The definitions completion scripts and man pages are generated from: the client options are
+/// given to each client command (and its subcommands) rather than copied everywhere as globals,
+/// because the completion generators list hidden options too. Parsing uses [`command`].
+fn documented_command() -> clap::Command {
+    fn with_options(command: clap::Command, options: &[clap::Arg]) -> clap::Command {
+        let names: Vec<String> = command
+            .get_subcommands()
+            .map(|sub| sub.get_name().to_owned())
+            .collect();
+        names
+            .into_iter()
+            .fold(command.args(options.iter().cloned()), |command, name| {
+                command.mut_subcommand(name, |sub| with_options(sub, options))
+            })
+    }
+    let command = <Cli as clap::CommandFactory>::command();
+    let options: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| CLIENT_ARGS.contains(&arg.get_id().as_str()))
+        .map(|arg| arg.clone().global(false))
+        .collect();
+    let command = command.mut_args(|arg| {
+        if CLIENT_ARGS.contains(&arg.get_id().as_str()) {
+            arg.global(false)
+        } else {
+            arg
+        }
+    });
+    let clients: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .filter(|name| !LOCAL_COMMANDS.contains(&name.as_str()))
+        .collect();
+    clients.into_iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| with_options(sub, &options))
+    })
+}
+
 /// `regkeep serve --url ...` would otherwise be silently ignored (it looks like the address to
 /// serve on): refused, naming what serve takes.
 fn refuse_client_options(global: &GlobalArgs) -> anyhow::Result<()> {
     let given: Vec<&str> = [
         (global.url.is_some(), "--url"),
-        (global.user.is_some(), "--u"),
-        (global.pass.is_some(), "--p"),
+        (global.user.is_some(), "--u (--user)"),
+        (global.pass.is_some(), "--p (--pass)"),
         (global.as_account.is_some(), "--as-account"),
         (global.json, "--json"),
     ]
@@ -250,7 +288,7 @@ fn refuse_client_options(global: &GlobalArgs) -> anyhow::Result<()> {
 /// `regkeep man [DIR]`: the top page to standard output, or every page into DIR.
 fn man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let command = command();
+    let command = documented_command();
     let Some(dir) = dir else {
         let mut page = Vec::new();
         clap_mangen::Man::new(command).render(&mut page)?;
@@ -309,6 +347,7 @@ mod tests {
     fn arguments_are_consistent() {
         Cli::command().debug_assert();
         command().debug_assert();
+        documented_command().debug_assert();
     }
 
     /// `--help` describes every argument a person can give (issue 14: `account add`'s NAME had

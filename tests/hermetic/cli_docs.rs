@@ -115,6 +115,36 @@ fn serve_help_lists_only_what_serve_takes() {
     assert!(page.contains("listen"), "{page}");
     assert!(!page.contains("as\\-account"), "{page}");
 
+    // Nor do the completion scripts offer them for serve (the generators list hidden options).
+    let (_, bash) = run(&["completions", "bash"]);
+    let opts_of = |section: &str| {
+        let at = bash.find(&format!("{section})\n")).unwrap();
+        bash[at..].lines().nth(1).unwrap().to_owned()
+    };
+    let serve_opts = opts_of("regkeep__subcmd__serve");
+    assert!(
+        serve_opts.contains("--listen") && !serve_opts.contains("--url"),
+        "{serve_opts}"
+    );
+    let add_opts = opts_of("regkeep__subcmd__registry__subcmd__add");
+    assert!(
+        add_opts.contains("--url") && add_opts.contains("--as-account"),
+        "{add_opts}"
+    );
+    let (_, fish) = run(&["completions", "fish"]);
+    let serve_lines: Vec<&str> = fish
+        .lines()
+        .filter(|l| l.contains("__fish_regkeep_using_subcommand serve"))
+        .collect();
+    assert!(
+        serve_lines.iter().any(|l| l.contains("-l listen")),
+        "{fish}"
+    );
+    assert!(
+        !serve_lines.iter().any(|l| l.contains("-l url")),
+        "{serve_lines:?}"
+    );
+
     // Given anyway, they are refused instead of silently ignored, naming what serve takes.
     let out = Command::new(BIN)
         .args(["serve", "--url", "http://0.0.0.0:9999", "--json"])

@@ -147,7 +147,7 @@ async fn tls_registry_needs_its_ca(backend: Backend) {
         .join("ca.crt");
     assert!(
         message(&body).contains(&format!(
-            "put its certificate in {} on the regkeep host",
+            "its certificate goes in {} on the regkeep host",
             ca_file.display()
         )),
         "says where the CA goes: {body}"

@@ -235,14 +235,13 @@ pub struct Endpoint {
 /// What went wrong talking to a registry. Messages say what was answered and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("TLS with {url} failed: {detail}. If the registry uses a private CA, put its certificate in {ca_file} on the regkeep host (or in the CA bundle, tls.ca_bundle); or register it without verification (--insecure, registry_verify=false)")]
+    #[error("TLS with {url} failed: {detail}{advice}")]
     Tls {
         url: String,
-        /// Where this registry's CA certificate would be read from: the real path when regkeep
-        /// has a certs folder (the person who reads this is the one who can put it there),
-        /// else the setting to configure.
-        ca_file: String,
         detail: String,
+        /// What to do about it ([`tls_advice`]): where the CA certificate goes, or nothing when
+        /// certificates are not being verified.
+        advice: String,
     },
     /// A TLS hello answered in plain HTTP.
     #[error("{url} answered in plain HTTP, not TLS: the registry does not speak TLS on that port. If you trust the network to it, register it without TLS verification (--insecure, registry_verify=false): regkeep then uses plain HTTP")]
@@ -541,10 +540,10 @@ impl RegistryClient {
                 match send(client.get(&url)?, &shown_url(&url), self.timeouts).await {
                     Ok(response) => Ok((http, response)),
                     // Both failed: the HTTPS error is the one that explains more.
-                    Err(_) => Err(err),
+                    Err(_) => Err(err.with_endpoint_advice(&self.tls, endpoint)),
                 }
             }
-            Err(err) => Err(err.with_ca_file(&self.tls, &endpoint.authority)),
+            Err(err) => Err(err.with_endpoint_advice(&self.tls, endpoint)),
         }
     }
 
@@ -700,16 +699,47 @@ pub(crate) fn shown_url(url: &reqwest::Url) -> String {
 }
 
 impl RegistryError {
-    /// Names where the registry's CA certificate goes (only the client knows the folder).
-    fn with_ca_file(self, tls: &TlsSettings, authority: &str) -> Self {
+    /// Advice for a TLS failure with the registry itself, now that the endpoint is known: the
+    /// real file its CA certificate is read from (only the client knows the folder), or none
+    /// when certificates are not verified (a CA is then not the problem, and `--insecure` was
+    /// given already).
+    fn with_endpoint_advice(self, tls: &TlsSettings, endpoint: &Endpoint) -> Self {
         match self {
             RegistryError::Tls { url, detail, .. } => RegistryError::Tls {
                 url,
-                ca_file: tls.ca_file_hint(authority),
                 detail,
+                advice: if endpoint.verify_tls {
+                    tls_advice(&tls.ca_file_hint(&endpoint.authority))
+                } else {
+                    String::new()
+                },
             },
             other => other,
         }
+    }
+}
+
+/// The end of a TLS failure's message: where a private CA's certificate goes. The path names
+/// a file on the regkeep host: a tenant cannot put it there, so the message says who does.
+fn tls_advice(ca_file: &str) -> String {
+    format!(". If the registry uses a private CA, its certificate goes in {ca_file} on the regkeep host (or in the CA bundle, tls.ca_bundle), which regkeep's operator does; or register the registry without TLS verification (--insecure, registry_verify=false)")
+}
+
+/// [`tls_advice`] for any host `url` is on, naming the folder by its setting.
+fn other_host_advice(url: &str) -> String {
+    tls_advice(&format!("tls.certs_dir/{}/ca.crt", url_authority(url)))
+}
+
+/// `host[:port]` of a URL (the port only when not the scheme's default), as the certs folder
+/// names it; the URL as given when it does not parse.
+fn url_authority(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => url.to_owned(),
+        },
+        Err(_) => url.to_owned(),
     }
 }
 
@@ -788,9 +818,11 @@ fn classify(err: reqwest::Error, url: &str, timeouts: Timeouts) -> RegistryError
         } else {
             "the server closed the connection during the TLS handshake (it may not speak TLS on this port, may want a client certificate or another host name, or nothing may be running behind it)".to_owned()
         };
+        // A host other than the registry's own (a token realm, a redirect's storage host) is
+        // named by the setting: the client that knows the folder fills in the registry's own.
         return RegistryError::Tls {
             url: url.to_owned(),
-            ca_file: String::new(),
+            advice: other_host_advice(url),
             detail,
         };
     }
@@ -983,17 +1015,49 @@ mod tests {
                 drop(socket);
             }
         });
+        let certs = tempfile::tempdir().unwrap();
         let client = RegistryClient::new(
             Timeouts::default(),
-            TlsSettings::default(),
+            TlsSettings::new(None, Some(certs.path().to_owned())).unwrap(),
             Outbound::allowing_loopback(),
         );
-        let endpoint = Endpoint {
-            authority,
+        let mut endpoint = Endpoint {
+            authority: authority.clone(),
             verify_tls: true,
         };
         let err = client.ping(&endpoint, None).await.unwrap_err();
         assert_eq!(err.kind(), "tls", "{err}");
+        // The advice names the real file the registry's CA is read from.
+        let ca_file = certs.path().join(&authority).join("ca.crt");
+        assert!(
+            err.to_string().contains(&format!(
+                "its certificate goes in {} on the regkeep host",
+                ca_file.display()
+            )),
+            "{err}"
+        );
+        // Not verifying: no CA advice, no `--insecure` (given already).
+        endpoint.verify_tls = false;
+        let err = client.ping(&endpoint, None).await.unwrap_err();
+        assert_eq!(err.kind(), "tls", "{err}");
+        assert!(
+            !err.to_string().contains("CA") && !err.to_string().contains("--insecure"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tls_failure_with_another_host_names_that_host() {
+        let advice = other_host_advice("https://auth.example.com:8443/token");
+        assert!(
+            advice.contains("goes in tls.certs_dir/auth.example.com:8443/ca.crt on"),
+            "{advice}"
+        );
+        let advice = other_host_advice("https://storage.example.com/blob");
+        assert!(
+            advice.contains("goes in tls.certs_dir/storage.example.com/ca.crt on"),
+            "{advice}"
+        );
     }
 
     #[test]

@@ -74,8 +74,8 @@ impl TlsSettings {
     }
 
     /// Where a CA certificate for `authority` is read from, for messages: the real path (the
-    /// certs folder holds public certificates only, and its default place is documented), or
-    /// the setting to set when there is no folder.
+    /// certs folder holds public certificates only, its default place is documented, and the
+    /// operator who reads the message needs the path), or the setting when there is no folder.
     pub(crate) fn ca_file_hint(&self, authority: &str) -> String {
         match &self.certs_dir {
             Some(dir) => dir.join(authority).join("ca.crt").display().to_string(),

@@ -40,7 +40,13 @@ impl ApiError {
     /// commands) can show the message without it.
     fn with_fix(mut self, fix: Option<String>) -> Self {
         if let Some(fix) = fix {
-            self.message = format!("{}: {fix}", self.message);
+            // One colon a sentence: after Anchore's "...requested: ..." prefix, a semicolon.
+            let joint = if self.message.contains(": ") {
+                "; "
+            } else {
+                ": "
+            };
+            self.message = format!("{}{joint}{fix}", self.message);
             self.detail["fix"] = fix.into();
         }
         self

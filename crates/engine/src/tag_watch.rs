@@ -678,11 +678,18 @@ const MAX_KEY_LEN: usize = 1024;
 const MAX_VALUE_LEN: usize = 1024;
 
 /// Refuses a text longer than `max` bytes, naming the field.
+/// Free text from a request that is stored or searched for: bounded, and without control
+/// characters (PostgreSQL's text cannot hold U+0000 at all, and none belongs in these fields).
 pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<(), EngineError> {
     if value.len() > max {
         return Err(EngineError::BadInput(format!(
             "{field} is {} bytes long; at most {max} are accepted",
             value.len()
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(EngineError::BadInput(format!(
+            "{field} contains control characters: remove them"
         )));
     }
     Ok(())

@@ -265,6 +265,22 @@ pub async fn list_events(
             ));
         }
     }
+    // Searched for in the database, whose text cannot hold U+0000 (PostgreSQL): refused as
+    // the fields that store text are.
+    for (name, value) in [
+        ("event_type", &query.event_type),
+        ("resource_type", &query.resource_type),
+        ("resource_id", &query.resource_id),
+    ] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{name} contains control characters: remove them"
+            )));
+        }
+    }
     let filter = EventFilter {
         event_type: query.event_type,
         level,

@@ -52,7 +52,7 @@ run regkeep subscription list
 id=$(regkeep --json subscription list | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["subscription_id"])')
 run regkeep subscription poll "$id"
 run regkeep event list
-run "$REGKEEP_TEST_ANCHORE_CLI" --url http://127.0.0.1:8228/v1 --u admin --p "$REGKEEP_PASS" registry list
+ANCHORE_CLI_URL=http://127.0.0.1:8228/v1 ANCHORE_CLI_USER=admin ANCHORE_CLI_PASS="$REGKEEP_PASS" run "$REGKEEP_TEST_ANCHORE_CLI" registry list
 # The rest of the README's first section.
 run regkeep completions bash
 run regkeep --version

@@ -214,7 +214,7 @@ pub fn platform_part_ok(s: &str) -> bool {
 }
 
 /// `type/subtype[+suffix]` of visible characters, at most 255.
-fn media_type_ok(s: &str) -> bool {
+pub fn media_type_ok(s: &str) -> bool {
     s.len() <= 255
         && s.contains('/')
         && s.chars()

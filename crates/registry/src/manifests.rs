@@ -248,12 +248,7 @@ async fn manifest_in(
         .and_then(|v| v.to_str().ok())
         .filter(|d| regkeep_domain::oci::is_sha256_digest(d))
         .map(str::to_owned);
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
-        .filter(|t| t.len() <= 255);
+    let content_type = content_media_type(response.headers());
     if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_large(url, max));
     }
@@ -312,6 +307,17 @@ async fn manifest_in(
     })
 }
 
+/// The answer's `Content-Type` without parameters, when it reads as a media type: it is shown
+/// and stored as the image's media type when the manifest names none, so it is held to the
+/// same rule as the manifest's own `mediaType` (`Manifest::validate`).
+fn content_media_type(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|t| regkeep_domain::oci::media_type_ok(t))
+}
+
 fn too_large(url: String, max: usize) -> RegistryError {
     RegistryError::Protocol {
         url,
@@ -323,6 +329,22 @@ fn too_large(url: String, max: usize) -> RegistryError {
 mod tests {
     use super::*;
     use crate::blobs::hex_digest;
+
+    #[test]
+    fn a_content_type_counts_only_when_it_reads_as_a_media_type() {
+        let of = |value: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            content_media_type(&headers)
+        };
+        assert_eq!(
+            of("application/vnd.oci.image.manifest.v1+json; charset=utf-8").as_deref(),
+            Some("application/vnd.oci.image.manifest.v1+json")
+        );
+        for odd in ["<b>hi</b>", "text/html\tx", "a b/c", &"x/".repeat(200)] {
+            assert_eq!(of(odd), None, "{odd}");
+        }
+    }
 
     #[test]
     fn digests() {
